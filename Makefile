@@ -1,0 +1,96 @@
+# The one interface that people and CI both call. `make test` and `make run` work on a
+# fresh machine: they create .venv when it is missing and install the locked versions.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+VENV      := .venv
+BIN       := $(VENV)/bin
+PY        := $(BIN)/python
+STAMP     := $(VENV)/.installed
+TOOLS     := .tools
+SAM_VENV  := $(TOOLS)/sam
+UV_VERSION := 0.13.9
+
+export AWS_DEFAULT_REGION ?= us-east-1
+export SAM_CLI_TELEMETRY := 0
+
+# Prefer Python 3.13 (the Lambda runtime); else the newest >= 3.11, with a warning.
+PYTHON_BOOT := $(shell scripts/find-python.sh 2>/dev/null)
+
+.PHONY: help venv lint typecheck template-check test test-unit test-functional test-integration \
+        run build build-check bench audit lock clean
+
+help:
+	@echo "make run    - the whole system end to end on loopback (mls-sync demo)"
+	@echo "make test   - lint, type checks, template checks and every test tier"
+	@echo "make lint | typecheck | template-check | test-unit | test-functional | test-integration"
+	@echo "make build  - sam build (arm64, no Docker) in its own tool environment"
+	@echo "make build-check - build, then import every handler from the build output alone"
+	@echo "make bench  - benchmarks (never part of make test)"
+	@echo "make lock   - re-resolve requirements-dev.lock and the layer's requirements.txt"
+
+$(STAMP): pyproject.toml requirements-dev.lock
+	@test -n "$(PYTHON_BOOT)" || { echo "error: no Python >= 3.11 found" >&2; exit 2; }
+	@echo "using $(PYTHON_BOOT) ($$($(PYTHON_BOOT) --version))"
+	@test -x $(PY) || $(PYTHON_BOOT) -m venv $(VENV)
+	@$(PY) -m pip install --quiet --disable-pip-version-check "uv==$(UV_VERSION)"
+	@$(BIN)/uv pip install --quiet --python $(PY) -r requirements-dev.lock
+	@$(BIN)/uv pip install --quiet --python $(PY) --no-deps -e .
+	@touch $(STAMP)
+
+venv: $(STAMP)
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+typecheck: $(STAMP)
+	$(BIN)/mypy layers/core/mls_sync mls_sync_local functions tests bench
+
+template-check: $(STAMP)
+	$(PY) -m mls_sync_local.template_check template.yaml
+	$(BIN)/cfn-lint template.yaml -a cfn_lint_serverless.rules
+
+test-unit: $(STAMP)
+	$(BIN)/pytest tests/unit -q -p no:cacheprovider --disable-socket --allow-unix-socket
+
+test-functional: $(STAMP)
+	$(BIN)/pytest tests/functional -q -p no:cacheprovider
+
+test-integration: $(STAMP)
+	$(BIN)/pytest tests/integration -q -p no:cacheprovider
+
+test: lint typecheck template-check test-unit test-functional test-integration
+
+run: $(STAMP)
+	$(BIN)/mls-sync demo
+
+# sam build pins its own boto3/pydantic: it lives in its own environment under .tools/.
+$(SAM_VENV)/.installed:
+	@test -n "$(PYTHON_BOOT)" || { echo "error: no Python >= 3.11 found" >&2; exit 2; }
+	@test -x $(SAM_VENV)/bin/python || $(PYTHON_BOOT) -m venv $(SAM_VENV)
+	@$(SAM_VENV)/bin/python -m pip install --quiet --disable-pip-version-check "uv==$(UV_VERSION)"
+	@$(SAM_VENV)/bin/uv pip install --quiet --python $(SAM_VENV)/bin/python "aws-sam-cli>=1.140"
+	@touch $@
+
+build: $(SAM_VENV)/.installed
+	PATH="$(dir $(PYTHON_BOOT)):$$PATH" $(SAM_VENV)/bin/sam build --template-file template.yaml
+
+build-check: build $(STAMP)
+	$(PY) -m mls_sync_local.build_check .aws-sam/build
+
+bench: $(STAMP)
+	$(PY) -m bench
+
+audit: $(STAMP)
+	@scripts/audit.sh $(BIN)
+
+lock: $(STAMP)
+	$(BIN)/uv pip compile pyproject.toml --extra dev --python-version 3.13 --quiet -o requirements-dev.lock
+	$(BIN)/uv pip compile layers/core/requirements.in --python-version 3.13 \
+	  --python-platform aarch64-manylinux_2_28 --quiet --no-header \
+	  --no-emit-package boto3 --no-emit-package botocore --no-emit-package s3transfer \
+	  -o layers/core/requirements.txt
+
+clean:
+	rm -rf $(VENV) $(TOOLS) .aws-sam .mypy_cache .pytest_cache .ruff_cache

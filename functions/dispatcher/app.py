@@ -1,0 +1,9 @@
+"""dispatcher handler (being written)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+def lambda_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    raise NotImplementedError("dispatcher")

@@ -1,0 +1,1 @@
+"""mls_sync: the shared package shipped in the CoreLayer."""

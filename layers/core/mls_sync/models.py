@@ -1,0 +1,277 @@
+"""Pydantic models at every boundary: DynamoDB items, queue messages and event details.
+
+Attribute names are camelCase in DynamoDB and JSON (CONTRACT section 3); Python uses
+snake_case. Timestamps are ISO 8601 UTC strings with microseconds.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import Annotated, Any, Literal
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator
+from pydantic.alias_generators import to_camel
+
+from mls_sync.status import Status, parse_status
+from mls_sync.timeutil import TimestampError, format_utc, parse_utc
+
+Vendor = Literal["reso", "mlsgrid", "trestle", "bridge", "spark"]
+SyncReason = Literal["schedule", "manual", "continuation", "reconcile"]
+ChangeSource = Literal["schedule", "manual", "continuation", "reconcile", "seed"]
+
+
+def _utc_text(value: str) -> str:
+    try:
+        return format_utc(parse_utc(value))
+    except TimestampError as exc:
+        raise ValueError(str(exc)) from None
+
+
+UtcText = Annotated[str, AfterValidator(_utc_text)]
+"""Any ISO 8601 timestamp, normalised to ``2026-11-28T17:04:05.123456Z``."""
+
+NonEmpty = Annotated[str, Field(min_length=1, max_length=1024)]
+
+
+class Platform(StrEnum):
+    FACEBOOK = "facebook"
+    INSTAGRAM = "instagram"
+    LINKEDIN = "linkedin"
+
+
+class PostStatus(StrEnum):
+    DRAFT = "draft"
+    SCHEDULED = "scheduled"
+    PUBLISHED = "published"
+    UNPUBLISHED = "unpublished"
+    MANUAL_ACTION_REQUIRED = "manual_action_required"
+    REAUTH_REQUIRED = "reauth_required"
+    FAILED = "failed"
+
+
+class Model(BaseModel):
+    """Base: camelCase on the wire, snake_case in Python, unknown input fields rejected."""
+
+    model_config = ConfigDict(
+        alias_generator=to_camel, populate_by_name=True, extra="forbid", frozen=True
+    )
+
+    def to_item(self) -> dict[str, Any]:
+        """The DynamoDB / JSON shape: camelCase, no None values."""
+        return self.model_dump(by_alias=True, exclude_none=True, mode="json")
+
+
+class ItemModel(Model):
+    """Read side of a DynamoDB item: tolerate bookkeeping attributes we do not model."""
+
+    model_config = ConfigDict(
+        alias_generator=to_camel, populate_by_name=True, extra="ignore", frozen=True
+    )
+
+
+# ---------------------------------------------------------------------------- entities
+
+
+class Cursor(Model):
+    """Keyset replication cursor: the last (ModificationTimestamp, ListingKey) durably applied.
+    ``timestamp`` is the server's own spelling, so filter literals match its form."""
+
+    timestamp: NonEmpty
+    listing_key: str = ""
+
+
+class User(Model):
+    user_id: NonEmpty
+    name: str | None = None
+    email: str | None = None
+
+
+class Connection(ItemModel):
+    connection_id: NonEmpty
+    user_id: NonEmpty
+    vendor: Vendor
+    base_url: NonEmpty
+    resource: str = "Property"
+    dataset: str | None = None
+    originating_system_name: str | None = None
+    credentials_secret_arn: NonEmpty
+    enabled: bool = True
+    cursor: Cursor | None = None
+    overlap_seconds: int | None = Field(default=None, ge=0, le=86_400)
+    last_reconciled_at: UtcText | None = None
+    last_synced_at: UtcText | None = None
+
+
+class Listing(ItemModel):
+    listing_id: NonEmpty
+    user_id: NonEmpty
+    connection_id: NonEmpty
+    listing_key: NonEmpty
+    status: Status
+    standard_status: str | None = None
+    mls_status: str | None = None
+    mls_modified_at: UtcText | None = None
+    status_changed_at: UtcText | None = None
+    synced_at: UtcText | None = None
+    sync_excluded: bool = False
+    restored_at: UtcText | None = None
+
+    @field_validator("status", mode="before")
+    @classmethod
+    def _known_status(cls, value: object) -> Status:
+        return parse_status(value)
+
+
+class Post(ItemModel):
+    post_id: NonEmpty
+    listing_id: NonEmpty
+    platform: Platform
+    account_id: NonEmpty
+    platform_post_id: NonEmpty
+    status: PostStatus
+    permalink: str | None = None
+    published_at: UtcText | None = None
+    outcome_reason: str | None = None
+    unpublished_at: UtcText | None = None
+    updated_at: UtcText | None = None
+
+
+class PlatformAccount(ItemModel):
+    account_id: NonEmpty
+    user_id: NonEmpty
+    platform: Platform
+    external_id: NonEmpty
+    connected_via: Literal["facebook_login", "instagram_login"] | None = None
+    token_secret_arn: NonEmpty
+    token_expires_at: UtcText | None = None
+    status: Literal["active", "reauth_required"] = "active"
+    lease_owner: str | None = None
+    lease_expires_at: UtcText | None = None
+
+
+class StatusChange(ItemModel):
+    """One entry of a listing's sync history. ``change_key`` is derived from the MLS record
+    (its modification instant and the new status), so re-applying it cannot add a second
+    entry, and it sorts newest first when queried in descending order."""
+
+    listing_id: NonEmpty
+    change_key: NonEmpty
+    from_status: Status | None = Field(default=None, alias="from")
+    to_status: Status = Field(alias="to")
+    standard_status: str | None = None
+    mls_status: str | None = None
+    mls_modified_at: UtcText | None = None
+    detected_at: UtcText
+    source: ChangeSource
+    correlation_id: str | None = None
+    connection_id: str | None = None
+    user_id: str | None = None
+    listing_key: str | None = None
+    # Outbox: effects still to deliver (event, unpublish jobs) after the state write.
+    pending_effects: list[str] = Field(default_factory=list)
+
+
+class SyncRun(ItemModel):
+    connection_id: NonEmpty
+    run_key: NonEmpty
+    reason: SyncReason
+    started_at: UtcText
+    finished_at: UtcText | None = None
+    outcome: Literal["running", "succeeded", "partial", "failed", "continued"] = "running"
+    counts: dict[str, int] = Field(default_factory=dict)
+    errors: list[str] = Field(default_factory=list)
+    mls_requests: int = 0
+    duration_ms: int = 0
+    correlation_id: str | None = None
+    ttl: int | None = None
+
+
+# ---------------------------------------------------------------------------- messages
+
+
+class SyncJob(Model):
+    """One message on SyncQueue: sync one connection (CONTRACT section 7)."""
+
+    connection_id: NonEmpty
+    reason: SyncReason
+    slot: UtcText
+    listing_keys: list[NonEmpty] | None = Field(default=None, max_length=1000)
+    correlation_id: NonEmpty
+
+
+class UnpublishJob(Model):
+    """One message on UnpublishQueue: take one post down."""
+
+    post_id: NonEmpty
+    listing_id: NonEmpty
+    platform: Platform
+    correlation_id: NonEmpty
+
+
+# ---------------------------------------------------------------------------- events
+
+EventType = Literal[
+    "ListingStatusChanged",
+    "ListingRestored",
+    "ListingDeleted",
+    "PostUnpublishOutcome",
+    "ListingPostsUnpublished",
+]
+
+
+class ListingEventDetail(Model):
+    """Detail of ListingStatusChanged, ListingRestored and ListingDeleted."""
+
+    listing_id: str
+    user_id: str
+    connection_id: str
+    listing_key: str
+    from_status: Status | None = Field(alias="from")
+    to_status: Status = Field(alias="to")
+    standard_status: str | None
+    mls_modified_at: str | None
+    detected_at: str
+    correlation_id: str
+    change_key: str
+
+
+class PostUnpublishOutcomeDetail(Model):
+    post_id: str
+    listing_id: str
+    platform: Platform
+    outcome: PostStatus
+    reason: str | None
+    at: str
+    correlation_id: str
+    permalink: str | None = None
+
+
+class ListingPostsUnpublishedDetail(Model):
+    listing_id: str
+    user_id: str
+    outcomes: dict[str, dict[str, int]]
+    at: str
+    correlation_id: str
+
+
+__all__ = [
+    "ChangeSource",
+    "Connection",
+    "Cursor",
+    "EventType",
+    "Listing",
+    "ListingEventDetail",
+    "ListingPostsUnpublishedDetail",
+    "Platform",
+    "PlatformAccount",
+    "Post",
+    "PostStatus",
+    "PostUnpublishOutcomeDetail",
+    "StatusChange",
+    "SyncJob",
+    "SyncReason",
+    "SyncRun",
+    "UnpublishJob",
+    "User",
+    "Vendor",
+]
