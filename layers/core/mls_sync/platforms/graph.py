@@ -1,0 +1,274 @@
+"""What Facebook and Instagram (Facebook Login path) share: the Graph API error vocabulary.
+
+Error codes are data (:class:`GraphErrorCodes`), not branches scattered through the code:
+Meta adds and renumbers codes, and a wrong guess should cost a configuration change.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import quote
+
+import httpx
+from pydantic import SecretStr
+
+from mls_sync.platforms.base import (
+    AccountRef,
+    AlreadyGone,
+    Deleted,
+    NotSupported,
+    Outcome,
+    PermanentError,
+    PostRef,
+    RateLimited,
+    ReauthRequired,
+    RefreshNotSupported,
+    Token,
+    TokenCheckError,
+    Transient,
+    check_platform,
+)
+from mls_sync.platforms.http import PlatformHttp, json_body, meta_wait_seconds, scrub
+from mls_sync.platforms.settings import PlatformSettings
+
+DEFAULT_THROTTLE_WAIT = 15 * 60.0
+
+
+@dataclass(frozen=True, slots=True)
+class GraphErrorCodes:
+    """Graph error codes by meaning (domain.md Part 3)."""
+
+    rate_limited: frozenset[int] = frozenset({4, 17, 32, 613, 80001, 80002})
+    token_dead: frozenset[int] = frozenset({190, 102})
+    permission: frozenset[int] = frozenset({10, *range(200, 300)})
+    transient: frozenset[int] = frozenset({1, 2})
+    policy_block: frozenset[int] = frozenset({368})
+    # Media the API cannot delete (Instagram: ads, carousel children). Seen as a code or
+    # as a subcode, so both are checked.
+    not_deletable: frozenset[int] = frozenset({2207073})
+    # (code, subcode): "does not exist, cannot be loaded due to missing permissions, or
+    # does not support this operation": gone, or invisible to this token.
+    ambiguous_missing: frozenset[tuple[int, int]] = frozenset({(100, 33)})
+
+
+@dataclass(frozen=True, slots=True)
+class GraphError:
+    code: int | None
+    subcode: int | None
+    message: str
+    is_transient: bool
+    http_status: int
+
+    def describe(self) -> str:
+        sub = f"/{self.subcode}" if self.subcode is not None else ""
+        return f"Graph error {self.code}{sub} (HTTP {self.http_status}): {self.message}"
+
+
+def _int(value: Any) -> int | None:
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return value
+    if isinstance(value, str) and value.isdigit():
+        return int(value)
+    return None
+
+
+def parse_graph_error(response: httpx.Response, secrets: list[SecretStr]) -> GraphError | None:
+    body = json_body(response)
+    if not isinstance(body, dict) or not isinstance(body.get("error"), dict):
+        return None
+    err = body["error"]
+    message = " ".join(
+        str(err[k]) for k in ("message", "error_user_title", "error_user_msg") if err.get(k)
+    )
+    return GraphError(
+        code=_int(err.get("code")),
+        subcode=_int(err.get("error_subcode")),
+        message=scrub(message, secrets),
+        is_transient=err.get("is_transient") is True,
+        http_status=response.status_code,
+    )
+
+
+class _Ambiguous:
+    """100/33: the caller must check the token before calling it gone."""
+
+    def __init__(self, error: GraphError) -> None:
+        self.error = error
+
+
+@dataclass
+class GraphClient:
+    """Graph API DELETE of one object (a Page post or an IG media), shared by both
+    Graph-based platforms. Subclasses set ``platform`` and what counts as success."""
+
+    settings: PlatformSettings
+    http: PlatformHttp
+    codes: GraphErrorCodes = field(default_factory=GraphErrorCodes)
+    throttle_default_wait: float = DEFAULT_THROTTLE_WAIT
+    platform: str = "graph"
+    supports_refresh: bool = False
+
+    # --- interface -------------------------------------------------------------------
+
+    def delete_post(self, account: AccountRef, post: PostRef) -> Outcome:
+        check_platform(self.platform, account)
+        early = self._before_delete(account, post)
+        if early is not None:
+            return early
+        secrets = [account.access_token]
+        result = self.http.call(
+            "DELETE",
+            self._object_url(post.platform_post_id),
+            headers=self._auth(account.access_token),
+            classify=lambda r: self._classify_delete(r, post, secrets),
+            secrets=secrets,
+        )
+        if isinstance(result, _Ambiguous):
+            return self._resolve_ambiguous(account, result.error)
+        return result
+
+    def refresh(self, account: AccountRef, refresh_token: SecretStr) -> Token:  # noqa: ARG002
+        raise RefreshNotSupported(
+            f"{self.platform}: Graph Page tokens have no refresh token; the agent must log in again"
+        )
+
+    def verify_token(self, account: AccountRef) -> bool:
+        """``GET /me`` with the token: 200 → alive; a token or permission error → dead."""
+        check_platform(self.platform, account)
+        secrets = [account.access_token]
+        result = self.http.call(
+            "GET",
+            self._object_url("me"),
+            headers=self._auth(account.access_token),
+            params={"fields": "id"},
+            classify=lambda r: self._classify_me(r, secrets),
+            secrets=secrets,
+        )
+        if isinstance(result, bool):
+            return result
+        raise TokenCheckError(f"{self.platform}: token check failed: {result.reason}")
+
+    # --- hooks -------------------------------------------------------------------------
+
+    def _before_delete(self, account: AccountRef, post: PostRef) -> Outcome | None:  # noqa: ARG002
+        return None
+
+    def _success(self, body: dict[str, Any], post: PostRef) -> bool:  # noqa: ARG002
+        return body.get("success") is True
+
+    # --- internals ---------------------------------------------------------------------
+
+    def _object_url(self, object_id: str) -> str:
+        return (
+            f"{self.settings.facebook_graph_url}/{self.settings.facebook_graph_version}/"
+            f"{quote(object_id, safe='')}"
+        )
+
+    @staticmethod
+    def _auth(token: SecretStr) -> dict[str, str]:
+        # Header, not the access_token query parameter: URLs end up in logs and traces.
+        return {"Authorization": f"Bearer {token.get_secret_value()}"}
+
+    def _classify_delete(
+        self, response: httpx.Response, post: PostRef, secrets: list[SecretStr]
+    ) -> Outcome | _Ambiguous:
+        status = response.status_code
+        if status == 200:
+            body = json_body(response)
+            if isinstance(body, dict) and self._success(body, post):
+                return Deleted(reason="deleted by our call", http_status=200)
+            if isinstance(body, dict) and body.get("success") is False:
+                return PermanentError(
+                    reason='Graph answered {"success": false}: the post was not deleted',
+                    http_status=200,
+                )
+            if not isinstance(body, dict) or "error" not in body:
+                return Transient(reason="Graph answered 200 without a result", http_status=200)
+        error = parse_graph_error(response, secrets)
+        if error is None:
+            return self._classify_bare_status(response)
+        return self._classify_error(error, response, post)
+
+    def _classify_error(
+        self, error: GraphError, response: httpx.Response, post: PostRef
+    ) -> Outcome | _Ambiguous:
+        c = self.codes
+        info = {
+            "reason": error.describe(),
+            "http_status": error.http_status,
+            "error_code": error.code,
+            "error_subcode": error.subcode,
+        }
+        code, sub = error.code, error.subcode
+        # Throttle codes come flagged is_transient too: they must win, never be retried.
+        if code in c.rate_limited or sub in c.rate_limited or error.http_status == 429:
+            wait = meta_wait_seconds(
+                response.headers, self.http.clock(), default=self.throttle_default_wait
+            )
+            return RateLimited(retry_after=wait, **info)
+        if code in c.token_dead:
+            return ReauthRequired(**info)
+        if code in c.not_deletable or sub in c.not_deletable:
+            return NotSupported(permalink=post.permalink, **info)
+        if code is not None and sub is not None and (code, sub) in c.ambiguous_missing:
+            return _Ambiguous(error)
+        if code in c.permission:
+            return ReauthRequired(**info)
+        if code in c.policy_block:
+            return PermanentError(**info)
+        if error.is_transient or code in c.transient or error.http_status >= 500:
+            return Transient(**info)
+        return PermanentError(**info)
+
+    @staticmethod
+    def _classify_bare_status(response: httpx.Response) -> Outcome:
+        status = response.status_code
+        reason = f"HTTP {status} without a Graph error body"
+        if status == 401:
+            return ReauthRequired(reason=reason, http_status=status)
+        if status == 429:
+            return RateLimited(retry_after=DEFAULT_THROTTLE_WAIT, reason=reason, http_status=429)
+        if status >= 500 or status == 408:
+            return Transient(reason=reason, http_status=status)
+        return PermanentError(reason=reason, http_status=status)
+
+    def _classify_me(self, response: httpx.Response, secrets: list[SecretStr]) -> bool | Transient:
+        if response.status_code == 200:
+            body = json_body(response)
+            if isinstance(body, dict) and "id" in body:
+                return True
+            return Transient(reason="GET /me answered 200 without an id", http_status=200)
+        error = parse_graph_error(response, secrets)
+        if error is None:
+            if response.status_code in (401, 403):
+                return False
+            return Transient(
+                reason=f"GET /me: HTTP {response.status_code}", http_status=response.status_code
+            )
+        c = self.codes
+        if error.code in c.token_dead or error.code in c.permission:
+            return False
+        return Transient(reason=error.describe(), http_status=error.http_status)
+
+    def _resolve_ambiguous(self, account: AccountRef, error: GraphError) -> Outcome:
+        info = {
+            "http_status": error.http_status,
+            "error_code": error.code,
+            "error_subcode": error.subcode,
+        }
+        try:
+            healthy = self.verify_token(account)
+        except TokenCheckError as exc:
+            return Transient(reason=f"{error.describe()}; {exc}", **info)
+        if healthy:
+            return AlreadyGone(
+                reason=f"{error.describe()}; the token is healthy (GET /me), so the post is gone",
+                **info,
+            )
+        return ReauthRequired(
+            reason=f"{error.describe()}; the token failed GET /me, so it cannot see the post",
+            **info,
+        )

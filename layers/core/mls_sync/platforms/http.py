@@ -1,0 +1,279 @@
+"""Shared HTTP plumbing for the platform clients.
+
+One :class:`PlatformHttp` per process: an ``httpx.Client`` with timeouts, retries of
+transient failures only (capped exponential backoff with full jitter), and helpers to read
+how long a platform asks us to wait. Sleep, clock and randomness are injected so tests run
+without waiting.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import random
+import re
+import time
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from email.utils import parsedate_to_datetime
+from typing import Any, TypeVar
+
+import httpx
+from pydantic import SecretStr
+
+from mls_sync.platforms.base import Transient
+from mls_sync.timeutil import Clock, utc_now
+
+logger = logging.getLogger(__name__)
+
+R = TypeVar("R")
+
+DEFAULT_TIMEOUT = httpx.Timeout(10.0, connect=3.0)
+MAX_REASON_CHARS = 300
+REDACTED = "[REDACTED]"
+
+
+@dataclass(frozen=True, slots=True)
+class RetryPolicy:
+    """In-process retries of transient failures. Longer waits belong to the queue."""
+
+    attempts: int = 3
+    base_delay: float = 0.2
+    max_delay: float = 2.0
+    # A platform that asks for a longer pause than this is not waited for in-process.
+    max_in_process_wait: float = 5.0
+
+    def backoff(self, attempt: int, rng: Callable[[], float]) -> float:
+        """Full jitter: uniform in [0, min(cap, base * 2**attempt)]."""
+        ceiling = min(self.max_delay, self.base_delay * (2.0**attempt))
+        return rng() * ceiling
+
+
+# --- Secrets ---------------------------------------------------------------------------
+
+_SECRET_PATTERNS = (
+    re.compile(r"(?i)(bearer|oauth)\s+[A-Za-z0-9._~+/=-]+"),
+    re.compile(
+        r"(?i)((?:access|refresh)_token|client_secret|appsecret_proof)"
+        r"([\"']?\s*[=:]\s*[\"']?)[^\s\"'&,}]+"
+    ),
+)
+
+
+def scrub(text: str, secrets: Iterable[SecretStr | str | None] = ()) -> str:
+    """Remove known secret values and anything shaped like a credential, then shorten."""
+    for secret in secrets:
+        raw = secret.get_secret_value() if isinstance(secret, SecretStr) else secret
+        if raw and len(raw) >= 4:
+            text = text.replace(raw, REDACTED)
+    text = _SECRET_PATTERNS[0].sub(lambda m: f"{m.group(1)} {REDACTED}", text)
+    text = _SECRET_PATTERNS[1].sub(lambda m: f"{m.group(1)}{m.group(2)}{REDACTED}", text)
+    text = " ".join(text.split())
+    if len(text) > MAX_REASON_CHARS:
+        text = text[: MAX_REASON_CHARS - 1] + "…"
+    return text
+
+
+def json_body(response: httpx.Response) -> Any:
+    """The decoded JSON body, or None when there is none or it is not JSON."""
+    try:
+        return response.json()
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        return None
+
+
+# --- Waits the platforms ask for ---------------------------------------------------------
+
+
+def parse_retry_after(value: str | None, now: datetime) -> float | None:
+    """Seconds to wait from a ``Retry-After`` header (delta-seconds or HTTP-date)."""
+    if value is None or not value.strip():
+        return None
+    value = value.strip()
+    try:
+        seconds = float(value)
+    except ValueError:
+        pass
+    else:
+        return max(0.0, seconds) if math.isfinite(seconds) else None
+    try:
+        when = parsedate_to_datetime(value)
+    except (TypeError, ValueError, IndexError):
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    return max(0.0, (when - now).total_seconds())
+
+
+def seconds_until_next_utc_midnight(now: datetime) -> float:
+    now = now.astimezone(UTC)
+    midnight = (now + timedelta(days=1)).replace(hour=0, minute=0, second=0, microsecond=0)
+    return (midnight - now).total_seconds()
+
+
+META_USAGE_HEADERS = ("x-app-usage", "x-page-usage", "x-business-use-case-usage")
+
+
+@dataclass(frozen=True, slots=True)
+class MetaUsage:
+    """What Meta's usage headers say: the highest usage percentage seen and the longest
+    ``estimated_time_to_regain_access`` (given in minutes, kept here in seconds)."""
+
+    max_percent: float | None = None
+    regain_seconds: float | None = None
+
+    @property
+    def exhausted(self) -> bool:
+        return self.max_percent is not None and self.max_percent >= 100
+
+
+def _usage_entries(header: str, raw: str) -> list[Mapping[str, Any]]:
+    try:
+        data = json.loads(raw)
+    except json.JSONDecodeError:
+        return []
+    if not isinstance(data, dict):
+        return []
+    if header != "x-business-use-case-usage":
+        return [data]
+    # {"<business-object-id>": [{"type": "pages", "call_count": 100, ...}, ...], ...}
+    return [
+        entry
+        for entries in data.values()
+        if isinstance(entries, list)
+        for entry in entries
+        if isinstance(entry, dict)
+    ]
+
+
+def parse_meta_usage(headers: Mapping[str, str]) -> MetaUsage:
+    percents: list[float] = []
+    regains: list[float] = []
+    lowered = {k.lower(): v for k, v in headers.items()}
+    for name in META_USAGE_HEADERS:
+        raw = lowered.get(name)
+        if not raw:
+            continue
+        for entry in _usage_entries(name, raw):
+            for field in ("call_count", "total_cputime", "total_time", "acc_id_util_pct"):
+                value = entry.get(field)
+                if isinstance(value, int | float) and not isinstance(value, bool):
+                    percents.append(float(value))
+            regain = entry.get("estimated_time_to_regain_access")
+            if isinstance(regain, int | float) and not isinstance(regain, bool):
+                regains.append(max(0.0, float(regain)) * 60.0)
+    return MetaUsage(
+        max_percent=max(percents) if percents else None,
+        regain_seconds=max(regains) if regains else None,
+    )
+
+
+def meta_wait_seconds(headers: Mapping[str, str], now: datetime, *, default: float) -> float:
+    """How long to stay away after a Meta throttle error.
+
+    Meta's own estimate wins; then ``Retry-After``; else ``default`` (Meta's windows are
+    rolling: one hour for app limits, 24 h for Page limits, so a guess of minutes is safe).
+    """
+    usage = parse_meta_usage(headers)
+    if usage.regain_seconds:
+        return usage.regain_seconds
+    retry_after = parse_retry_after(headers.get("retry-after"), now)
+    if retry_after:
+        return retry_after
+    return default
+
+
+# --- The client ------------------------------------------------------------------------
+
+
+class PlatformHttp:
+    """Sends one logical request, retrying transient failures within :class:`RetryPolicy`.
+
+    ``classify`` turns a response into the caller's result; a :class:`Transient` result is
+    retried, anything else is returned at once (throttles are never retried in-process).
+    """
+
+    def __init__(
+        self,
+        *,
+        client: httpx.Client | None = None,
+        transport: httpx.BaseTransport | None = None,
+        timeout: httpx.Timeout = DEFAULT_TIMEOUT,
+        retry: RetryPolicy | None = None,
+        sleep: Callable[[float], None] = time.sleep,
+        clock: Clock = utc_now,
+        rng: Callable[[], float] = random.random,
+    ) -> None:
+        self._client = client or httpx.Client(
+            timeout=timeout, transport=transport, follow_redirects=False
+        )
+        self.retry = retry or RetryPolicy()
+        self.sleep = sleep
+        self.clock = clock
+        self.rng = rng
+
+    def close(self) -> None:
+        self._client.close()
+
+    def __enter__(self) -> PlatformHttp:
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self.close()
+
+    def call(
+        self,
+        method: str,
+        url: str,
+        *,
+        classify: Callable[[httpx.Response], R],
+        headers: Mapping[str, str] | None = None,
+        params: Mapping[str, str] | None = None,
+        data: Mapping[str, str] | None = None,
+        secrets: Iterable[SecretStr | str | None] = (),
+    ) -> R | Transient:
+        secret_list = list(secrets)
+        path = httpx.URL(url).path
+        attempts = max(1, self.retry.attempts)
+        result: R | Transient = Transient(reason="not attempted")
+        for attempt in range(attempts):
+            try:
+                response = self._client.request(
+                    method, url, headers=headers, params=params, data=data
+                )
+            except httpx.TimeoutException as exc:
+                result = Transient(reason=f"timeout ({type(exc).__name__}) on {method} {path}")
+            except httpx.TransportError as exc:
+                detail = scrub(str(exc), secret_list)
+                result = Transient(reason=f"network error ({type(exc).__name__}): {detail}")
+            else:
+                result = classify(response)
+                logger.debug(
+                    "platform call",
+                    extra={
+                        "method": method,
+                        "path": path,
+                        "status": response.status_code,
+                        "attempt": attempt + 1,
+                    },
+                )
+            if not isinstance(result, Transient) or attempt + 1 >= attempts:
+                return result
+            delay = self.retry.backoff(attempt, self.rng)
+            if result.retry_after is not None:
+                if result.retry_after > self.retry.max_in_process_wait:
+                    return result
+                delay = max(delay, result.retry_after)
+            logger.info(
+                "retrying transient platform failure",
+                extra={
+                    "path": path,
+                    "attempt": attempt + 1,
+                    "delay": round(delay, 3),
+                    "reason": result.reason,
+                },
+            )
+            self.sleep(delay)
+        return result

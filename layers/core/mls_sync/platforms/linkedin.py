@@ -1,0 +1,212 @@
+"""LinkedIn posts: ``DELETE {api}/rest/posts/{url-encoded urn}``, and token refresh.
+
+LinkedIn deletes are idempotent: 204 answers both "deleted now" and "was already gone",
+so a 204 is reported as :class:`Deleted` with ``confirmed=False``. Daily limits reset at
+00:00 UTC and come without headers.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+from urllib.parse import quote
+
+import httpx
+from pydantic import BaseModel, ConfigDict, SecretStr, ValidationError
+
+from mls_sync.platforms.base import (
+    AccountRef,
+    AlreadyGone,
+    Deleted,
+    Outcome,
+    PermanentError,
+    PostRef,
+    RateLimited,
+    ReauthRequired,
+    RefreshError,
+    RefreshNotSupported,
+    Token,
+    Transient,
+    check_platform,
+)
+from mls_sync.platforms.http import (
+    PlatformHttp,
+    json_body,
+    parse_retry_after,
+    scrub,
+    seconds_until_next_utc_midnight,
+)
+from mls_sync.platforms.settings import PlatformSettings
+
+
+class OAuthApp(BaseModel):
+    """The LinkedIn app's credentials (only approved partners get refresh tokens)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    client_id: str
+    client_secret: SecretStr
+
+
+class _TokenResponse(BaseModel):
+    access_token: SecretStr
+    expires_in: int
+    refresh_token: SecretStr | None = None
+    refresh_token_expires_in: int | None = None
+
+
+def _describe(response: httpx.Response, secrets: list[SecretStr | None]) -> str:
+    body = json_body(response)
+    parts: list[str] = []
+    if isinstance(body, dict):
+        parts.extend(
+            f"{key}={body[key]}"
+            for key in ("serviceErrorCode", "code", "error")
+            if body.get(key) is not None
+        )
+        parts.extend(str(body[key]) for key in ("message", "error_description") if body.get(key))
+    detail = ": " + " ".join(parts) if parts else ""
+    return scrub(f"LinkedIn HTTP {response.status_code}{detail}", secrets)
+
+
+def _service_code(response: httpx.Response) -> int | None:
+    body = json_body(response)
+    value: Any = body.get("serviceErrorCode") if isinstance(body, dict) else None
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+
+@dataclass
+class LinkedInClient:
+    settings: PlatformSettings
+    http: PlatformHttp
+    app: OAuthApp | None = None
+    platform: str = "linkedin"
+
+    @property
+    def supports_refresh(self) -> bool:
+        return self.app is not None
+
+    # --- delete ------------------------------------------------------------------------
+
+    def delete_post(self, account: AccountRef, post: PostRef) -> Outcome:
+        check_platform(self.platform, account)
+        urn = quote(post.platform_post_id, safe="")
+        secrets: list[SecretStr | None] = [account.access_token]
+        return self.http.call(
+            "DELETE",
+            f"{self.settings.linkedin_api_url}/rest/posts/{urn}",
+            headers={
+                "Authorization": f"Bearer {account.access_token.get_secret_value()}",
+                "LinkedIn-Version": self.settings.linkedin_version,
+                "X-Restli-Protocol-Version": "2.0.0",
+                "X-RestLi-Method": "DELETE",
+            },
+            classify=lambda r: self._classify_delete(r, secrets),
+            secrets=secrets,
+        )
+
+    def _classify_delete(
+        self, response: httpx.Response, secrets: list[SecretStr | None]
+    ) -> Outcome:
+        status = response.status_code
+        info: dict[str, Any] = {"http_status": status, "error_code": _service_code(response)}
+        if status in (200, 202, 204):
+            return Deleted(
+                confirmed=False,
+                reason=(
+                    f"LinkedIn answered {status}: the post is gone (LinkedIn answers a repeated"
+                    " delete the same way, so this does not prove our call removed it)"
+                ),
+                **info,
+            )
+        reason = _describe(response, secrets)
+        if status in (404, 410):
+            return AlreadyGone(reason=reason, **info)
+        if status == 401:
+            return ReauthRequired(reason=reason, **info)
+        if status == 429:
+            return RateLimited(retry_after=self._throttle_wait(response), reason=reason, **info)
+        if status == 403:
+            return PermanentError(reason=f"no permission on this post: {reason}", **info)
+        if status == 426:
+            return PermanentError(
+                reason=f"LinkedIn-Version {self.settings.linkedin_version} refused: {reason}",
+                **info,
+            )
+        if status >= 500 or status == 408:
+            retry_after = parse_retry_after(response.headers.get("retry-after"), self.http.clock())
+            return Transient(reason=reason, retry_after=retry_after, **info)
+        return PermanentError(reason=reason, **info)
+
+    def _throttle_wait(self, response: httpx.Response) -> float:
+        now = self.http.clock()
+        retry_after = parse_retry_after(response.headers.get("retry-after"), now)
+        if retry_after is not None:
+            return retry_after
+        # Daily per-app and per-member limits reset at midnight UTC and say nothing else.
+        return seconds_until_next_utc_midnight(now)
+
+    # --- refresh -----------------------------------------------------------------------
+
+    def refresh(self, account: AccountRef, refresh_token: SecretStr) -> Token:
+        check_platform(self.platform, account)
+        if self.app is None:
+            raise RefreshNotSupported(
+                "linkedin: no app credentials configured for refresh (only approved partners"
+                " get refresh tokens)"
+            )
+        app = self.app
+        secrets: list[SecretStr | None] = [refresh_token, app.client_secret, account.access_token]
+        result = self.http.call(
+            "POST",
+            f"{self.settings.linkedin_oauth_url}/oauth/v2/accessToken",
+            headers={"Content-Type": "application/x-www-form-urlencoded"},
+            data={
+                "grant_type": "refresh_token",
+                "refresh_token": refresh_token.get_secret_value(),
+                "client_id": app.client_id,
+                "client_secret": app.client_secret.get_secret_value(),
+            },
+            classify=lambda r: self._classify_refresh(r, refresh_token, secrets),
+            secrets=secrets,
+        )
+        if isinstance(result, Token):
+            return result
+        raise RefreshError(result)
+
+    def _classify_refresh(
+        self,
+        response: httpx.Response,
+        old_refresh: SecretStr,
+        secrets: list[SecretStr | None],
+    ) -> Token | Outcome:
+        status = response.status_code
+        if status == 200:
+            try:
+                body = _TokenResponse.model_validate(json_body(response))
+            except ValidationError:
+                return Transient(reason="LinkedIn token endpoint answered 200 without a token")
+            now = self.http.clock()
+            refresh_expires = (
+                now + timedelta(seconds=body.refresh_token_expires_in)
+                if body.refresh_token_expires_in is not None
+                else None
+            )
+            return Token(
+                access_token=body.access_token,
+                # Not sliding: LinkedIn returns the same refresh token with its remaining
+                # lifetime; keep ours when it returns none.
+                refresh_token=body.refresh_token or old_refresh,
+                expires_at=now + timedelta(seconds=body.expires_in),
+                refresh_expires_at=refresh_expires,
+            )
+        reason = _describe(response, secrets)
+        if status == 429:
+            return RateLimited(
+                retry_after=self._throttle_wait(response), reason=reason, http_status=status
+            )
+        if status >= 500 or status == 408:
+            return Transient(reason=reason, http_status=status)
+        # 400 invalid_grant / 401 invalid_client: the refresh token is expired or revoked.
+        return ReauthRequired(reason=reason, http_status=status)
