@@ -105,8 +105,8 @@ class GraphClient:
     Graph-based platforms. Subclasses set ``platform`` and what counts as success."""
 
     settings: PlatformSettings
-    http: PlatformHttp
-    codes: GraphErrorCodes = field(default_factory=GraphErrorCodes)
+    http: PlatformHttp = field(repr=False)
+    codes: GraphErrorCodes = field(default_factory=GraphErrorCodes, repr=False)
     throttle_default_wait: float = DEFAULT_THROTTLE_WAIT
     platform: str = "graph"
     supports_refresh: bool = False

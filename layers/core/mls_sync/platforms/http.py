@@ -179,7 +179,8 @@ def meta_wait_seconds(headers: Mapping[str, str], now: datetime, *, default: flo
     usage = parse_meta_usage(headers)
     if usage.regain_seconds:
         return usage.regain_seconds
-    retry_after = parse_retry_after(headers.get("retry-after"), now)
+    lowered = {k.lower(): v for k, v in headers.items()}
+    retry_after = parse_retry_after(lowered.get("retry-after"), now)
     if retry_after:
         return retry_after
     return default

@@ -7,7 +7,7 @@ so a 204 is reported as :class:`Deleted` with ``confirmed=False``. Daily limits 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
 from urllib.parse import quote
@@ -79,7 +79,7 @@ def _service_code(response: httpx.Response) -> int | None:
 @dataclass
 class LinkedInClient:
     settings: PlatformSettings
-    http: PlatformHttp
+    http: PlatformHttp = field(repr=False)
     app: OAuthApp | None = None
     platform: str = "linkedin"
 
