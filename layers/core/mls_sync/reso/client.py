@@ -1,0 +1,462 @@
+"""The replication client: what changed since a cursor, and listings by key.
+
+See docs/replication.md for the design. In one breath: changes are read in
+(change timestamp, ListingKey) order from a durable keyset cursor minus an overlap window;
+every yielded page carries a cursor that is safe to persist once that page is applied; a page
+that was not fully read never yields, so the cursor never passes it. Deletions come from the
+vendor's visibility flag or from reconciliation by key (``fetch_by_keys``).
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+import random
+import time
+from collections.abc import Callable, Iterator, Sequence
+from typing import Any
+
+import httpx
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from mls_sync.models import Cursor, Vendor
+from mls_sync.reso.auth import (
+    DEFAULT_TOKEN_CACHE,
+    Credentials,
+    TokenCache,
+    TokenState,
+    credentials_key,
+)
+from mls_sync.reso.cursor import (
+    Position,
+    after_filter,
+    initial_cursor,
+    position,
+    quote,
+    shift_literal,
+)
+from mls_sync.reso.errors import MlsMalformedPage, MlsProtocolError
+from mls_sync.reso.limits import (
+    CircuitBreaker,
+    Monotonic,
+    RateLimiter,
+    credential_fingerprint,
+    shared_breaker,
+    shared_limiter,
+)
+from mls_sync.reso.profiles import VendorProfile, profile_for
+from mls_sync.reso.records import MlsRecord, SkippedRecord, parse_record
+from mls_sync.reso.transport import Transport, check_url
+from mls_sync.timeutil import Clock, utc_now
+
+__all__ = [
+    "ChangePage",
+    "KeyLookup",
+    "ReplicationClient",
+    "ReplicationTarget",
+    "initial_cursor",
+]
+
+
+class ReplicationTarget(BaseModel):
+    """Where one connection's listings live."""
+
+    model_config = ConfigDict(frozen=True)
+
+    vendor: Vendor
+    base_url: str = Field(min_length=1)
+    resource: str = "Property"
+    dataset: str | None = None
+    originating_system_name: str | None = None
+    extra_filter: str | None = None
+    """Optional OData condition AND-ed into every query (e.g. ``ListOfficeMlsId eq 'X'``)
+    so a large MLS's changes are narrowed to the agent's own listings."""
+
+    @model_validator(mode="after")
+    def _vendor_needs(self) -> ReplicationTarget:
+        profile = profile_for(self.vendor)
+        if profile.requires_originating_system and not self.originating_system_name:
+            raise ValueError(f"vendor {self.vendor} needs originating_system_name")
+        profile.resource_path(self.resource, self.dataset)
+        return self
+
+
+class ChangePage(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    records: list[MlsRecord]
+    skipped: list[SkippedRecord]
+    cursor: Cursor
+    """Safe to persist once this page's records are applied."""
+    complete: bool
+    """True on the last page of this run of changes."""
+
+
+class KeyLookup(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    found: dict[str, MlsRecord]
+    """By the key asked for (ListingKey, or ListingId where the vendor looks up by it)."""
+    missing: list[str]
+    """Asked for, not returned twice in a row: the listing left the feed (→ deleted)."""
+    skipped: list[SkippedRecord]
+
+
+def loopback_allowed_from_env() -> bool:
+    return os.environ.get("MLS_SYNC_ALLOW_LOOPBACK", "").strip().lower() == "true"
+
+
+class ReplicationClient:
+    """One MLS connection. Not thread-safe; make one per connection per invocation (the rate
+    limiter, breaker and token cache it uses are shared per process)."""
+
+    def __init__(
+        self,
+        target: ReplicationTarget,
+        credentials: Credentials,
+        *,
+        http: httpx.Client | None = None,
+        clock: Clock = utc_now,
+        sleep: Callable[[float], None] = time.sleep,
+        rng: random.Random | None = None,
+        limiter: RateLimiter | None = None,
+        breaker: CircuitBreaker | None = None,
+        monotonic: Monotonic = time.monotonic,
+        token_cache: TokenCache | None = None,
+        profile: VendorProfile | None = None,
+        timeout: float = 10.0,
+        max_attempts: int = 5,
+        allow_loopback: bool | None = None,
+    ) -> None:
+        self.target = target
+        self.profile = profile or profile_for(target.vendor)
+        loopback = loopback_allowed_from_env() if allow_loopback is None else allow_loopback
+        base = check_url(target.base_url, allow_loopback=loopback)
+        self.url = f"{base}/{self.profile.resource_path(target.resource, target.dataset)}"
+        key = credentials_key(credentials)
+        connection = credential_fingerprint(
+            target.vendor, base, self.url, target.originating_system_name or ""
+        )
+        self._owns_http = http is None
+        self._transport = Transport(
+            http=http or httpx.Client(follow_redirects=False),
+            base_url=base,
+            profile=self.profile,
+            tokens=TokenState(credentials, clock, token_cache or DEFAULT_TOKEN_CACHE),
+            limiter=limiter
+            or shared_limiter(f"{target.vendor}:{key}", self.profile.quotas, monotonic=monotonic),
+            breaker=breaker or shared_breaker(connection, monotonic=monotonic),
+            clock=clock,
+            sleep=sleep,
+            monotonic=monotonic,
+            rng=rng or random.Random(),  # noqa: S311 - jitter, not security
+            timeout=timeout,
+            max_attempts=max_attempts,
+            allow_loopback=loopback,
+        )
+
+    # ------------------------------------------------------------------ counters
+
+    @property
+    def requests_made(self) -> int:
+        """MLS requests sent (retries included); token requests are counted apart."""
+        return self._transport.requests_made
+
+    @property
+    def token_requests(self) -> int:
+        return self._transport.token_requests
+
+    @property
+    def lookup_field(self) -> str:
+        """What ``fetch_by_keys`` takes: ListingKey, or ListingId on MLS Grid."""
+        return self.profile.lookup_field
+
+    def close(self) -> None:
+        if self._owns_http:
+            self._transport.http.close()
+
+    def __enter__(self) -> ReplicationClient:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.close()
+
+    # ------------------------------------------------------------------ helpers
+
+    def _filter(self, condition: str) -> str:
+        parts: list[str] = []
+        osn = self.target.originating_system_name
+        if self.profile.requires_originating_system and osn:
+            name = osn.lower() if self.profile.lowercase_originating_system else osn
+            parts.append(f"OriginatingSystemName eq {quote(name)}")
+        if self.target.extra_filter:
+            parts.append(f"({self.target.extra_filter})")
+        parts.append(condition)
+        return " and ".join(parts)
+
+    def _params(self, condition: str, *, top: int, ordered: bool) -> dict[str, str]:
+        params = {
+            "$filter": self._filter(condition),
+            "$select": ",".join(self.profile.select_fields),
+            "$top": str(top),
+        }
+        if ordered:
+            params["$orderby"] = f"{self.profile.change_field} asc,{self.profile.key_field} asc"
+        return params
+
+    def _parse_page(
+        self, body: dict[str, Any]
+    ) -> tuple[list[Any], list[MlsRecord], list[SkippedRecord], str | None]:
+        values = body.get("value")
+        if not isinstance(values, list):
+            raise MlsMalformedPage(f"{self._transport.host}: page has no 'value' array")
+        records: list[MlsRecord] = []
+        skipped: list[SkippedRecord] = []
+        for raw in values:
+            parsed = parse_record(raw, self.profile)
+            if isinstance(parsed, MlsRecord):
+                records.append(parsed)
+            else:
+                skipped.append(parsed)
+        link = body.get("@odata.nextLink")
+        return values, records, skipped, link if isinstance(link, str) and link else None
+
+    @staticmethod
+    def _pos(record: MlsRecord) -> Position:
+        return record.modification.epoch_ns, record.listing_key
+
+    def _check_order(self, records: list[MlsRecord], *, by_key: bool) -> None:
+        """A cursor built from an unordered page could skip records: refuse it."""
+        for prev, cur in itertools.pairwise(records):
+            before = self._pos(prev) if by_key else (prev.modification.epoch_ns, "")
+            after = self._pos(cur) if by_key else (cur.modification.epoch_ns, "")
+            if after < before:
+                raise MlsProtocolError(
+                    f"{self._transport.host} returned a page out of "
+                    f"{self.profile.change_field} order; cursor not advanced"
+                )
+
+    @staticmethod
+    def _cursor_of(record: MlsRecord) -> Cursor:
+        return Cursor(timestamp=record.modification.raw, listing_key=record.listing_key)
+
+    @staticmethod
+    def _later(a: Cursor, b: Cursor) -> Cursor:
+        return b if position(b) > position(a) else a
+
+    # ------------------------------------------------------------------ changes
+
+    def changes(
+        self,
+        cursor: Cursor | None,
+        *,
+        overlap_seconds: float | None = None,
+        deadline: float | None = None,
+    ) -> Iterator[ChangePage]:
+        """Pages of records changed at or after ``cursor`` minus the overlap window, oldest
+        first. Raises DeadlineReached between pages when no further request fits.
+
+        ``cursor`` must not be None: a new connection reads its tracked listings with
+        :meth:`fetch_by_keys` and starts from :func:`initial_cursor` (never a full download).
+        """
+        if cursor is None:
+            raise ValueError(
+                "changes() needs a cursor: read tracked listings with fetch_by_keys() and "
+                "start from initial_cursor(now)"
+            )
+        overlap = self.profile.overlap_seconds if overlap_seconds is None else overlap_seconds
+        start: Cursor = cursor
+        if overlap > 0:
+            start = Cursor(timestamp=shift_literal(cursor.timestamp, overlap), listing_key="")
+        if self.profile.paging == "keyset":
+            return self._keyset(cursor, start, deadline)
+        if self.profile.paging == "anchor":
+            return self._anchor(cursor, start, deadline)
+        return self._traverse(cursor, start, deadline)
+
+    def _keyset(
+        self, cursor: Cursor, start: Cursor, deadline: float | None
+    ) -> Iterator[ChangePage]:
+        top = self.profile.page_size
+        after = start
+        first = True
+        while True:
+            params = self._params(
+                after_filter(self.profile.change_field, self.profile.key_field, after),
+                top=top,
+                ordered=True,
+            )
+            body = self._transport.get_json(self.url, params, deadline=deadline)
+            values, records, skipped, link = self._parse_page(body)
+            self._check_order(records, by_key=True)
+            if records and not first and self._pos(records[0]) <= position(after):
+                raise MlsProtocolError(
+                    f"{self._transport.host} ignored the keyset filter; cursor not advanced"
+                )
+            first = False
+            if records:
+                after = self._cursor_of(records[-1])
+                cursor = self._later(cursor, after)
+            elif values and len(values) >= top:
+                raise MlsProtocolError(
+                    f"{self._transport.host}: a full page without one readable record; "
+                    "cannot place the cursor"
+                )
+            # A short page without a nextLink is the end; a server that caps $top below ours
+            # sends a nextLink, and we then continue from our own keyset, never its offset.
+            complete = not values or (len(values) < top and link is None)
+            yield ChangePage(records=records, skipped=skipped, cursor=cursor, complete=complete)
+            if complete:
+                return
+
+    def _anchor(
+        self, cursor: Cursor, start: Cursor, deadline: float | None
+    ) -> Iterator[ChangePage]:
+        """Server orders by timestamp, key not filterable: re-anchor each page at the last
+        timestamp seen and drop the keys already seen there."""
+        top = self.profile.page_size
+        anchor = start.timestamp
+        anchor_ns = position(start)[0]
+        seen_at_anchor: set[str] = set()
+        next_link: str | None = None
+        while True:
+            if next_link is not None:
+                body = self._transport.get_json(next_link, None, deadline=deadline)
+            else:
+                condition = f"{self.profile.change_field} ge {anchor}"
+                params = self._params(condition, top=top, ordered=False)
+                body = self._transport.get_json(self.url, params, deadline=deadline)
+            values, records, skipped, link = self._parse_page(body)
+            self._check_order(records, by_key=False)
+            fresh = [
+                r
+                for r in records
+                if not (r.modification.epoch_ns == anchor_ns and r.listing_key in seen_at_anchor)
+            ]
+            full = len(values) >= top or link is not None
+            if not values:
+                full = False
+            next_link = None
+            if records:
+                last = records[-1]
+                cursor = self._later(cursor, self._cursor_of(last))
+                if last.modification.epoch_ns == anchor_ns:
+                    # The whole page sits on one timestamp: only the server's own paging can
+                    # get past it. Offset links may shift here; overlap and reconciliation
+                    # are the net for this rare case.
+                    seen_at_anchor.update(r.listing_key for r in records)
+                    next_link = link
+                    if full and link is None:
+                        raise MlsProtocolError(
+                            f"{self._transport.host}: more than a page shares one timestamp "
+                            "and the server gave no nextLink"
+                        )
+                else:
+                    anchor, anchor_ns = last.modification.raw, last.modification.epoch_ns
+                    seen_at_anchor = {
+                        r.listing_key for r in records if r.modification.epoch_ns == anchor_ns
+                    }
+            elif full:
+                raise MlsProtocolError(
+                    f"{self._transport.host}: a full page without one readable record"
+                )
+            complete = not full
+            yield ChangePage(records=fresh, skipped=skipped, cursor=cursor, complete=complete)
+            if complete:
+                return
+
+    def _traverse(
+        self, cursor: Cursor, start: Cursor, deadline: float | None
+    ) -> Iterator[ChangePage]:
+        """Order not ours to set: read every page from the start and move the cursor only once
+        the whole traversal has been read."""
+        condition = f"{self.profile.change_field} ge {start.timestamp}"
+        params: dict[str, str] | None = self._params(
+            condition, top=self.profile.page_size, ordered=False
+        )
+        url = self.url
+        newest = cursor
+        while True:
+            body = self._transport.get_json(url, params, deadline=deadline)
+            values, records, skipped, link = self._parse_page(body)
+            for record in records:
+                newest = self._later(newest, self._cursor_of(record))
+            complete = not values or link is None
+            yield ChangePage(
+                records=records,
+                skipped=skipped,
+                cursor=newest if complete else cursor,
+                complete=complete,
+            )
+            if complete or link is None:
+                return
+            url, params = link, None
+
+    # ------------------------------------------------------------------ by key
+
+    def _lookup_condition(self, keys: Sequence[str]) -> str:
+        field = self.profile.lookup_field
+        if self.profile.supports_in:
+            return f"{field} in ({','.join(quote(k) for k in keys)})"
+        return "(" + " or ".join(f"{field} eq {quote(k)}" for k in keys) + ")"
+
+    def _batch_size(self) -> int:
+        size = self.profile.max_in_batch
+        if not self.profile.supports_in and self.profile.max_or is not None:
+            size = min(size, self.profile.max_or + 1)
+        return max(1, min(size, self.profile.page_size))
+
+    def _lookup_pass(
+        self,
+        keys: Sequence[str],
+        deadline: float | None,
+        found: dict[str, MlsRecord],
+        present_but_bad: set[str],
+        skipped: list[SkippedRecord],
+    ) -> None:
+        field = self.profile.lookup_field
+        size = self._batch_size()
+        for i in range(0, len(keys), size):
+            batch = keys[i : i + size]
+            wanted = set(batch)
+            url: str = self.url
+            params: dict[str, str] | None = self._params(
+                self._lookup_condition(batch), top=len(batch), ordered=False
+            )
+            while True:
+                body = self._transport.get_json(url, params, deadline=deadline)
+                values, _, _, link = self._parse_page(body)
+                for raw in values:
+                    asked = raw.get(field) if isinstance(raw, dict) else None
+                    parsed = parse_record(raw, self.profile)
+                    if isinstance(parsed, SkippedRecord):
+                        skipped.append(parsed)
+                        if isinstance(asked, str) and asked in wanted:
+                            # It exists, just unreadable: never call that a deletion.
+                            present_but_bad.add(asked)
+                        continue
+                    by_key = field == self.profile.key_field
+                    got = parsed.listing_key if by_key else parsed.listing_id
+                    if got is None or got not in wanted:
+                        continue
+                    known = found.get(got)
+                    if known is None or parsed.modification > known.modification:
+                        found[got] = parsed
+                if link is None or not values:
+                    break
+                url, params = link, None
+
+    def fetch_by_keys(self, keys: Sequence[str], *, deadline: float | None = None) -> KeyLookup:
+        """Current records for ``keys`` (in ``lookup_field`` terms), in ``in`` batches. A key
+        not returned is asked once more before it is reported missing, so one inconsistent
+        page cannot delete a listing."""
+        unique = list(dict.fromkeys(k for k in keys if k))
+        found: dict[str, MlsRecord] = {}
+        bad: set[str] = set()
+        skipped: list[SkippedRecord] = []
+        self._lookup_pass(unique, deadline, found, bad, skipped)
+        missing = [k for k in unique if k not in found and k not in bad]
+        if missing:
+            self._lookup_pass(missing, deadline, found, bad, skipped)
+            missing = [k for k in missing if k not in found and k not in bad]
+        return KeyLookup(found=found, missing=missing, skipped=skipped)

@@ -1,0 +1,48 @@
+"""Errors of the RESO client. Messages name the connection's host and what happened, never a
+token or secret."""
+
+from __future__ import annotations
+
+
+class MlsError(Exception):
+    """Base of every error the RESO client raises."""
+
+
+class InvalidBaseUrl(MlsError, ValueError):  # noqa: N818 - names from the issue's contract
+    """A base or token URL that is not https (loopback allowed only in local mode)."""
+
+
+class MlsAuthError(MlsError):
+    """Credentials were refused (401/403 after one refresh, or the token endpoint said no)."""
+
+
+class MlsRateLimited(MlsError):  # noqa: N818 - names from the issue's contract
+    """The MLS kept answering 429, or the wait it asked for does not fit the deadline."""
+
+    def __init__(self, message: str, retry_after: float | None = None) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+class MlsUnavailable(MlsError):  # noqa: N818 - names from the issue's contract
+    """5xx, timeouts or unreadable pages persisted through every retry."""
+
+
+class MlsMalformedPage(MlsUnavailable):
+    """A page that is not valid JSON or not a RESO collection; the cursor never passes it."""
+
+
+class MlsProtocolError(MlsError):
+    """The server answered in a way the cursor cannot trust (e.g. unordered page, 400)."""
+
+
+class CircuitOpen(MlsError):  # noqa: N818 - names from the issue's contract
+    """The connection failed repeatedly; no request is sent until the breaker cools down."""
+
+    def __init__(self, message: str, retry_in: float) -> None:
+        super().__init__(message)
+        self.retry_in = retry_in
+
+
+class DeadlineReached(MlsError):  # noqa: N818 - names from the issue's contract
+    """No further request fits before the caller's deadline. Pages already yielded stand."""

@@ -1,0 +1,164 @@
+"""Vendor profiles as data. Every number and field name a vendor decides lives here, never in
+the client's logic (domain.md Part 2). Values marked [?] in the reference are guesses chosen
+so that being wrong costs a few extra requests, not a missed record."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+Paging = Literal["keyset", "anchor", "traverse"]
+"""How changes are paged.
+
+- ``keyset``: ``$orderby=<ts> asc,ListingKey asc`` and, per page, a filter strictly after the
+  last (timestamp, key) seen, with ``$top`` alone. nextLinks are never followed, so an
+  offset nextLink over records that change between pages cannot skip anything.
+- ``anchor``: for servers that order by timestamp themselves but cannot filter on the key
+  (MLS Grid). Each page re-anchors at ``<ts> ge <last timestamp>`` and drops keys already
+  seen at that timestamp; only a run of equal timestamps longer than a page falls back to
+  the server's nextLink.
+- ``traverse``: for servers whose order we cannot set (Spark orders by ListingKey). Follow
+  the nextLinks from ``<ts> ge <start>`` to the end; the cursor moves only when the whole
+  traversal has been read.
+"""
+
+
+class Quotas(BaseModel):
+    """Request budgets. ``None`` = no known limit at that granularity."""
+
+    model_config = ConfigDict(frozen=True)
+
+    per_second: float | None = None
+    per_minute: float | None = None
+    per_hour: float | None = None
+    per_day: float | None = None
+
+
+class QuotaHeader(BaseModel):
+    """A vendor's "requests left" header and the header saying when the budget resets."""
+
+    model_config = ConfigDict(frozen=True)
+
+    remaining: str
+    reset: str | None = None
+
+
+class VendorProfile(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    name: str
+    page_size: int = Field(gt=0)
+    """The largest ``$top`` the vendor serves for this use."""
+    change_field: str = "ModificationTimestamp"
+    key_field: str = "ListingKey"
+    lookup_field: str = "ListingKey"
+    """Field that reconciliation filters on with ``in``; MLS Grid cannot filter ListingKey."""
+    key_filterable: bool = True
+    visibility_field: str | None = None
+    """A boolean field; false means the listing left the feed (→ deleted). Never filtered."""
+    paging: Paging = "keyset"
+    requires_originating_system: bool = False
+    lowercase_originating_system: bool = False
+    supports_in: bool = True
+    max_in_batch: int = Field(default=100, gt=0)
+    max_or: int | None = None
+    quotas: Quotas = Quotas()
+    quota_headers: tuple[QuotaHeader, ...] = ()
+    overlap_seconds: float = Field(default=300.0, ge=0)
+    auth: Literal["bearer", "client_credentials", "either"] = "either"
+    path: str = "{resource}"
+    """Resource path below the base URL; bridge puts the dataset in front."""
+    gzip: bool = True
+
+    def resource_path(self, resource: str, dataset: str | None) -> str:
+        if "{dataset}" in self.path and not dataset:
+            raise ValueError(f"vendor {self.name} needs a dataset")
+        return self.path.format(resource=resource, dataset=dataset or "")
+
+    @property
+    def select_fields(self) -> tuple[str, ...]:
+        fields = [
+            self.key_field,
+            "StandardStatus",
+            "MlsStatus",
+            self.change_field,
+            "StatusChangeTimestamp",
+            "CloseDate",
+        ]
+        if self.change_field != "ModificationTimestamp":
+            fields.append("ModificationTimestamp")
+        if self.lookup_field != self.key_field:
+            fields.append(self.lookup_field)
+        if self.visibility_field:
+            fields.append(self.visibility_field)
+        return tuple(fields)
+
+
+PROFILES: dict[str, VendorProfile] = {
+    # Generic RESO Web API Core server: conservative page and pace.
+    "reso": VendorProfile(
+        name="reso",
+        page_size=200,
+        quotas=Quotas(per_second=5),
+        overlap_seconds=300,
+    ),
+    "mlsgrid": VendorProfile(
+        name="mlsgrid",
+        page_size=5000,
+        lookup_field="ListingId",
+        key_filterable=False,
+        visibility_field="MlgCanView",
+        paging="anchor",
+        requires_originating_system=True,
+        lowercase_originating_system=True,
+        max_in_batch=100,
+        max_or=5,
+        quotas=Quotas(per_second=2, per_hour=7200, per_day=40000),
+        overlap_seconds=300,  # [?] none documented
+        auth="bearer",
+    ),
+    "trestle": VendorProfile(
+        name="trestle",
+        page_size=1000,
+        quotas=Quotas(per_minute=180, per_hour=7200),
+        quota_headers=(
+            QuotaHeader(remaining="Hour-Quota-Available", reset="Hour-Quota-ResetTime"),
+        ),
+        overlap_seconds=300,  # [?] mass re-stamps happen; reconciliation covers the rest
+        auth="client_credentials",
+    ),
+    "bridge": VendorProfile(
+        name="bridge",
+        page_size=200,
+        change_field="BridgeModificationTimestamp",
+        quotas=Quotas(per_minute=5000 / 15, per_hour=5000),
+        quota_headers=(
+            QuotaHeader(remaining="Burst-RateLimit-Remaining", reset="Burst-RateLimit-Reset"),
+            QuotaHeader(
+                remaining="Application-RateLimit-Remaining",
+                reset="Application-RateLimit-Reset",
+            ),
+        ),
+        overlap_seconds=300,  # [?]
+        auth="bearer",
+        path="{dataset}/{resource}",
+    ),
+    "spark": VendorProfile(
+        name="spark",
+        page_size=1000,
+        paging="traverse",
+        quotas=Quotas(per_minute=60),  # [?] numbers undocumented; 429 code 1550
+        overlap_seconds=1200,  # Spark: query from last success - 20 minutes
+        auth="bearer",
+    ),
+}
+
+
+def profile_for(vendor: str) -> VendorProfile:
+    try:
+        return PROFILES[vendor]
+    except KeyError:
+        raise ValueError(
+            f"unknown MLS vendor {vendor!r} (expected one of: {', '.join(PROFILES)})"
+        ) from None
