@@ -1,0 +1,86 @@
+"""Shared plumbing of the repositories: table handles, item conversion, condition errors."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import TYPE_CHECKING, Any
+
+from botocore.exceptions import ClientError
+
+from mls_sync import aws
+from mls_sync.config import Settings
+
+if TYPE_CHECKING:
+    from mypy_boto3_dynamodb.service_resource import DynamoDBServiceResource, Table
+
+
+class ConditionFailed(Exception):  # noqa: N818 - reads as the DynamoDB outcome it reports
+    """A conditional write lost: ``reason`` says why, ``current`` is the item as it now is."""
+
+    def __init__(self, reason: str, current: Mapping[str, Any] | None = None) -> None:
+        self.reason = reason
+        self.current = dict(current) if current else None
+        super().__init__(reason)
+
+
+@dataclass(frozen=True)
+class Tables:
+    """Handles on the service's tables, by role."""
+
+    connections: Table
+    listings: Table
+    posts: Table
+    accounts: Table
+    history: Table
+    sync_runs: Table
+    idempotency_name: str
+
+    @classmethod
+    def from_settings(
+        cls, settings: Settings, resource: DynamoDBServiceResource | None = None
+    ) -> Tables:
+        db = resource or aws.dynamodb_resource()
+        return cls(
+            connections=db.Table(settings.connections_table),
+            listings=db.Table(settings.listings_table),
+            posts=db.Table(settings.posts_table),
+            accounts=db.Table(settings.accounts_table),
+            history=db.Table(settings.history_table),
+            sync_runs=db.Table(settings.sync_runs_table),
+            idempotency_name=settings.idempotency_table,
+        )
+
+
+def is_condition_failure(exc: ClientError) -> bool:
+    return exc.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException"
+
+
+def plain(item: Mapping[str, Any]) -> dict[str, Any]:
+    """A DynamoDB item with Decimals turned back into ints/floats and sets into sorted lists."""
+    return {k: _plain(v) for k, v in item.items()}
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, Decimal):
+        return int(value) if value == value.to_integral_value() else float(value)
+    if isinstance(value, set | frozenset):
+        return sorted(_plain(v) for v in value)
+    if isinstance(value, list):
+        return [_plain(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    return value
+
+
+def query_all(table: Table, **kwargs: Any) -> Iterator[dict[str, Any]]:
+    """Every item of a query, following LastEvaluatedKey."""
+    while True:
+        page = table.query(**kwargs)
+        for item in page.get("Items", []):
+            yield plain(item)
+        last = page.get("LastEvaluatedKey")
+        if not last:
+            return
+        kwargs["ExclusiveStartKey"] = last

@@ -1,0 +1,56 @@
+"""StatusHistory: each listing's status changes, newest first, each recorded once."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from boto3.dynamodb.conditions import Key
+from botocore.exceptions import ClientError
+
+from mls_sync.dal.base import ConditionFailed, is_condition_failure, plain
+from mls_sync.models import StatusChange
+from mls_sync.status import Status
+from mls_sync.timeutil import Instant
+
+if TYPE_CHECKING:
+    from mypy_boto3_dynamodb.service_resource import Table
+
+
+def change_key(modified: Instant, to_status: Status) -> str:
+    """Derived from the MLS record alone: the same record applied twice gives the same key,
+    and keys sort by MLS time, so a descending query reads newest first."""
+    return f"{modified.sort_key()}#{to_status.value}"
+
+
+class HistoryRepo:
+    def __init__(self, table: Table) -> None:
+        self._table = table
+
+    def list_for_listing(self, listing_id: str, limit: int = 50) -> list[StatusChange]:
+        page = self._table.query(
+            KeyConditionExpression=Key("listingId").eq(listing_id),
+            ScanIndexForward=False,
+            Limit=limit,
+        )
+        return [StatusChange.model_validate(plain(i)) for i in page.get("Items", [])]
+
+    def get(self, listing_id: str, key: str) -> StatusChange | None:
+        found = self._table.get_item(
+            Key={"listingId": listing_id, "changeKey": key}, ConsistentRead=True
+        )
+        item = found.get("Item")
+        return StatusChange.model_validate(plain(item)) if item else None
+
+    def complete_effect(self, listing_id: str, key: str, effect: str) -> None:
+        """Marks one outbox effect of a change delivered (idempotent)."""
+        try:
+            self._table.update_item(
+                Key={"listingId": listing_id, "changeKey": key},
+                UpdateExpression="DELETE pendingEffects :e",
+                ConditionExpression="attribute_exists(changeKey)",
+                ExpressionAttributeValues={":e": {effect}},
+            )
+        except ClientError as exc:
+            if is_condition_failure(exc):
+                raise ConditionFailed("missing") from None
+            raise

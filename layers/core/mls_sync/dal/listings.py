@@ -1,0 +1,243 @@
+"""Listings: the agent's listings as the MLS last said, with timestamp-guarded writes.
+
+The MLS is the source of truth, but only its latest word counts: a status write carries the
+record's modification instant and succeeds only while the stored one is older. Two workers
+applying the same listing race on that condition: exactly one wins, the other learns why.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Literal
+
+from boto3.dynamodb.conditions import Key
+from boto3.dynamodb.types import TypeSerializer
+from botocore.exceptions import ClientError
+
+from mls_sync.dal.base import ConditionFailed, is_condition_failure, plain, query_all
+from mls_sync.models import Listing, StatusChange
+from mls_sync.status import Status
+from mls_sync.timeutil import Instant
+
+if TYPE_CHECKING:
+    from mypy_boto3_dynamodb.client import DynamoDBClient
+    from mypy_boto3_dynamodb.service_resource import Table
+
+RejectReason = Literal["missing", "excluded", "stale", "status_moved", "duplicate_change"]
+
+_serializer = TypeSerializer()
+
+
+@dataclass(frozen=True, slots=True)
+class ApplyResult:
+    """The outcome of applying one MLS record to one listing."""
+
+    applied: bool
+    reason: RejectReason | None = None
+    current: Listing | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class MlsUpdate:
+    """What one MLS record says about a listing."""
+
+    status: Status
+    standard_status: str | None
+    mls_status: str | None
+    modified: Instant
+    synced_at: str
+
+
+def _av(value: Any) -> dict[str, Any]:
+    return dict(_serializer.serialize(value))
+
+
+class ListingsRepo:
+    def __init__(self, table: Table, client: DynamoDBClient, history_table: str) -> None:
+        self._table = table
+        self._client = client
+        self._history_table = history_table
+
+    # ------------------------------------------------------------------ reads
+
+    def get(self, listing_id: str) -> Listing | None:
+        found = self._table.get_item(Key={"listingId": listing_id}, ConsistentRead=True)
+        item = found.get("Item")
+        return Listing.model_validate(plain(item)) if item else None
+
+    def get_raw(self, listing_id: str) -> dict[str, Any] | None:
+        found = self._table.get_item(Key={"listingId": listing_id}, ConsistentRead=True)
+        item = found.get("Item")
+        return plain(item) if item else None
+
+    def find_by_keys(self, connection_id: str, listing_keys: list[str]) -> dict[str, Listing]:
+        """Tracked listings of a connection by MLS key (index read, then consistent reads of
+        the items, since a GSI is only eventually consistent)."""
+        found: dict[str, Listing] = {}
+        for key in dict.fromkeys(listing_keys):
+            for item in query_all(
+                self._table,
+                IndexName="byConnectionKey",
+                KeyConditionExpression=Key("connectionId").eq(connection_id)
+                & Key("listingKey").eq(key),
+            ):
+                listing = self.get(item["listingId"])
+                if listing is not None:
+                    found[key] = listing
+        return found
+
+    def iter_by_connection(self, connection_id: str) -> Iterator[Listing]:
+        for item in query_all(
+            self._table,
+            IndexName="byConnectionKey",
+            KeyConditionExpression=Key("connectionId").eq(connection_id),
+        ):
+            yield Listing.model_validate(item)
+
+    def list_by_user(self, user_id: str) -> list[Listing]:
+        return [
+            Listing.model_validate(i)
+            for i in query_all(
+                self._table, IndexName="byUser", KeyConditionExpression=Key("userId").eq(user_id)
+            )
+        ]
+
+    # ------------------------------------------------------------------ writes
+
+    def create(self, listing: Listing) -> None:
+        item = listing.to_item()
+        if listing.mls_modified_at:
+            item["mlsModifiedKey"] = Instant.parse(listing.mls_modified_at).sort_key()
+        try:
+            self._table.put_item(Item=item, ConditionExpression="attribute_not_exists(listingId)")
+        except ClientError as exc:
+            if is_condition_failure(exc):
+                raise ConditionFailed("exists", self.get_raw(listing.listing_id)) from None
+            raise
+
+    def set_excluded(self, listing_id: str, excluded: bool) -> None:
+        try:
+            self._table.update_item(
+                Key={"listingId": listing_id},
+                UpdateExpression="SET syncExcluded = :x",
+                ConditionExpression="attribute_exists(listingId)",
+                ExpressionAttributeValues={":x": excluded},
+            )
+        except ClientError as exc:
+            if is_condition_failure(exc):
+                raise ConditionFailed("missing") from None
+            raise
+
+    def apply(
+        self,
+        listing: Listing,
+        update: MlsUpdate,
+        change: StatusChange | None,
+    ) -> ApplyResult:
+        """Writes what the MLS says, if it is newer than what we hold.
+
+        ``listing`` is the state the caller decided from: the write also requires the status
+        to still be that one, so a decision made on stale state never lands. ``change`` is the
+        history entry to add in the same transaction when the status changes (its key is
+        derived from the MLS record, so the same change can never be recorded twice).
+        """
+        names = {"#s": "status"}
+        values: dict[str, Any] = {
+            ":s": update.status.value,
+            ":ss": update.standard_status,
+            ":ms": update.mls_status,
+            ":mma": update.modified.iso_micro(),
+            ":mk": update.modified.sort_key(),
+            ":now": update.synced_at,
+            ":expected": listing.status.value,
+            ":true": True,
+        }
+        sets = [
+            "#s = :s",
+            "standardStatus = :ss",
+            "mlsStatus = :ms",
+            "mlsModifiedAt = :mma",
+            "mlsModifiedKey = :mk",
+            "syncedAt = :now",
+        ]
+        if update.status != listing.status:
+            sets.append("statusChangedAt = :now")
+        if listing.status is Status.PENDING and update.status is Status.ACTIVE:
+            sets.append("restoredAt = :now")
+        condition = (
+            "attribute_exists(listingId) AND #s = :expected"
+            " AND (attribute_not_exists(syncExcluded) OR syncExcluded <> :true)"
+            " AND (attribute_not_exists(mlsModifiedKey) OR mlsModifiedKey < :mk)"
+        )
+        expression = "SET " + ", ".join(sets)
+        try:
+            if change is None:
+                self._table.update_item(
+                    Key={"listingId": listing.listing_id},
+                    UpdateExpression=expression,
+                    ConditionExpression=condition,
+                    ExpressionAttributeNames=names,
+                    ExpressionAttributeValues=values,
+                )
+            else:
+                self._client.transact_write_items(
+                    TransactItems=[
+                        {
+                            "Update": {
+                                "TableName": self._table.name,
+                                "Key": {"listingId": _av(listing.listing_id)},
+                                "UpdateExpression": expression,
+                                "ConditionExpression": condition,
+                                "ExpressionAttributeNames": names,
+                                "ExpressionAttributeValues": {k: _av(v) for k, v in values.items()},
+                            }
+                        },
+                        {
+                            "Put": {
+                                "TableName": self._history_table,
+                                "Item": {k: _av(v) for k, v in _history_item(change).items()},
+                                "ConditionExpression": "attribute_not_exists(changeKey)",
+                            }
+                        },
+                    ]
+                )
+        except ClientError as exc:
+            code = exc.response.get("Error", {}).get("Code")
+            if code not in ("ConditionalCheckFailedException", "TransactionCanceledException"):
+                raise
+            if code == "TransactionCanceledException" and not _conditional(exc):
+                raise
+            return self._explain(listing.listing_id, update, change)
+        return ApplyResult(applied=True)
+
+    def _explain(
+        self, listing_id: str, update: MlsUpdate, change: StatusChange | None
+    ) -> ApplyResult:
+        raw = self.get_raw(listing_id)
+        if raw is None:
+            return ApplyResult(False, "missing")
+        current = Listing.model_validate(raw)
+        if current.sync_excluded:
+            return ApplyResult(False, "excluded", current)
+        stored = raw.get("mlsModifiedKey")
+        if stored is not None and stored >= update.modified.sort_key():
+            return ApplyResult(False, "stale", current)
+        if change is not None and current.status.value == (
+            change.from_status.value if change.from_status else None
+        ):
+            return ApplyResult(False, "duplicate_change", current)
+        return ApplyResult(False, "status_moved", current)
+
+
+def _conditional(exc: ClientError) -> bool:
+    reasons = exc.response.get("CancellationReasons", [])
+    return any(r.get("Code") == "ConditionalCheckFailed" for r in reasons) or not reasons
+
+
+def _history_item(change: StatusChange) -> dict[str, Any]:
+    item = change.to_item()
+    effects = item.pop("pendingEffects", [])
+    if effects:
+        item["pendingEffects"] = set(effects)
+    return item

@@ -1,0 +1,80 @@
+"""SyncRuns: one item per sync of a connection (counts, first errors, MLS requests)."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from boto3.dynamodb.conditions import Key
+from botocore.exceptions import ClientError
+
+from mls_sync.dal.base import ConditionFailed, is_condition_failure, plain
+from mls_sync.models import SyncRun
+
+if TYPE_CHECKING:
+    from mypy_boto3_dynamodb.service_resource import Table
+
+MAX_ERRORS = 10
+"""First errors kept on a run: enough to diagnose, bounded so an item stays small."""
+
+
+class SyncRunsRepo:
+    def __init__(self, table: Table) -> None:
+        self._table = table
+
+    def start(self, run: SyncRun) -> SyncRun | None:
+        """Records the start of a run. Returns None when the run already exists (a duplicate
+        delivery), with the existing run available through ``get``."""
+        try:
+            self._table.put_item(
+                Item=run.to_item(),
+                ConditionExpression="attribute_not_exists(runKey)",
+            )
+        except ClientError as exc:
+            if is_condition_failure(exc):
+                return None
+            raise
+        return run
+
+    def get(self, connection_id: str, run_key: str) -> SyncRun | None:
+        found = self._table.get_item(
+            Key={"connectionId": connection_id, "runKey": run_key}, ConsistentRead=True
+        )
+        item = found.get("Item")
+        return SyncRun.model_validate(plain(item)) if item else None
+
+    def restart(self, run: SyncRun, *, previous_outcome: str) -> bool:
+        """Takes over a run that ended ``previous_outcome`` (failed/continued) for a retry."""
+        try:
+            self._table.put_item(
+                Item=run.to_item(),
+                ConditionExpression="outcome = :prev",
+                ExpressionAttributeValues={":prev": previous_outcome},
+            )
+        except ClientError as exc:
+            if is_condition_failure(exc):
+                return False
+            raise
+        return True
+
+    def finish(self, run: SyncRun) -> None:
+        """Writes a run's final figures; only over a run that is still ``running``."""
+        item: dict[str, Any] = run.to_item()
+        item["errors"] = item.get("errors", [])[:MAX_ERRORS]
+        try:
+            self._table.put_item(
+                Item=item,
+                ConditionExpression="attribute_exists(runKey) AND outcome = :running",
+                ExpressionAttributeValues={":running": "running"},
+            )
+        except ClientError as exc:
+            if is_condition_failure(exc):
+                raise ConditionFailed("run not running") from None
+            raise
+
+    def list_for_connection(self, connection_id: str, limit: int = 20) -> list[SyncRun]:
+        page = self._table.query(
+            KeyConditionExpression=Key("connectionId").eq(connection_id),
+            ScanIndexForward=False,
+            Limit=limit,
+        )
+        return [SyncRun.model_validate(plain(i)) for i in page.get("Items", [])]
