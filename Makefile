@@ -88,7 +88,7 @@ audit: $(STAMP)
 lock: $(STAMP)
 	$(BIN)/uv pip compile pyproject.toml --extra dev --python-version 3.13 --quiet -o requirements-dev.lock
 	$(BIN)/uv pip compile layers/core/requirements.in --python-version 3.13 \
-	  --python-platform aarch64-manylinux_2_28 --quiet --no-header \
+	  --python-platform aarch64-manylinux_2_28 --quiet --no-header -c requirements-dev.lock \
 	  --no-emit-package boto3 --no-emit-package botocore --no-emit-package s3transfer \
 	  -o layers/core/requirements.txt
 
