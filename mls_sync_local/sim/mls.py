@@ -1,0 +1,690 @@
+"""The MLS simulator: a RESO Web API server on loopback for tests, benchmarks and ``make run``.
+
+Start it in-process (``with MlsSimulator(...) as sim: sim.url``) or in the foreground with
+:func:`serve_forever`. Its clock is its own (``sim.advance(seconds)``); nothing sleeps unless
+latency or a hanging timeout is configured. Faults, quirks and listing changes are scripted
+through methods, between or during a client's requests (``after_request`` hook).
+"""
+
+from __future__ import annotations
+
+import base64
+import functools
+import json
+import random
+import secrets
+import threading
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta, timezone
+from email.utils import format_datetime
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any, Literal
+from urllib.parse import parse_qs, urlencode, urlsplit
+
+from mls_sync.timeutil import Instant
+
+from mls_sync_local.sim.odata import (
+    ODataError,
+    describe,
+    evaluate,
+    parse_filter,
+    parse_orderby,
+)
+
+NextLinkStyle = Literal["offset", "cursor"]
+_DEFAULT_START = datetime(2026, 11, 28, 12, 0, 0, tzinfo=UTC)
+_TIMESTAMP_FIELDS = ("ModificationTimestamp", "BridgeModificationTimestamp")
+
+
+def _row_value(
+    sort_value: Callable[[SimListing, dict[str, Any], str], Any],
+    name: str,
+    row: tuple[SimListing, dict[str, Any]],
+) -> Any:
+    return sort_value(row[0], row[1], name)
+
+
+def format_ns(ns: int, digits: int, offset: str) -> str:
+    """An Edm.DateTimeOffset spelling of ``ns`` with ``digits`` fractional digits (truncated)
+    in ``offset`` (``Z`` or ``±HH:MM``)."""
+    if offset in ("Z", "z"):
+        zone: timezone = UTC
+    else:
+        sign = -1 if offset[0] == "-" else 1
+        zone = timezone(sign * timedelta(hours=int(offset[1:3]), minutes=int(offset[4:6])))
+    whole, frac = divmod(ns, 1_000_000_000)
+    text = datetime.fromtimestamp(whole, tz=zone).strftime("%Y-%m-%dT%H:%M:%S")
+    if digits:
+        text += "." + f"{frac:09d}".ljust(digits, "0")[:digits]
+    return text + offset
+
+
+def _ns(value: datetime | str | int) -> int:
+    if isinstance(value, int):
+        return value
+    if isinstance(value, datetime):
+        return Instant.from_datetime(value).epoch_ns
+    return Instant.parse(value).epoch_ns
+
+
+@dataclass
+class SimListing:
+    key: str
+    fields: dict[str, Any]
+    modified_ns: int
+    modified_raw: str | None = None
+    """An exact spelling to serve (e.g. 7 digits); otherwise the simulator's format."""
+    visible_from_ns: int | None = None
+    """Late-visible: served only once the clock reaches this (its timestamp stays older)."""
+    can_view: bool = True
+    emit: dict[str, Any] = field(default_factory=dict)
+    """Served instead of the true values (malformed records); filters use the true values."""
+
+
+@dataclass(frozen=True)
+class RequestLog:
+    method: str
+    path: str
+    params: dict[str, str]
+    status: int
+    at: str
+
+
+@dataclass
+class _Faults:
+    fail_next: list[tuple[int, str | None]] = field(default_factory=list)
+    throttle_next: list[str | None] = field(default_factory=list)
+    timeout_next: list[float] = field(default_factory=list)
+    drop_next: int = 0
+    malformed_next: int = 0
+    fail_rate: float = 0.0
+    fail_status: int = 503
+    rate_limit: tuple[int, float, bool] | None = None  # (max, per seconds, HTTP-date form)
+
+
+class MlsSimulator:
+    """A RESO Web API server with a scripted feed.
+
+    ``vendor`` selects quirks: ``mlsgrid`` requires exactly one lowercase
+    ``OriginatingSystemName eq`` filter, refuses ListingKey in filters and more than 5 ``or``,
+    orders by ModificationTimestamp whatever ``$orderby`` says, and serves ``MlgCanView``;
+    ``bridge`` serves ``BridgeModificationTimestamp`` under ``/{dataset}/Property``.
+    """
+
+    def __init__(
+        self,
+        *,
+        vendor: str = "reso",
+        host: str = "127.0.0.1",
+        port: int = 0,
+        start: datetime = _DEFAULT_START,
+        page_cap: int = 1000,
+        default_top: int = 100,
+        nextlink: NextLinkStyle = "offset",
+        ts_digits: int = 3,
+        ts_offset: str = "Z",
+        token_lifetime: float = 3600.0,
+        client_id: str = "sim-client",
+        client_secret: str = "sim-secret",  # noqa: S107 - a simulator's fixed test secret
+        static_tokens: tuple[str, ...] = ("sim-static-token",),
+        originating_system: str = "actris",
+        dataset: str | None = None,
+        latency: float = 0.0,
+        seed: int = 0,
+    ) -> None:
+        if host not in ("127.0.0.1", "::1", "localhost"):
+            raise ValueError("the simulator binds to loopback only")
+        self.vendor = vendor
+        self.host = host
+        self._port = port
+        self.page_cap = page_cap
+        self.default_top = default_top
+        self.nextlink = nextlink
+        self.ts_digits = ts_digits
+        self.ts_offset = ts_offset
+        self.token_lifetime = token_lifetime
+        self.client_id = client_id
+        self.client_secret = client_secret
+        self.static_tokens = set(static_tokens)
+        self.originating_system = originating_system
+        self.dataset = dataset if dataset is not None else ("test" if vendor == "bridge" else None)
+        self.latency = latency
+        self.rng = random.Random(seed)  # noqa: S311 - fault injection, not security
+        self.change_field = (
+            "BridgeModificationTimestamp" if vendor == "bridge" else "ModificationTimestamp"
+        )
+        self.visibility_field = "MlgCanView" if vendor == "mlsgrid" else None
+        self.after_request: Callable[[RequestLog], None] | None = None
+        self.requests = 0
+        self.token_requests = 0
+        self.log: list[RequestLog] = []
+        self._now_ns = _ns(start)
+        self._listings: dict[str, SimListing] = {}
+        self._tokens: dict[str, int] = {}
+        self._faults = _Faults()
+        self._window: list[int] = []
+        self._lock = threading.RLock()
+        self._server: ThreadingHTTPServer | None = None
+        self._thread: threading.Thread | None = None
+
+    # ------------------------------------------------------------------ lifecycle
+
+    def start(self) -> MlsSimulator:
+        sim = self
+
+        class Handler(_Handler):
+            simulator = sim
+
+        self._server = ThreadingHTTPServer((self.host, self._port), Handler)
+        self._server.daemon_threads = True
+        self._thread = threading.Thread(
+            target=self._server.serve_forever, name="mls-sim", daemon=True
+        )
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()
+            self._server = None
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+            self._thread = None
+
+    def __enter__(self) -> MlsSimulator:
+        return self.start()
+
+    def __exit__(self, *_: object) -> None:
+        self.stop()
+
+    @property
+    def port(self) -> int:
+        if self._server is None:
+            raise RuntimeError("simulator not started")
+        return int(self._server.server_address[1])
+
+    @property
+    def url(self) -> str:
+        """The service root: a client's base URL."""
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"http://{host}:{self.port}"
+
+    @property
+    def token_url(self) -> str:
+        return f"{self.url}/token"
+
+    @property
+    def resource_path(self) -> str:
+        return f"/{self.dataset}/Property" if self.dataset else "/Property"
+
+    # ------------------------------------------------------------------ clock
+
+    @property
+    def now(self) -> datetime:
+        with self._lock:
+            return datetime(1970, 1, 1, tzinfo=UTC) + timedelta(microseconds=self._now_ns // 1000)
+
+    @property
+    def now_ns(self) -> int:
+        with self._lock:
+            return self._now_ns
+
+    def advance(self, seconds: float) -> None:
+        with self._lock:
+            self._now_ns += round(seconds * 1_000_000_000)
+
+    def set_time(self, when: datetime) -> None:
+        with self._lock:
+            self._now_ns = _ns(when)
+
+    def clock(self) -> datetime:
+        """A Clock for clients that should share the simulator's time."""
+        return self.now
+
+    # ------------------------------------------------------------------ scripting
+
+    def add_listing(
+        self,
+        key: str,
+        status: str | None = "Active",
+        *,
+        modified: datetime | str | int | None = None,
+        listing_id: str | None = None,
+        mls_status: str | None = None,
+        visible_from: datetime | str | int | None = None,
+        fields: Mapping[str, Any] | None = None,
+        emit: Mapping[str, Any] | None = None,
+    ) -> SimListing:
+        """Adds or replaces a listing. ``modified`` as a string is served exactly as given."""
+        with self._lock:
+            values: dict[str, Any] = {
+                "ListingKey": key,
+                "ListingId": listing_id or key,
+                "StandardStatus": status,
+                "MlsStatus": mls_status or status,
+                "StatusChangeTimestamp": None,
+                "CloseDate": None,
+                "OriginatingSystemName": self.originating_system,
+            }
+            values.update(fields or {})
+            listing = SimListing(
+                key=key,
+                fields=values,
+                modified_ns=self._now_ns if modified is None else _ns(modified),
+                modified_raw=modified if isinstance(modified, str) else None,
+                visible_from_ns=None if visible_from is None else _ns(visible_from),
+                emit=dict(emit or {}),
+            )
+            self._listings[key] = listing
+            return listing
+
+    def add_many(self, count: int, *, prefix: str = "L", status: str = "Active") -> list[str]:
+        """``count`` listings modified at the current instant (keys zero-padded, ordered)."""
+        width = max(6, len(str(count)))
+        keys = [f"{prefix}{i:0{width}d}" for i in range(count)]
+        with self._lock:
+            for key in keys:
+                self.add_listing(key, status)
+        return keys
+
+    def listing(self, key: str) -> SimListing:
+        with self._lock:
+            return self._listings[key]
+
+    def keys(self) -> list[str]:
+        with self._lock:
+            return sorted(self._listings)
+
+    def _touch(self, listing: SimListing, at: datetime | str | int | None) -> None:
+        listing.modified_ns = self._now_ns if at is None else _ns(at)
+        listing.modified_raw = at if isinstance(at, str) else None
+
+    def set_status(
+        self,
+        key: str,
+        status: str,
+        *,
+        at: datetime | str | int | None = None,
+        mls_status: str | None = None,
+    ) -> None:
+        """Changes a listing's status; its timestamp becomes ``at`` (default: now)."""
+        with self._lock:
+            listing = self._listings[key]
+            listing.fields["StandardStatus"] = status
+            listing.fields["MlsStatus"] = mls_status or status
+            listing.fields["StatusChangeTimestamp"] = format_ns(
+                self._now_ns if at is None else _ns(at), 3, "Z"
+            )
+            if status == "Closed":
+                listing.fields["CloseDate"] = self.now.date().isoformat()
+            self._touch(listing, at)
+
+    def touch(self, key: str, *, at: datetime | str | int | None = None) -> None:
+        """Re-stamps a listing without changing its status (a vendor's mass re-stamp)."""
+        with self._lock:
+            self._touch(self._listings[key], at)
+
+    def remove_listing(self, key: str) -> None:
+        """The listing vanishes from the feed (only reconciliation by key can tell)."""
+        with self._lock:
+            self._listings.pop(key, None)
+
+    def hide(self, key: str, *, at: datetime | str | int | None = None) -> None:
+        """MLS Grid style: ``MlgCanView`` false and a new timestamp. Vendors without a
+        visibility field simply stop serving the listing."""
+        with self._lock:
+            if self.visibility_field is None:
+                self._listings.pop(key, None)
+                return
+            listing = self._listings[key]
+            listing.can_view = False
+            self._touch(listing, at)
+
+    # ------------------------------------------------------------------ faults
+
+    def fail_next(
+        self, count: int = 1, *, status: int = 503, retry_after: str | None = None
+    ) -> None:
+        with self._lock:
+            self._faults.fail_next.extend([(status, retry_after)] * count)
+
+    def throttle_next(self, count: int = 1, *, retry_after: str | None = "1") -> None:
+        """The next ``count`` MLS requests get 429 with this ``Retry-After`` (seconds or an
+        HTTP-date string; None for no header)."""
+        with self._lock:
+            self._faults.throttle_next.extend([retry_after] * count)
+
+    def set_fail_rate(self, rate: float, *, status: int = 503) -> None:
+        """Each MLS request fails with ``status`` with probability ``rate`` (seeded RNG)."""
+        with self._lock:
+            self._faults.fail_rate = rate
+            self._faults.fail_status = status
+
+    def set_rate_limit(
+        self, max_requests: int, per_seconds: float, *, http_date: bool = False
+    ) -> None:
+        """More than ``max_requests`` in ``per_seconds`` of simulator time → 429 with a
+        Retry-After until the window frees (delta-seconds, or an HTTP-date)."""
+        with self._lock:
+            self._faults.rate_limit = (max_requests, per_seconds, http_date)
+
+    def timeout_next(self, count: int = 1, *, hold: float = 0.5) -> None:
+        """The next requests hang ``hold`` real seconds, then close without an answer."""
+        with self._lock:
+            self._faults.timeout_next.extend([hold] * count)
+
+    def drop_next(self, count: int = 1) -> None:
+        """The next requests close the connection without an answer."""
+        with self._lock:
+            self._faults.drop_next += count
+
+    def malformed_next(self, count: int = 1) -> None:
+        """The next pages are cut off mid-JSON (status 200)."""
+        with self._lock:
+            self._faults.malformed_next += count
+
+    def expire_tokens(self) -> None:
+        """Every issued OAuth2 token stops working now (revoked or expired early)."""
+        with self._lock:
+            self._tokens.clear()
+
+    # ------------------------------------------------------------------ serving
+
+    def _format_ts(self, listing: SimListing) -> str:
+        if listing.modified_raw is not None:
+            return listing.modified_raw
+        return format_ns(listing.modified_ns, self.ts_digits, self.ts_offset)
+
+    def _true_record(self, listing: SimListing) -> dict[str, Any]:
+        record = dict(listing.fields)
+        record[self.change_field] = self._format_ts(listing)
+        if self.change_field != "ModificationTimestamp":
+            record.setdefault("ModificationTimestamp", self._format_ts(listing))
+        if self.visibility_field:
+            record[self.visibility_field] = listing.can_view
+        return record
+
+    def _issue_token(self, form: Mapping[str, str]) -> tuple[int, dict[str, Any]]:
+        self.token_requests += 1
+        if form.get("grant_type") != "client_credentials":
+            return 400, {"error": "unsupported_grant_type"}
+        if not (
+            secrets.compare_digest(form.get("client_id", ""), self.client_id)
+            and secrets.compare_digest(form.get("client_secret", ""), self.client_secret)
+        ):
+            return 401, {"error": "invalid_client"}
+        token = "sim-" + secrets.token_urlsafe(12)
+        self._tokens[token] = self._now_ns + round(self.token_lifetime * 1e9)
+        return 200, {
+            "access_token": token,
+            "token_type": "Bearer",
+            "expires_in": self.token_lifetime,
+        }
+
+    def _authorised(self, header: str | None) -> bool:
+        if not header or not header.startswith("Bearer "):
+            return False
+        token = header[len("Bearer ") :].strip()
+        if token in self.static_tokens:
+            return True
+        expires = self._tokens.get(token)
+        return expires is not None and self._now_ns < expires
+
+    def _rate_limited(self) -> str | None:
+        """Retry-After value when the rate window is full, else None (and count this one)."""
+        rule = self._faults.rate_limit
+        if rule is None:
+            return None
+        limit, per, http_date = rule
+        window_ns = round(per * 1e9)
+        self._window = [t for t in self._window if t > self._now_ns - window_ns]
+        if len(self._window) >= limit:
+            free_at = self._window[0] + window_ns
+            wait = max(1, -(-(free_at - self._now_ns) // 1_000_000_000))
+            if http_date:
+                return format_datetime(self.now + timedelta(seconds=wait), usegmt=True)
+            return str(wait)
+        self._window.append(self._now_ns)
+        return None
+
+    def _vendor_quirks(self, filter_text: str | None) -> str | None:
+        """An error message when the query breaks the vendor's rules."""
+        if self.vendor != "mlsgrid":
+            return None
+        if not filter_text:
+            return "MLS Grid requires an OriginatingSystemName filter"
+        info = describe(parse_filter(filter_text))
+        osn = [v for f, v in info.equalities if f == "OriginatingSystemName"]
+        if len(osn) != 1 or osn[0] != self.originating_system.lower():
+            return "exactly one lowercase OriginatingSystemName eq filter is required"
+        if "ListingKey" in info.fields:
+            return "ListingKey is not a searchable field"
+        if info.or_count > 5:
+            return "at most 5 'or' operators"
+        return None
+
+    def query(self, params: Mapping[str, str]) -> tuple[int, dict[str, Any]]:
+        """Answers one Property query (no faults, no auth): (status, body)."""
+        filter_text = params.get("$filter")
+        try:
+            quirk = self._vendor_quirks(filter_text)
+            if quirk:
+                return 400, {"error": {"code": "400", "message": quirk}}
+            node = parse_filter(filter_text) if filter_text else None
+            orderby = parse_orderby(params["$orderby"]) if params.get("$orderby") else []
+            top = int(params.get("$top", self.default_top))
+            skip = int(params.get("$skip", "0"))
+        except (ODataError, ValueError) as exc:
+            return 400, {"error": {"code": "400", "message": str(exc)}}
+        if top < 0 or skip < 0:
+            return 400, {"error": {"code": "400", "message": "negative $top or $skip"}}
+        if self.vendor == "mlsgrid":
+            orderby = []  # served in its own timestamp order whatever was asked
+        listings = [
+            lst
+            for lst in self._listings.values()
+            if (lst.visible_from_ns is None or lst.visible_from_ns <= self._now_ns)
+        ]
+        rows: list[tuple[SimListing, dict[str, Any]]] = []
+        for lst in listings:
+            record = self._true_record(lst)
+            if node is None or evaluate(node, record):
+                rows.append((lst, record))
+
+        def sort_value(lst: SimListing, record: dict[str, Any], name: str) -> Any:
+            if name in _TIMESTAMP_FIELDS:
+                return lst.modified_ns
+            value = record.get(name)
+            return "" if value is None else value
+
+        if orderby:
+            for name, desc in reversed(orderby):
+                rows.sort(key=functools.partial(_row_value, sort_value, name), reverse=desc)
+        elif self.vendor == "mlsgrid":
+            rows.sort(key=lambda r: r[0].modified_ns)
+        else:
+            rows.sort(key=lambda r: r[0].key)
+        sort_names = [n for n, _ in orderby] or (
+            [self.change_field] if self.vendor == "mlsgrid" else ["ListingKey"]
+        )
+        token = params.get("$skiptoken")
+        if token:
+            try:
+                after = json.loads(base64.urlsafe_b64decode(token.encode()))
+            except ValueError:
+                return 400, {"error": {"code": "400", "message": "bad $skiptoken"}}
+            rows = [
+                r
+                for r in rows
+                if [sort_value(r[0], r[1], n) for n in sort_names] + [r[0].key] > after
+            ]
+        page_size = min(top, self.page_cap)
+        page = rows[skip : skip + page_size]
+        more = len(rows) > skip + page_size
+        select = [s.strip() for s in params.get("$select", "").split(",") if s.strip()]
+        values: list[dict[str, Any]] = []
+        for lst, record in page:
+            served = {**record, **lst.emit}
+            if select:
+                served = {k: served.get(k) for k in select if k in served or k in record}
+            values.append(served)
+        body: dict[str, Any] = {
+            "@odata.context": f"{self.url}/$metadata#Property",
+            "value": values,
+        }
+        if more:
+            rest = {k: v for k, v in params.items() if k not in ("$skip", "$skiptoken")}
+            if self.nextlink == "cursor" and page:
+                lst, record = page[-1]
+                after_vals = [sort_value(lst, record, n) for n in sort_names] + [lst.key]
+                rest["$skiptoken"] = base64.urlsafe_b64encode(
+                    json.dumps(after_vals).encode()
+                ).decode()
+                if skip:
+                    rest["$skip"] = str(skip)
+            else:
+                rest["$skip"] = str(skip + len(page))
+            body["@odata.nextLink"] = f"{self.url}{self.resource_path}?{urlencode(rest)}"
+        return 200, body
+
+
+def _retry_header(value: str | None) -> dict[str, str]:
+    return {"Retry-After": value} if value else {}
+
+
+class _Handler(BaseHTTPRequestHandler):
+    simulator: MlsSimulator
+    protocol_version = "HTTP/1.1"
+
+    def log_message(self, *_: Any) -> None:
+        # Quiet: tests and the demo print their own summaries.
+        return
+
+    def _send(self, status: int, body: bytes, headers: Mapping[str, str] | None = None) -> None:
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        for name, value in (headers or {}).items():
+            self.send_header(name, value)
+        self.end_headers()
+        self.wfile.write(body)
+
+    def _json(self, status: int, payload: Any, headers: Mapping[str, str] | None = None) -> None:
+        self._send(status, json.dumps(payload).encode(), headers)
+
+    def _record(self, path: str, params: dict[str, str], status: int) -> None:
+        sim = self.simulator
+        entry = RequestLog(self.command, path, params, status, sim.now.isoformat())
+        sim.log.append(entry)
+        hook = sim.after_request
+        if hook is not None:
+            hook(entry)
+
+    def do_POST(self) -> None:
+        sim = self.simulator
+        path = urlsplit(self.path).path
+        length = int(self.headers.get("Content-Length") or 0)
+        form = {k: v[0] for k, v in parse_qs(self.rfile.read(length).decode()).items()}
+        if path != "/token":
+            self._json(404, {"error": "not found"})
+            return
+        with sim._lock:
+            status, body = sim._issue_token(form)
+        self._json(status, body)
+
+    def do_GET(self) -> None:
+        sim = self.simulator
+        parts = urlsplit(self.path)
+        params = {k: v[-1] for k, v in parse_qs(parts.query, keep_blank_values=True).items()}
+        if sim.latency:
+            time.sleep(sim.latency)
+        hold: float | None = None
+        drop = False
+        headers: dict[str, str]
+        body: dict[str, Any]
+        with sim._lock:
+            if parts.path != sim.resource_path:
+                status, body, headers = 404, {"error": "not found"}, {}
+            elif not sim._authorised(self.headers.get("Authorization")):
+                sim.requests += 1
+                status, body, headers = 401, {"error": "invalid_token"}, {}
+            else:
+                sim.requests += 1
+                status, body, headers = self._faulted_or_answer(params)
+                if status == -1:
+                    faults = sim._faults
+                    if faults.timeout_next:
+                        hold = faults.timeout_next.pop(0)
+                    else:
+                        faults.drop_next -= 1
+                        drop = True
+        if hold is not None or drop:
+            if hold:
+                time.sleep(hold)
+            self._record(parts.path, params, 0)
+            self.close_connection = True
+            return
+        if status == -2:
+            # A page cut off mid-JSON.
+            self._send(200, json.dumps(body).encode()[:-17])
+            self._record(parts.path, params, 200)
+            return
+        self._json(status, body, headers)
+        self._record(parts.path, params, status)
+
+    def _faulted_or_answer(
+        self, params: dict[str, str]
+    ) -> tuple[int, dict[str, Any], dict[str, str]]:
+        sim = self.simulator
+        faults = sim._faults
+        if faults.throttle_next:
+            retry_after = faults.throttle_next.pop(0)
+            return (
+                429,
+                {"error": "throttled"},
+                ({"Retry-After": retry_after} if retry_after else {}),
+            )
+        limited = sim._rate_limited()
+        if limited is not None:
+            return 429, {"error": "rate limit"}, {"Retry-After": limited}
+        if faults.fail_next:
+            status, retry_after = faults.fail_next.pop(0)
+            return (
+                status,
+                {"error": "injected"},
+                ({"Retry-After": retry_after} if retry_after else {}),
+            )
+        if faults.fail_rate and sim.rng.random() < faults.fail_rate:
+            return faults.fail_status, {"error": "injected"}, {}
+        if faults.timeout_next or faults.drop_next > 0:
+            return -1, {}, {}
+        status, body = sim.query(params)
+        if status == 200 and faults.malformed_next > 0:
+            faults.malformed_next -= 1
+            return -2, body, {}
+        return status, body, {}
+
+
+def serve_forever(host: str = "127.0.0.1", port: int = 0, *, listings: int = 20) -> None:
+    """Runs a simulator in the foreground (``mls-sync sim mls``): prints its URL and
+    credentials, serves until interrupted. The clock follows real time."""
+    sim = MlsSimulator(host=host, port=port, start=datetime.now(UTC))
+    sim.add_many(listings)
+    sim.start()
+    print(f"MLS simulator at {sim.url}{sim.resource_path}", flush=True)
+    print(
+        f"  bearer token: {next(iter(sim.static_tokens))}  token URL: {sim.token_url} "
+        f"(client_id={sim.client_id})",
+        flush=True,
+    )
+    try:
+        while True:
+            time.sleep(1)
+            sim.set_time(datetime.now(UTC))
+    except KeyboardInterrupt:
+        pass
+    finally:
+        sim.stop()
