@@ -1,0 +1,129 @@
+"""The `mls-sync` command.
+
+Each subcommand lives in its own module, which exposes ``register(subparsers)``: it adds its
+parser(s) and sets ``run`` (``Callable[[argparse.Namespace], int]``) as a default. The
+registry below lists those modules; one that does not exist (yet) is simply not registered.
+
+Exit codes: 0 success, 1 the work ran and something failed, 2 bad usage or input. Errors are
+one readable line on stderr; ``--debug`` adds the traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import importlib.util
+import sys
+import traceback
+from collections.abc import Callable, Sequence
+from typing import Protocol
+
+# Modules registering subcommands, in the order `mls-sync --help` lists them.
+COMMAND_MODULES: tuple[str, ...] = (
+    "mls_sync_local.demo",
+    "mls_sync_local.runtime.deploy",  # local deploy, local server
+    "mls_sync_local.seed",
+    "mls_sync_local.dump",
+    "mls_sync_local.runtime.tick",
+    "mls_sync_local.runtime.invoke",
+    "mls_sync_local.runtime.dlq",
+    "mls_sync_local.reconcile",
+    "mls_sync_local.report",
+    "mls_sync_local.sim.cli",  # sim mls, sim platforms
+)
+
+EXIT_OK = 0
+EXIT_FAILED = 1
+EXIT_USAGE = 2
+
+
+class CommandError(Exception):
+    """A failure to report as one line on stderr, with an exit code (1 by default)."""
+
+    exit_code = EXIT_FAILED
+
+
+class UsageError(CommandError):
+    """Bad usage or input: exit 2."""
+
+    exit_code = EXIT_USAGE
+
+
+class _Subparsers(Protocol):
+    def add_parser(self, name: str, **kwargs: object) -> argparse.ArgumentParser: ...
+
+
+Run = Callable[[argparse.Namespace], int]
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # type: ignore[override]
+        # argparse's own usage errors: one line and exit 2, as everywhere else.
+        self.exit(EXIT_USAGE, f"{self.prog}: error: {message}\n")
+
+
+def _module_exists(name: str) -> bool:
+    try:
+        return importlib.util.find_spec(name) is not None
+    except ModuleNotFoundError:  # a parent package is missing
+        return False
+
+
+def build_parser(
+    modules: Sequence[str] = COMMAND_MODULES, *, debug: bool = False
+) -> argparse.ArgumentParser:
+    parser = _Parser(
+        prog="mls-sync",
+        description="mls-sync on this machine: moto for AWS, simulators for the MLS and platforms.",
+    )
+    parser.add_argument("--debug", action="store_true", help="show tracebacks on errors")
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    for name in modules:
+        if not _module_exists(name):
+            continue
+        try:
+            module = importlib.import_module(name)
+            module.register(subparsers)
+        except Exception as exc:  # noqa: BLE001 - one broken module must not break the rest
+            print(f"mls-sync: {name} not registered: {_one_line(exc)}", file=sys.stderr)
+            if debug:
+                traceback.print_exc()
+    return parser
+
+
+def _one_line(exc: BaseException) -> str:
+    text = " ".join(str(exc).split())
+    return text or type(exc).__name__
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args_list = list(sys.argv[1:] if argv is None else argv)
+    debug = "--debug" in args_list
+    parser = build_parser(debug=debug)
+    args = parser.parse_args(args_list)
+    run: Run | None = getattr(args, "run", None)
+    if run is None:
+        parser.print_help(sys.stderr)
+        return EXIT_USAGE
+    try:
+        return run(args)
+    except CommandError as exc:
+        _report(exc, debug)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print("mls-sync: interrupted", file=sys.stderr)
+        return 130
+    except Exception as exc:  # noqa: BLE001 - the command's last line of defence
+        _report(exc, debug, prefix=f"{type(exc).__name__}: ")
+        return EXIT_FAILED
+
+
+def _report(exc: BaseException, debug: bool, prefix: str = "") -> None:
+    if debug:
+        traceback.print_exception(exc)
+    hint = "" if debug else " (--debug for details)" if prefix else ""
+    print(f"mls-sync: error: {prefix}{_one_line(exc)}{hint}", file=sys.stderr)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,52 @@
+"""A moto server on a free loopback port, in this process (a thread), as a context manager.
+
+In-process keeps `mls-sync demo` and the tests free of subprocess bookkeeping: stopping the
+context stops the server, also on Ctrl-C and on failure.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any
+
+LOOPBACK = "127.0.0.1"
+
+
+@dataclass
+class MotoServer:
+    """A running moto server; ``url`` is what AWS_ENDPOINT_URL should be."""
+
+    url: str
+    _server: Any
+
+    def stop(self) -> None:
+        if self._server is not None:
+            self._server.stop()
+            self._server = None
+
+
+def start_moto_server(port: int = 0, *, quiet: bool = True) -> MotoServer:
+    """Start moto on ``LOOPBACK:port`` (0 = a free port chosen by the OS) and return it."""
+    # Imported here: moto pulls in every service's backend (~1 s), only needed when serving.
+    from moto.server import ThreadedMotoServer  # noqa: PLC0415
+
+    if quiet:
+        # One access-log line per AWS call would drown the command's own output.
+        logging.getLogger("werkzeug").setLevel(logging.ERROR)
+    server = ThreadedMotoServer(ip_address=LOOPBACK, port=port, verbose=False)
+    server.start()
+    host, bound_port = server.get_host_and_port()
+    return MotoServer(url=f"http://{host}:{bound_port}", _server=server)
+
+
+@contextmanager
+def moto_server(port: int = 0, *, quiet: bool = True) -> Iterator[str]:
+    """``with moto_server() as url:`` a fresh, empty moto for the duration of the block."""
+    server = start_moto_server(port, quiet=quiet)
+    try:
+        yield server.url
+    finally:
+        server.stop()
