@@ -1,9 +1,96 @@
-"""publisher handler (being written)."""
+"""PublisherFunction: SQS UnpublishQueue → take one post down per job.
+
+Thin: parse each record, run the job once per (platform, post) through Powertools
+idempotency, report the records that must be retried.
+"""
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Callable
+from typing import Any, cast
+
+from aws_lambda_powertools import Logger, Metrics
+from aws_lambda_powertools.metrics import MetricUnit
+from aws_lambda_powertools.utilities.batch import (
+    BatchProcessor,
+    EventType,
+    process_partial_response,
+)
+from aws_lambda_powertools.utilities.idempotency import IdempotencyConfig, idempotent_function
+from aws_lambda_powertools.utilities.parser.models import SqsRecordModel
+from aws_lambda_powertools.utilities.typing import LambdaContext
+from mls_sync import aws
+from mls_sync.models import UnpublishJob
+from mls_sync.unpublish.deps import PublisherDeps, default_deps
+from mls_sync.unpublish.service import Attempt, RetryLater
+from pydantic import Json
+
+logger = Logger()
+metrics = Metrics()
+
+MAX_VISIBILITY_SECONDS = 43_200  # SQS's ceiling for ChangeMessageVisibility
 
 
-def lambda_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
-    raise NotImplementedError("publisher")
+class UnpublishRecord(SqsRecordModel):
+    body: Json[UnpublishJob]
+
+
+def handle(event: dict[str, Any], context: LambdaContext, deps: PublisherDeps | None = None) -> Any:
+    deps = deps or default_deps()
+    config = IdempotencyConfig(
+        event_key_jmespath="[platform, postId]",
+        expires_after_seconds=86_400,
+        raise_on_no_idempotency_key=True,
+    )
+    config.register_lambda_context(context)
+
+    def take_down(job: dict[str, Any], attempt: Attempt) -> str:
+        return deps.service.take_down(UnpublishJob.model_validate(job), attempt)
+
+    # Keyed on (platform, post): a job delivered twice makes one delete call.
+    run_job = cast(
+        "Callable[..., str]",
+        idempotent_function(
+            data_keyword_argument="job", config=config, persistence_store=deps.persistence
+        )(take_down),
+    )
+
+    def record_handler(record: UnpublishRecord) -> str:
+        job = record.body
+        attempt = Attempt(
+            receive_count=int(record.attributes.ApproximateReceiveCount),
+            max_receives=deps.max_receives,
+        )
+        logger.append_keys(postId=job.post_id, correlationId=job.correlation_id)
+        skipped = deps.service.precheck(job)
+        if skipped is not None:
+            return skipped
+        try:
+            result = run_job(job=job.to_item(), attempt=attempt)
+        except RetryLater as exc:
+            if exc.delay is not None:
+                # Never retry into a throttle: hide the message for as long as the platform said.
+                aws.sqs().change_message_visibility(
+                    QueueUrl=deps.queue_url,
+                    ReceiptHandle=record.receiptHandle,
+                    VisibilityTimeout=min(MAX_VISIBILITY_SECONDS, max(1, int(exc.delay))),
+                )
+            logger.info("unpublish will be retried", extra={"reason": exc.reason})
+            raise
+        metrics.add_metric(name=f"Unpublish_{result}", unit=MetricUnit.Count, value=1)
+        if result == "unpublished":
+            metrics.add_metric(name="PostsUnpublished", unit=MetricUnit.Count, value=1)
+        elif result == "manual_action_required":
+            metrics.add_metric(name="PostsManualAction", unit=MetricUnit.Count, value=1)
+        return result
+
+    processor = BatchProcessor(event_type=EventType.SQS, model=UnpublishRecord)
+    return process_partial_response(
+        event=event, record_handler=record_handler, processor=processor, context=context
+    )
+
+
+@logger.inject_lambda_context(clear_state=True)
+@metrics.log_metrics
+def lambda_handler(event: dict[str, Any], context: LambdaContext) -> Any:
+    return handle(event, context)

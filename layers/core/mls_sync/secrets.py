@@ -57,3 +57,12 @@ class SecretStore:
         if current.get("SecretString") != text:
             self._client.put_secret_value(SecretId=name, SecretString=text)
         return self._client.describe_secret(SecretId=name)["ARN"]
+
+    def update_json(self, secret_id: str, value: dict[str, Any]) -> None:
+        """Stores a new version of an existing secret (a refreshed token)."""
+        text = json.dumps(value, sort_keys=True, separators=(",", ":"))
+        try:
+            self._client.put_secret_value(SecretId=secret_id, SecretString=text)
+        except ClientError as exc:
+            code = exc.response.get("Error", {}).get("Code", "error")
+            raise SecretError(f"cannot update secret {secret_id}: {code}") from None

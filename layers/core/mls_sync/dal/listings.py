@@ -129,6 +129,25 @@ class ListingsRepo:
                 raise ConditionFailed("missing") from None
             raise
 
+    def mark_posts_down(self, listing_id: str, marker: str) -> bool:
+        """Records that every post of the listing is down for the change ``marker`` (its MLS
+        time); True for the one caller that recorded it, so the announcement is made once."""
+        try:
+            self._table.update_item(
+                Key={"listingId": listing_id},
+                UpdateExpression="SET postsDownFor = :m",
+                ConditionExpression=(
+                    "attribute_exists(listingId)"
+                    " AND (attribute_not_exists(postsDownFor) OR postsDownFor <> :m)"
+                ),
+                ExpressionAttributeValues={":m": marker},
+            )
+        except ClientError as exc:
+            if is_condition_failure(exc):
+                return False
+            raise
+        return True
+
     def apply(
         self,
         listing: Listing,

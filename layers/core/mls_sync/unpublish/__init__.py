@@ -1,0 +1,1 @@
+"""Taking posts down: one unpublish job per post, exactly one effective delete."""

@@ -1,0 +1,73 @@
+"""Building the publisher's collaborators from settings, once per process (lazily)."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from functools import cache
+
+from aws_lambda_powertools.utilities.idempotency import DynamoDBPersistenceLayer
+
+from mls_sync import aws
+from mls_sync.config import Settings, get_settings
+from mls_sync.dal.accounts import AccountsRepo
+from mls_sync.dal.base import Tables
+from mls_sync.dal.listings import ListingsRepo
+from mls_sync.dal.posts import PostsRepo
+from mls_sync.events import EventPublisher
+from mls_sync.platforms.http import PlatformHttp
+from mls_sync.platforms.linkedin import OAuthApp
+from mls_sync.platforms.registry import PlatformDeps, PlatformRegistry
+from mls_sync.platforms.settings import PlatformSettings
+from mls_sync.secrets import SecretStore
+from mls_sync.unpublish.service import UnpublishService
+from mls_sync.unpublish.tokens import TokenService
+
+DEFAULT_MAX_RECEIVES = 5  # UnpublishQueue's maxReceiveCount in template.yaml
+
+
+@dataclass(frozen=True)
+class PublisherDeps:
+    service: UnpublishService
+    persistence: DynamoDBPersistenceLayer
+    queue_url: str
+    max_receives: int
+
+
+def build(settings: Settings | None = None) -> PublisherDeps:
+    settings = settings or get_settings()
+    tables = Tables.from_settings(settings)
+    secrets = SecretStore(aws.secrets())
+    linkedin_app: OAuthApp | None = None
+    app_secret = os.environ.get("LINKEDIN_APP_SECRET_ARN")
+    if app_secret:
+        values = secrets.read_json(app_secret)
+        linkedin_app = OAuthApp(client_id=values["clientId"], client_secret=values["clientSecret"])
+    platforms = PlatformRegistry(
+        PlatformDeps(
+            settings=PlatformSettings.from_env(), http=PlatformHttp(), linkedin_app=linkedin_app
+        )
+    )
+    accounts = AccountsRepo(tables.accounts)
+    service = UnpublishService(
+        posts=PostsRepo(tables.posts),
+        listings=ListingsRepo(tables.listings, aws.dynamodb(), settings.history_table),
+        accounts=accounts,
+        tokens=TokenService(accounts, secrets),
+        platforms=platforms,
+        events=EventPublisher(aws.events(), settings.event_bus_name),
+        policy=settings.policy,
+    )
+    return PublisherDeps(
+        service=service,
+        persistence=DynamoDBPersistenceLayer(
+            table_name=settings.idempotency_table, boto3_client=aws.dynamodb()
+        ),
+        queue_url=settings.unpublish_queue_url,
+        max_receives=int(os.environ.get("UNPUBLISH_MAX_RECEIVES", DEFAULT_MAX_RECEIVES)),
+    )
+
+
+@cache
+def default_deps() -> PublisherDeps:
+    return build()
