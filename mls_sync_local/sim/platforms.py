@@ -95,6 +95,9 @@ class Fault:
     headers: dict[str, str] = field(default_factory=dict)
     delay: float = 0.0
     route: str | None = None
+    # True: the real request is carried out first (the post really goes), only the answer
+    # is lost or replaced, as when a platform times out after doing the work.
+    after_effect: bool = False
 
 
 @dataclass(frozen=True)
@@ -306,18 +309,36 @@ class PlatformSimulator:
         headers: Mapping[str, str] | None = None,
         route: str | None = None,
         delay: float = 0.0,
+        after_effect: bool = False,
     ) -> None:
         """The next ``n`` matching requests get this answer instead of the real one.
 
         ``route`` narrows the match: facebook, instagram, graph (both and /me), graph_me,
         linkedin, linkedin_oauth. ``delay`` holds the answer back (use it to cause client
-        timeouts; it ends early when the simulator stops).
+        timeouts; it ends early when the simulator stops). ``after_effect`` carries the
+        request out before answering with the fault.
         """
         with self._lock:
-            self._faults.append(Fault(n, status, body, dict(headers or {}), delay, route))
+            self._faults.append(
+                Fault(n, status, body, dict(headers or {}), delay, route, after_effect)
+            )
 
-    def timeout_next(self, n: int, *, seconds: float = 5.0, route: str | None = None) -> None:
-        self.fail_next(n, 504, {"error": "sim timeout"}, route=route, delay=seconds)
+    def timeout_next(
+        self,
+        n: int,
+        *,
+        seconds: float = 5.0,
+        route: str | None = None,
+        after_effect: bool = False,
+    ) -> None:
+        self.fail_next(
+            n,
+            504,
+            {"error": "sim timeout"},
+            route=route,
+            delay=seconds,
+            after_effect=after_effect,
+        )
 
     def throttle_next(
         self, n: int, *, platform: str = "facebook", code: int = 4, regain_minutes: int = 5
@@ -418,7 +439,7 @@ class PlatformSimulator:
         if route == "admin":
             return self._admin(method, path, body)
         fault = self._take_fault(route)
-        if fault is not None:
+        if fault is not None and not fault.after_effect:
             resp = _Response(fault.status, fault.body, fault.headers, fault.delay)
         elif route == "linkedin_oauth":
             resp = self._linkedin_oauth(method, form)
@@ -430,6 +451,8 @@ class PlatformSimulator:
             resp = self._graph_delete(method, path, bearer)
         else:
             resp = _Response(404, {"error": f"simulator has no route {method} {path}"})
+        if fault is not None and fault.after_effect:
+            resp = _Response(fault.status, fault.body, fault.headers, fault.delay)
         if route == "linkedin_oauth":
             with self._lock:
                 self.refresh_calls += 1

@@ -201,3 +201,14 @@ def test_request_log_holds_no_secrets(rig: Rig) -> None:
     assert TOKEN not in log
     assert all("authorization" not in r.headers for r in rig.sim.requests())
     assert rig.sim.requests()[0].token is not None
+
+
+def test_a_timeout_after_the_delete_converges_to_already_gone(rig: Rig) -> None:
+    # Given Graph deletes the post but the answer never arrives
+    rig.sim.add_post("facebook", FB_POST.platform_post_id, token=TOKEN)
+    rig.sim.timeout_next(1, seconds=3.0, after_effect=True)
+    # When the client retries
+    outcome = fb(rig).delete_post(acct("facebook", TOKEN), FB_POST)
+    # Then the retry sees 100/33, the token checks out, and there was one effect
+    assert isinstance(outcome, AlreadyGone)
+    assert rig.sim.post("facebook", FB_POST.platform_post_id).deletions == 1

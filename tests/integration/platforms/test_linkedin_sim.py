@@ -154,3 +154,12 @@ def test_wrong_app_credentials_are_refused(rig: Rig) -> None:
             client.refresh(acct("linkedin", TOKEN), SecretStr(REFRESH))
     assert excinfo.value.outcome.http_status == 401
     assert "wrong-secret" not in str(excinfo.value)
+
+
+def test_a_lost_answer_after_the_delete_still_reports_gone(rig: Rig) -> None:
+    rig.sim.add_post("linkedin", URN, token=TOKEN)
+    rig.sim.fail_next(1, 503, route="linkedin", after_effect=True)
+    outcome = li(rig).delete_post(acct("linkedin", TOKEN), POST)
+    assert isinstance(outcome, Deleted)
+    assert rig.sim.post("linkedin", URN).deletions == 1
+    assert [r.status for r in rig.sim.requests()] == [503, 204]
