@@ -180,7 +180,10 @@ class MlsSimulator:
         self._server = ThreadingHTTPServer((self.host, self._port), Handler)
         self._server.daemon_threads = True
         self._thread = threading.Thread(
-            target=self._server.serve_forever, name="mls-sim", daemon=True
+            target=self._server.serve_forever,
+            kwargs={"poll_interval": 0.05},
+            name="mls-sim",
+            daemon=True,
         )
         self._thread.start()
         return self
@@ -386,6 +389,11 @@ class MlsSimulator:
         with self._lock:
             self._faults.malformed_next += count
 
+    def clear_faults(self) -> None:
+        """Removes every pending or standing fault (rates, queues, rate limit)."""
+        with self._lock:
+            self._faults = _Faults()
+
     def expire_tokens(self) -> None:
         """Every issued OAuth2 token stops working now (revoked or expired early)."""
         with self._lock:
@@ -445,7 +453,11 @@ class MlsSimulator:
             free_at = self._window[0] + window_ns
             wait = max(1, -(-(free_at - self._now_ns) // 1_000_000_000))
             if http_date:
-                return format_datetime(self.now + timedelta(seconds=wait), usegmt=True)
+                # HTTP-dates have whole seconds: round up so the date is not before the end.
+                free = self.now + timedelta(seconds=wait)
+                if free.microsecond:
+                    free += timedelta(microseconds=1_000_000 - free.microsecond)
+                return format_datetime(free, usegmt=True)
             return str(wait)
         self._window.append(self._now_ns)
         return None
@@ -558,6 +570,9 @@ def _retry_header(value: str | None) -> dict[str, str]:
 class _Handler(BaseHTTPRequestHandler):
     simulator: MlsSimulator
     protocol_version = "HTTP/1.1"
+    # Headers and body go out in separate writes; without this, Nagle and delayed ACKs add
+    # ~40 ms to every request.
+    disable_nagle_algorithm = True
 
     def log_message(self, *_: Any) -> None:
         # Quiet: tests and the demo print their own summaries.
