@@ -1,0 +1,630 @@
+"""The worker's domain: sync one connection for one SyncJob.
+
+In one breath (docs/pipeline.md has the why):
+- a run is started (or resumed after a crash) under a key derived from the job, so a
+  duplicate delivery of a finished job is a no-op;
+- a new connection (no cursor) reads its tracked listings by key and then starts from
+  ``initial_cursor(now)``: never a full download of the feed;
+- every ``RECONCILE_EVERY_HOURS`` (and on ``reason=reconcile``) tracked listings are read by
+  key; a key the MLS no longer returns becomes ``deleted``;
+- then incremental changes from the cursor; records of listings we do not track cost nothing
+  but the read; the cursor is persisted after each page whose records were all applied;
+- a status change is written with its history entry in one transaction, the entry carrying
+  the effects still to deliver (outbox); effects are delivered and then ticked off, and a
+  redelivery that finds the change already applied finishes whatever is still pending;
+- when the invocation's time runs short, the cursor stands and a ``continuation`` job takes
+  the rest.
+"""
+
+from __future__ import annotations
+
+import functools
+import time
+from collections import Counter
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import suppress
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any, Literal, Protocol
+
+from aws_lambda_powertools import Logger
+from pydantic import SecretStr
+
+from mls_sync.dal import ConnectionsRepo, HistoryRepo, ListingsRepo, PostsRepo, SyncRunsRepo
+from mls_sync.dal.base import ConditionFailed
+from mls_sync.dal.history import change_key
+from mls_sync.dal.listings import MlsUpdate
+from mls_sync.events import Event, EventPublisher
+from mls_sync.models import (
+    ChangeSource,
+    Connection,
+    Cursor,
+    Listing,
+    ListingEventDetail,
+    PostStatus,
+    StatusChange,
+    SyncJob,
+    SyncRun,
+    UnpublishJob,
+)
+from mls_sync.pipeline.keys import dedup_id, group_id, run_key
+from mls_sync.policy import Action, TransitionPolicy
+from mls_sync.queues import OutgoingMessage, QueueSender
+from mls_sync.reso.auth import BearerToken, ClientCredentials, Credentials
+from mls_sync.reso.client import ChangePage, KeyLookup, ReplicationClient, ReplicationTarget
+from mls_sync.reso.cursor import initial_cursor
+from mls_sync.reso.errors import DeadlineReached
+from mls_sync.reso.records import MlsRecord
+from mls_sync.secrets import SecretStore
+from mls_sync.status import Status
+from mls_sync.timeutil import Clock, Instant, format_utc, utc_now
+
+logger = Logger(child=True)
+
+RESERVE_MS = 60_000
+"""Time kept back from the invocation for the last page's writes, the cursor and the
+continuation message. The client also never starts a request that could outlive it."""
+
+EFFECT_EVENT = "event"
+EFFECT_UNPUBLISH = "unpublish"
+
+Outcome = Literal["succeeded", "partial", "failed", "continued", "duplicate", "skipped"]
+
+
+# ---------------------------------------------------------------------------- the client
+
+
+class MlsClient(Protocol):
+    """What the worker needs of the replication client (``ReplicationClient`` is one)."""
+
+    @property
+    def requests_made(self) -> int: ...
+
+    @property
+    def lookup_field(self) -> str: ...
+
+    def changes(
+        self,
+        cursor: Cursor | None,
+        *,
+        overlap_seconds: float | None = None,
+        deadline: float | None = None,
+    ) -> Iterator[ChangePage]: ...
+
+    def fetch_by_keys(self, keys: Sequence[str], *, deadline: float | None = None) -> KeyLookup: ...
+
+    def close(self) -> None: ...
+
+
+ClientFactory = Callable[[Connection], MlsClient]
+
+
+class CredentialsError(ValueError):
+    """The connection's secret does not hold usable MLS credentials (values never quoted)."""
+
+
+def credentials_from_secret(value: dict[str, Any]) -> Credentials:
+    """The secret's JSON object (as ``mls-sync seed`` stores it) as client credentials."""
+    token = value.get("token")
+    if isinstance(token, str) and token:
+        return BearerToken(token=SecretStr(token))
+    cid = value.get("clientId") or value.get("client_id")
+    secret = value.get("clientSecret") or value.get("client_secret")
+    url = value.get("tokenUrl") or value.get("token_url")
+    if isinstance(cid, str) and isinstance(secret, str) and isinstance(url, str):
+        scope = value.get("scope")
+        return ClientCredentials(
+            client_id=cid,
+            client_secret=SecretStr(secret),
+            token_url=url,
+            scope=scope if isinstance(scope, str) else None,
+        )
+    raise CredentialsError(
+        "MLS secret holds neither 'token' nor 'clientId'/'clientSecret'/'tokenUrl'"
+    )
+
+
+def target_of(connection: Connection) -> ReplicationTarget:
+    return ReplicationTarget(
+        vendor=connection.vendor,
+        base_url=connection.base_url,
+        resource=connection.resource,
+        dataset=connection.dataset,
+        originating_system_name=connection.originating_system_name,
+    )
+
+
+def replication_client_factory(secrets: SecretStore, **client_options: Any) -> ClientFactory:
+    """Builds a ReplicationClient per connection, credentials read from Secrets Manager."""
+
+    def build(connection: Connection) -> MlsClient:
+        credentials = credentials_from_secret(secrets.read_json(connection.credentials_secret_arn))
+        return ReplicationClient(target_of(connection), credentials, **client_options)
+
+    return build
+
+
+# ---------------------------------------------------------------------------- decisions
+
+
+def mls_update(record: MlsRecord, synced_at: str) -> MlsUpdate:
+    """What one record says: a record the vendor flags as not visible is a deletion."""
+    if not record.visible or record.standard_status is None:
+        status = Status.DELETED
+    else:
+        status = record.standard_status.status
+    return MlsUpdate(
+        status=status,
+        standard_status=record.standard_status.value if record.standard_status else None,
+        mls_status=record.mls_status,
+        modified=record.modification,
+        synced_at=synced_at,
+    )
+
+
+def deletion_update(detected: datetime) -> MlsUpdate:
+    """A listing the MLS no longer returns for its key: deleted as of the detection."""
+    return MlsUpdate(
+        status=Status.DELETED,
+        standard_status=None,
+        mls_status=None,
+        modified=Instant.from_datetime(detected),
+        synced_at=format_utc(detected),
+    )
+
+
+def effects_for(policy: TransitionPolicy, from_status: Status | None, to: Status) -> list[str]:
+    """The outbox of a status change: always an event; unpublish when the policy says so."""
+    effects = [EFFECT_EVENT]
+    if Action.UNPUBLISH in policy.actions(from_status, to):
+        effects.append(EFFECT_UNPUBLISH)
+    return effects
+
+
+def status_change(
+    listing: Listing,
+    update: MlsUpdate,
+    *,
+    policy: TransitionPolicy,
+    source: ChangeSource,
+    correlation_id: str,
+) -> StatusChange | None:
+    """The history entry for applying ``update`` to ``listing``; None when the status stays."""
+    if update.status == listing.status:
+        return None
+    return StatusChange(
+        listing_id=listing.listing_id,
+        change_key=change_key(update.modified, update.status),
+        from_status=listing.status,
+        to_status=update.status,
+        standard_status=update.standard_status,
+        mls_status=update.mls_status,
+        mls_modified_at=update.modified.iso_micro(),
+        detected_at=update.synced_at,
+        source=source,
+        correlation_id=correlation_id,
+        connection_id=listing.connection_id,
+        user_id=listing.user_id,
+        listing_key=listing.listing_key,
+        pending_effects=effects_for(policy, listing.status, update.status),
+    )
+
+
+def event_for(change: StatusChange, policy: TransitionPolicy) -> Event:
+    detail = ListingEventDetail(
+        listing_id=change.listing_id,
+        user_id=change.user_id or "",
+        connection_id=change.connection_id or "",
+        listing_key=change.listing_key or "",
+        from_status=change.from_status,
+        to_status=change.to_status,
+        standard_status=change.standard_status,
+        mls_modified_at=change.mls_modified_at,
+        detected_at=change.detected_at,
+        correlation_id=change.correlation_id or "",
+        change_key=change.change_key,
+    )
+    kind = policy.event_type(change.from_status, change.to_status)
+    return Event(detail_type=kind, detail=detail)  # type: ignore[arg-type]
+
+
+def reconcile_due(connection: Connection, now: datetime, every_hours: int) -> bool:
+    if connection.last_reconciled_at is None:
+        return True
+    last = Instant.parse(connection.last_reconciled_at).to_datetime()
+    return now - last >= timedelta(hours=every_hours)
+
+
+def describe_error(exc: BaseException) -> str:
+    """An error for the run's record: type and message (ours never carry secrets), bounded."""
+    return f"{type(exc).__name__}: {exc}"[:300]
+
+
+# ---------------------------------------------------------------------------- the run
+
+
+@dataclass
+class SyncDeps:
+    policy: TransitionPolicy
+    connections: ConnectionsRepo
+    listings: ListingsRepo
+    history: HistoryRepo
+    posts: PostsRepo
+    runs: SyncRunsRepo
+    events: EventPublisher
+    sync_queue: QueueSender
+    unpublish_queue: QueueSender
+    client_factory: ClientFactory
+    reconcile_every_hours: int = 24
+    sync_run_ttl_days: int = 90
+    clock: Clock = utc_now
+    monotonic: Callable[[], float] = time.monotonic
+    reserve_ms: int = RESERVE_MS
+
+
+@dataclass
+class SyncResult:
+    connection_id: str
+    run_key: str
+    outcome: Outcome
+    counts: dict[str, int] = field(default_factory=dict)
+    errors: list[str] = field(default_factory=list)
+    mls_requests: int = 0
+    duration_ms: int = 0
+
+    @property
+    def retry(self) -> bool:
+        """The job must be delivered again (some work was not done)."""
+        return self.outcome in ("partial", "failed")
+
+
+class _OutOfTime(Exception):  # noqa: N818 - control flow, never escapes this module
+    pass
+
+
+class _Sync:
+    def __init__(self, deps: SyncDeps, job: SyncJob, remaining_ms: Callable[[], int]) -> None:
+        self.deps = deps
+        self.job = job
+        self.remaining_ms = remaining_ms
+        self.counts: Counter[str] = Counter()
+        self.errors: list[str] = []
+        self.now = deps.clock()
+        self.now_text = format_utc(self.now)
+        self.source: ChangeSource = job.reason
+        # The client's deadline on its monotonic scale: no request starts that could end
+        # inside the reserve.
+        self.deadline = deps.monotonic() + max(0, remaining_ms() - deps.reserve_ms) / 1000
+
+    # ------------------------------------------------------------------ entry
+
+    def run(self) -> SyncResult:
+        deps, job = self.deps, self.job
+        started = deps.monotonic()
+        connection = deps.connections.get(job.connection_id)
+        if connection is None or not connection.enabled:
+            state = "missing" if connection is None else "disabled"
+            logger.info(
+                "connection not synced", extra={"connectionId": job.connection_id, "state": state}
+            )
+            return SyncResult(job.connection_id, "", "skipped", {state: 1})
+        key = run_key(job, connection.cursor)
+        if not self._claim(key):
+            logger.info(
+                "duplicate sync job", extra={"connectionId": job.connection_id, "runKey": key}
+            )
+            return SyncResult(job.connection_id, key, "duplicate")
+        client: MlsClient | None = None
+        outcome: Outcome
+        try:
+            client = deps.client_factory(connection)
+            self._work(connection, client)
+            outcome = "partial" if self.counts["failed"] else "succeeded"
+        except (_OutOfTime, DeadlineReached):
+            outcome = self._continue(connection.connection_id)
+        except Exception as exc:  # recorded on the run and retried
+            logger.exception("sync failed", extra={"connectionId": job.connection_id})
+            self.errors.insert(0, describe_error(exc))
+            outcome = "failed"
+        finally:
+            requests = client.requests_made if client is not None else 0
+            if client is not None:
+                with suppress(Exception):
+                    client.close()
+        result = SyncResult(
+            connection_id=job.connection_id,
+            run_key=key,
+            outcome=outcome,
+            counts=dict(self.counts),
+            errors=self.errors[:10],
+            mls_requests=requests,
+            duration_ms=int((deps.monotonic() - started) * 1000),
+        )
+        self._finish(result)
+        return result
+
+    def _claim(self, key: str) -> bool:
+        """Starts the run, or takes over one a crashed or failed delivery left behind. A run
+        that succeeded or handed over to a continuation is done: the job is a duplicate."""
+        run = SyncRun(
+            connection_id=self.job.connection_id,
+            run_key=key,
+            reason=self.job.reason,
+            started_at=self.now_text,
+            correlation_id=self.job.correlation_id,
+            ttl=int(self.now.timestamp()) + self.deps.sync_run_ttl_days * 86_400,
+        )
+        if self.deps.runs.start(run) is not None:
+            return True
+        existing = self.deps.runs.get(self.job.connection_id, key)
+        if existing is None or existing.outcome in ("succeeded", "continued"):
+            return False
+        # FIFO groups mean no other delivery of this connection is in flight: a "running"
+        # run is one whose invocation died. Conditional on the outcome we read, so of two
+        # takers only one proceeds.
+        return self.deps.runs.restart(run, previous_outcome=existing.outcome)
+
+    def _finish(self, result: SyncResult) -> None:
+        run = SyncRun(
+            connection_id=result.connection_id,
+            run_key=result.run_key,
+            reason=self.job.reason,
+            started_at=self.now_text,
+            finished_at=format_utc(self.deps.clock()),
+            outcome=result.outcome,
+            counts=result.counts,
+            errors=result.errors,
+            mls_requests=result.mls_requests,
+            duration_ms=result.duration_ms,
+            correlation_id=self.job.correlation_id,
+            ttl=int(self.now.timestamp()) + self.deps.sync_run_ttl_days * 86_400,
+        )
+        try:
+            self.deps.runs.finish(run)
+        except ConditionFailed:
+            logger.warning("sync run was taken over", extra={"runKey": result.run_key})
+        logger.info(
+            "sync finished",
+            extra={
+                "connectionId": result.connection_id,
+                "runKey": result.run_key,
+                "outcome": result.outcome,
+                "counts": result.counts,
+                "mlsRequests": result.mls_requests,
+                "durationMs": result.duration_ms,
+                "correlationId": self.job.correlation_id,
+            },
+        )
+
+    def _continue(self, connection_id: str) -> Outcome:
+        """Hands the rest of the connection's work to a continuation job. The cursor stored
+        is the last one durably applied, so the continuation starts exactly there."""
+        connection = self.deps.connections.get(connection_id)
+        cursor = connection.cursor if connection else None
+        job = SyncJob(
+            connection_id=connection_id,
+            reason="continuation",
+            slot=self.job.slot,
+            correlation_id=self.job.correlation_id,
+        )
+        self.deps.sync_queue.send(
+            [OutgoingMessage(job, group_id=group_id(connection_id), dedup_id=dedup_id(job, cursor))]
+        )
+        self.counts["continuations"] += 1
+        logger.info("continuation enqueued", extra={"connectionId": connection_id})
+        return "continued"
+
+    def _short_of_time(self) -> bool:
+        return self.remaining_ms() < self.deps.reserve_ms
+
+    # ------------------------------------------------------------------ phases
+
+    def _work(self, connection: Connection, client: MlsClient) -> None:
+        tracked = {
+            listing.listing_key: listing.listing_id
+            for listing in self.deps.listings.iter_by_connection(connection.connection_id)
+        }
+        self.counts["tracked"] = len(tracked)
+        if self.job.listing_keys:
+            wanted = [k for k in self.job.listing_keys if k in tracked]
+            self.counts["notTracked"] += len(self.job.listing_keys) - len(wanted)
+            self._by_key(client, wanted, tracked)
+            return
+        cursor = connection.cursor
+        if cursor is None:
+            # First sync: what we track, by key; then replicate from now on. The start is
+            # taken before the reads so a change made during them is not missed.
+            start = initial_cursor(self.now)
+            self._by_key(client, list(tracked), tracked)
+            if self.counts["failed"]:
+                return  # retried whole: the next delivery reads the keys again
+            self.deps.connections.advance_cursor(
+                connection.connection_id, start, expected=None, synced_at=self.now_text
+            )
+            self.deps.connections.mark_reconciled(connection.connection_id, self.now_text)
+            cursor = start
+        elif self.job.reason == "reconcile" or reconcile_due(
+            connection, self.now, self.deps.reconcile_every_hours
+        ):
+            self._by_key(client, list(tracked), tracked)
+            if not self.counts["failed"]:
+                self.deps.connections.mark_reconciled(connection.connection_id, self.now_text)
+            self.counts["reconciled"] += 1
+        self._incremental(connection, client, cursor, tracked)
+
+    def _by_key(self, client: MlsClient, keys: list[str], tracked: dict[str, str]) -> None:
+        if not keys:
+            return
+        if client.lookup_field != "ListingKey":
+            # Lookups go by another field (MLS Grid: ListingId) that listings do not store:
+            # asking by ListingKey would report every listing missing, i.e. deleted.
+            self.counts["notReconcilable"] += len(keys)
+            return
+        if self._short_of_time():
+            raise _OutOfTime
+        lookup = client.fetch_by_keys(keys, deadline=self.deadline)
+        self.counts["recordsRead"] += len(lookup.found) + len(lookup.skipped)
+        self._note_skipped(lookup.skipped)
+        for record in lookup.found.values():
+            self._record(record, tracked)
+        for key in lookup.missing:
+            self._guarded(key, functools.partial(self._missing, tracked[key]))
+
+    def _incremental(
+        self, connection: Connection, client: MlsClient, cursor: Cursor, tracked: dict[str, str]
+    ) -> None:
+        expected = cursor
+        held = False
+        pages = client.changes(
+            cursor, overlap_seconds=connection.overlap_seconds, deadline=self.deadline
+        )
+        for page in pages:
+            self.counts["pages"] += 1
+            self.counts["recordsRead"] += len(page.records) + len(page.skipped)
+            self._note_skipped(page.skipped)
+            failed_before = self.counts["failed"]
+            for record in page.records:
+                self._record(record, tracked)
+            if self.counts["failed"] > failed_before:
+                # Not durably applied: the cursor stays before this page, so the next
+                # delivery reads it again (applied records are then no-ops).
+                held = True
+            if not held and page.cursor != expected:
+                self.deps.connections.advance_cursor(
+                    connection.connection_id,
+                    page.cursor,
+                    expected=expected,
+                    synced_at=self.now_text,
+                )
+                expected = page.cursor
+            if page.complete:
+                return
+            if self._short_of_time():
+                raise _OutOfTime
+
+    def _note_skipped(self, skipped: Sequence[Any]) -> None:
+        for item in skipped:
+            self.counts["skipped"] += 1
+            if len(self.errors) < 10:
+                self.errors.append(f"skipped {item.listing_key or '?'}: {item.reason}"[:300])
+
+    # ------------------------------------------------------------------ one listing
+
+    def _record(self, record: MlsRecord, tracked: dict[str, str]) -> None:
+        listing_id = tracked.get(record.listing_key)
+        if listing_id is None:
+            self.counts["untracked"] += 1
+            return
+        update = mls_update(record, self.now_text)
+        self._guarded(record.listing_key, lambda: self._apply(listing_id, update))
+
+    def _guarded(self, listing_key: str, work: Callable[[], None]) -> None:
+        """One failing listing never stops the others: the failure is counted and named."""
+        try:
+            work()
+        except Exception as exc:  # recorded, retried by the next delivery
+            self.counts["failed"] += 1
+            self.errors.append(f"{listing_key}: {describe_error(exc)}"[:300])
+            logger.exception(
+                "listing failed",
+                extra={"connectionId": self.job.connection_id, "listingKey": listing_key},
+            )
+
+    def _missing(self, listing_id: str) -> None:
+        listing = self.deps.listings.get(listing_id)
+        if listing is None or listing.sync_excluded:
+            self.counts["excluded" if listing else "vanished"] += 1
+            return
+        if listing.status is Status.DELETED:
+            # Already deleted: finish the deletion's effects if a crash left them pending
+            # (its change key came from the detection time, which a retry cannot recompute).
+            latest = self.deps.history.list_for_listing(listing_id, limit=1)
+            if latest and latest[0].pending_effects:
+                self._deliver(latest[0])
+            self.counts["unchanged"] += 1
+            return
+        self._apply(listing_id, deletion_update(self.now), listing)
+
+    def _apply(self, listing_id: str, update: MlsUpdate, listing: Listing | None = None) -> None:
+        current = listing or self.deps.listings.get(listing_id)
+        for _ in range(3):
+            if current is None:
+                self.counts["vanished"] += 1
+                return
+            if current.sync_excluded:
+                self.counts["excluded"] += 1
+                return
+            change = status_change(
+                current,
+                update,
+                policy=self.deps.policy,
+                source=self.source,
+                correlation_id=self.job.correlation_id,
+            )
+            result = self.deps.listings.apply(current, update, change)
+            if result.applied:
+                if change is None:
+                    self.counts["updated"] += 1
+                else:
+                    self.counts["statusChanges"] += 1
+                    self.counts[f"{change.from_status}>{change.to_status}"] += 1
+                    self._deliver(change)
+                return
+            if result.reason == "status_moved":
+                current = result.current  # decide again from what is there now
+                continue
+            if result.reason in ("stale", "duplicate_change"):
+                self.counts["unchanged"] += 1
+                self._resume(listing_id, change_key(update.modified, update.status))
+                return
+            self.counts["excluded" if result.reason == "excluded" else "vanished"] += 1
+            return
+        raise RuntimeError(f"listing {listing_id} kept changing under the sync")
+
+    # ------------------------------------------------------------------ effects (outbox)
+
+    def _resume(self, listing_id: str, key: str) -> None:
+        """A record already applied: deliver whatever effects of its change are pending
+        (a previous delivery crashed between the write and the effects)."""
+        entry = self.deps.history.get(listing_id, key)
+        if entry is not None and entry.pending_effects:
+            self.counts["effectsResumed"] += 1
+            self._deliver(entry)
+
+    def _deliver(self, change: StatusChange) -> None:
+        pending = set(change.pending_effects)
+        if EFFECT_EVENT in pending:
+            self.deps.events.publish([event_for(change, self.deps.policy)])
+            self.deps.history.complete_effect(change.listing_id, change.change_key, EFFECT_EVENT)
+            self.counts["events"] += 1
+        if EFFECT_UNPUBLISH in pending:
+            posts = [
+                p
+                for p in self.deps.posts.list_by_listing(change.listing_id)
+                if p.status is PostStatus.PUBLISHED
+            ]
+            jobs = [
+                OutgoingMessage(
+                    UnpublishJob(
+                        post_id=p.post_id,
+                        listing_id=p.listing_id,
+                        platform=p.platform,
+                        correlation_id=change.correlation_id or self.job.correlation_id,
+                    )
+                )
+                for p in posts
+            ]
+            if jobs:
+                self.deps.unpublish_queue.send(jobs)
+            self.deps.history.complete_effect(
+                change.listing_id, change.change_key, EFFECT_UNPUBLISH
+            )
+            self.counts["unpublishJobs"] += len(jobs)
+
+
+def sync_connection(job: SyncJob, deps: SyncDeps, remaining_ms: Callable[[], int]) -> SyncResult:
+    """Runs one SyncJob to its end (or to a continuation) and records it as a SyncRun.
+
+    Never raises for a failure it can record: the result's ``retry`` says whether the
+    message must be delivered again."""
+    return _Sync(deps, job, remaining_ms).run()
