@@ -1,0 +1,282 @@
+"""`mls-sync seed FILE`: validate a portfolio file whole, then write it idempotently.
+
+Nothing is written unless the whole file is valid. Writes are creates guarded by
+``attribute_not_exists``: an item that already exists is left exactly as it is (its status,
+cursor and MLS timestamps belong to the sync from then on), and so is its secret, which a
+token refresh may have rotated since. Running seed twice therefore changes nothing.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, TextIO
+
+from botocore.exceptions import BotoCoreError, ClientError
+from mls_sync import aws
+from mls_sync.config import stack_environment
+from mls_sync.dal import AccountsRepo, ConditionFailed, ConnectionsRepo, PostsRepo, Tables
+from mls_sync.dal.listings import ListingsRepo
+from mls_sync.models import Connection, Listing, PlatformAccount, Post
+from mls_sync.secrets import SecretError, SecretStore, mls_secret_name, platform_secret_name
+
+from mls_sync_local.portfolio import (
+    Portfolio,
+    PortfolioAccount,
+    PortfolioConnection,
+    PortfolioListing,
+    PortfolioPost,
+    validate_portfolio,
+)
+
+if TYPE_CHECKING:
+    from mypy_boto3_dynamodb.service_resource import DynamoDBServiceResource
+
+DEFAULT_STACK = "mls-sync-dev"
+EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+
+KINDS: tuple[str, ...] = ("connections", "platformAccounts", "listings", "posts")
+
+
+def stack_name(env: Mapping[str, str] | None = None) -> str:
+    source = os.environ if env is None else env
+    return source.get("MLS_SYNC_STACK") or DEFAULT_STACK
+
+
+def stack_tables(stack: str, resource: DynamoDBServiceResource | None = None) -> Tables:
+    """The stack's tables by the names template.yaml gives them (no queue URLs needed)."""
+    names = stack_environment(stack)
+    db = resource or aws.dynamodb_resource()
+    return Tables(
+        connections=db.Table(names["CONNECTIONS_TABLE"]),
+        listings=db.Table(names["LISTINGS_TABLE"]),
+        posts=db.Table(names["POSTS_TABLE"]),
+        accounts=db.Table(names["ACCOUNTS_TABLE"]),
+        history=db.Table(names["HISTORY_TABLE"]),
+        sync_runs=db.Table(names["SYNC_RUNS_TABLE"]),
+        idempotency_name=names["IDEMPOTENCY_TABLE"],
+    )
+
+
+@dataclass
+class SeedReport:
+    """What one seed did: per kind, how many items it created and how many it found."""
+
+    created: dict[str, int] = field(default_factory=lambda: dict.fromkeys(KINDS, 0))
+    unchanged: dict[str, int] = field(default_factory=lambda: dict.fromkeys(KINDS, 0))
+    # Existing items whose identity fields differ from the file (seed never overwrites).
+    differing: list[str] = field(default_factory=list)
+
+    def summary(self) -> str:
+        parts = [f"{k} {self.created[k]} created/{self.unchanged[k]} unchanged" for k in KINDS]
+        return "; ".join(parts)
+
+
+class Seeder:
+    """Writes a validated portfolio into a stack's tables and secrets."""
+
+    def __init__(self, tables: Tables, secrets: SecretStore, stack: str) -> None:
+        self._prefix = f"{stack}/"
+        self._secrets = secrets
+        self._connections = ConnectionsRepo(tables.connections)
+        self._accounts = AccountsRepo(tables.accounts)
+        self._listings = ListingsRepo(tables.listings, aws.dynamodb(), tables.history.name)
+        self._posts = PostsRepo(tables.posts)
+
+    def seed(self, portfolio: Portfolio) -> SeedReport:
+        report = SeedReport()
+        for conn in portfolio.connections:
+            self._connection(conn, report)
+        for account in portfolio.platform_accounts:
+            self._account(account, report)
+        for listing in portfolio.listings:
+            self._listing(listing, report)
+        for post in portfolio.posts:
+            self._post(post, report)
+        return report
+
+    # Each kind: if the item exists, note it (and any difference) and touch nothing, not even
+    # its secret; otherwise store the secret, then create the item conditionally. A create
+    # that loses a race with another seeder is "unchanged" too: the item is there.
+
+    def _connection(self, conn: PortfolioConnection, report: SeedReport) -> None:
+        existing = self._connections.get_item(conn.connection_id)
+        wanted = {
+            "userId": conn.user_id,
+            "vendor": conn.vendor,
+            "baseUrl": conn.base_url,
+            "resource": conn.resource,
+            "dataset": conn.dataset,
+            "originatingSystemName": conn.originating_system_name,
+        }
+        if existing is not None:
+            _note_existing("connections", conn.connection_id, existing, wanted, report)
+            return
+        arn = self._secrets.put_json(
+            mls_secret_name(self._prefix, conn.connection_id), conn.credentials.secret_value()
+        )
+        item = Connection(
+            connection_id=conn.connection_id,
+            user_id=conn.user_id,
+            vendor=conn.vendor,
+            base_url=conn.base_url,
+            resource=conn.resource,
+            dataset=conn.dataset,
+            originating_system_name=conn.originating_system_name,
+            credentials_secret_arn=arn,
+            enabled=conn.enabled,
+            overlap_seconds=conn.overlap_seconds,
+        )
+        _create("connections", lambda: self._connections.create(item), report)
+
+    def _account(self, account: PortfolioAccount, report: SeedReport) -> None:
+        existing = self._accounts.get_raw(account.account_id)
+        wanted = {
+            "userId": account.user_id,
+            "platform": account.platform.value,
+            "externalId": account.external_id,
+            "connectedVia": account.connected_via,
+        }
+        if existing is not None:
+            _note_existing("platformAccounts", account.account_id, existing, wanted, report)
+            return
+        arn = self._secrets.put_json(
+            platform_secret_name(self._prefix, account.account_id), account.token.secret_value()
+        )
+        item = PlatformAccount(
+            account_id=account.account_id,
+            user_id=account.user_id,
+            platform=account.platform,
+            external_id=account.external_id,
+            connected_via=account.connected_via,
+            token_secret_arn=arn,
+            token_expires_at=account.token.expires_at,
+        )
+        _create("platformAccounts", lambda: self._accounts.create(item), report)
+
+    def _listing(self, listing: PortfolioListing, report: SeedReport) -> None:
+        existing = self._listings.get_raw(listing.listing_id)
+        wanted = {
+            "userId": listing.user_id,
+            "connectionId": listing.connection_id,
+            "listingKey": listing.listing_key,
+        }
+        if existing is not None:
+            _note_existing("listings", listing.listing_id, existing, wanted, report)
+            return
+        item = Listing(
+            listing_id=listing.listing_id,
+            user_id=listing.user_id,
+            connection_id=listing.connection_id,
+            listing_key=listing.listing_key,
+            status=listing.status,
+            standard_status=listing.standard_status,
+            mls_status=listing.mls_status,
+            mls_modified_at=listing.mls_modified_at,
+            sync_excluded=listing.sync_excluded,
+        )
+        _create("listings", lambda: self._listings.create(item), report)
+
+    def _post(self, post: PortfolioPost, report: SeedReport) -> None:
+        existing = self._posts.get_raw(post.post_id)
+        wanted = {
+            "listingId": post.listing_id,
+            "platform": post.platform.value,
+            "accountId": post.account_id,
+            "platformPostId": post.platform_post_id,
+        }
+        if existing is not None:
+            _note_existing("posts", post.post_id, existing, wanted, report)
+            return
+        item = Post(
+            post_id=post.post_id,
+            listing_id=post.listing_id,
+            platform=post.platform,
+            account_id=post.account_id,
+            platform_post_id=post.platform_post_id,
+            status=post.status,
+            permalink=post.permalink,
+            published_at=post.published_at,
+        )
+        _create("posts", lambda: self._posts.create(item), report)
+
+
+def _note_existing(
+    kind: str,
+    item_id: str,
+    existing: Mapping[str, Any],
+    wanted: Mapping[str, Any],
+    report: SeedReport,
+) -> None:
+    report.unchanged[kind] += 1
+    differs = sorted(k for k, v in wanted.items() if existing.get(k) != v)
+    if differs:
+        report.differing.append(f"{kind} {item_id} ({', '.join(differs)})")
+
+
+def _create(kind: str, create: Callable[[], None], report: SeedReport) -> None:
+    try:
+        create()
+    except ConditionFailed:
+        report.unchanged[kind] += 1
+    else:
+        report.created[kind] += 1
+
+
+# ---------------------------------------------------------------------------- command
+
+
+def register(subparsers: Any) -> None:
+    parser = subparsers.add_parser(
+        "seed",
+        help="validate a portfolio file (JSON or YAML), then write it idempotently",
+        description=(
+            "Validates the whole file first (exit 2 and one line per error; nothing written), "
+            "then creates what does not exist yet. Credentials and tokens go to Secrets "
+            "Manager; items hold the secrets' ARNs. Existing items are never overwritten."
+        ),
+    )
+    parser.add_argument("file", metavar="FILE", help="portfolio file (.yaml, .yml or .json)")
+    parser.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace, *, out: TextIO | None = None, err: TextIO | None = None) -> int:
+    stdout = out or sys.stdout
+    stderr = err or sys.stderr
+    result = validate_portfolio(args.file)
+    if isinstance(result, list):
+        for line in result:
+            print(line, file=stderr)
+        print(f"mls-sync: seed: {len(result)} error(s); nothing written", file=stderr)
+        return EXIT_USAGE
+    stack = stack_name()
+    try:
+        report = Seeder(stack_tables(stack), SecretStore(aws.secrets()), stack).seed(result)
+    except SecretError as exc:
+        print(f"mls-sync: seed: {exc}", file=stderr)
+        return EXIT_FAILED
+    except ClientError as exc:
+        error = exc.response.get("Error", {})
+        hint = (
+            " (is the stack deployed? `mls-sync local deploy`)"
+            if error.get("Code") == "ResourceNotFoundException"
+            else ""
+        )
+        print(
+            f"mls-sync: seed: {exc.operation_name} failed: {error.get('Code', 'error')}{hint}",
+            file=stderr,
+        )
+        return EXIT_FAILED
+    except BotoCoreError as exc:
+        print(f"mls-sync: seed: AWS unreachable: {type(exc).__name__}", file=stderr)
+        return EXIT_FAILED
+    for line in report.differing:
+        print(f"mls-sync: seed: kept existing {line}: differs from the file", file=stderr)
+    print(f"seeded {args.file} into {stack}: {report.summary()}", file=stdout)
+    return EXIT_OK
+
+
+__all__ = ["SeedReport", "Seeder", "register", "run", "stack_name", "stack_tables"]
