@@ -21,7 +21,8 @@ from pydantic import Field, SecretStr, ValidationError, field_validator, model_v
 
 SECTIONS: tuple[str, ...] = ("users", "connections", "platformAccounts", "listings", "posts")
 
-# Fields whose values are secret: an error about them never quotes the input.
+# Where secrets live: an error anywhere inside these objects never quotes the input (even a
+# field that is not secret may have been handed a token by a slip of the pen).
 _SECRET_PARENTS = frozenset({"credentials", "token"})
 
 
