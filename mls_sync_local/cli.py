@@ -126,4 +126,8 @@ def _report(exc: BaseException, debug: bool, prefix: str = "") -> None:
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    # Run through the importable module: subcommands raise mls_sync_local.cli's errors, which
+    # are not this __main__ module's classes.
+    from mls_sync_local.cli import main as _main
+
+    raise SystemExit(_main())

@@ -1,12 +1,15 @@
 """A moto server on a free loopback port, in this process (a thread), as a context manager.
 
 In-process keeps `mls-sync demo` and the tests free of subprocess bookkeeping: stopping the
-context stops the server, also on Ctrl-C and on failure.
+context stops the server, also on Ctrl-C and on failure. moto keeps its state in
+process-wide backends, so a server starts by resetting them: one in-process moto server at
+a time (and not beside an active ``mock_aws`` in the same process).
 """
 
 from __future__ import annotations
 
 import logging
+import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -39,7 +42,16 @@ def start_moto_server(port: int = 0, *, quiet: bool = True) -> MotoServer:
     server = ThreadedMotoServer(ip_address=LOOPBACK, port=port, verbose=False)
     server.start()
     host, bound_port = server.get_host_and_port()
-    return MotoServer(url=f"http://{host}:{bound_port}", _server=server)
+    url = f"http://{host}:{bound_port}"
+    _reset(url)
+    return MotoServer(url=url, _server=server)
+
+
+def _reset(url: str) -> None:
+    """Empty moto's process-wide backends (left over from an earlier server here)."""
+    request = urllib.request.Request(f"{url}/moto-api/reset", method="POST")  # noqa: S310
+    with urllib.request.urlopen(request, timeout=10) as response:  # noqa: S310 - loopback http
+        response.read()
 
 
 @contextmanager

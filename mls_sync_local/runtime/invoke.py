@@ -1,0 +1,53 @@
+"""`mls-sync invoke FUNCTION --event FILE`: one handler, one event, in this process."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+from mls_sync_local.cli import CommandError, UsageError
+from mls_sync_local.runtime.handlers import handler_output_to
+from mls_sync_local.runtime.local import LocalRuntime
+
+
+def read_event(path: str) -> Any:
+    """The event from a JSON file (``-`` for stdin)."""
+    try:
+        text = sys.stdin.read() if path == "-" else Path(path).read_text(encoding="utf-8")
+    except OSError as exc:
+        raise UsageError(f"{path}: {exc.strerror or exc}") from None
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise UsageError(f"{path}: not JSON: {exc.msg} at line {exc.lineno}") from None
+
+
+def _run(args: argparse.Namespace) -> int:
+    event = read_event(args.event)
+    runtime = LocalRuntime.connect()
+    out = sys.stdout
+    # Handler logs go to stderr: stdout carries the result only, as JSON.
+    with handler_output_to(sys.stderr):
+        try:
+            result = runtime.invoke(args.function, event)
+        except CommandError:
+            raise
+        except Exception as exc:
+            raise CommandError(f"{args.function} raised {type(exc).__name__}: {exc}") from exc
+    out.write(json.dumps(result, indent=2, default=str) + "\n")
+    return 0
+
+
+def register(subparsers: Any) -> None:
+    parser = subparsers.add_parser(
+        "invoke",
+        help="run one handler with one event and its template environment (like sam local invoke)",
+    )
+    parser.add_argument(
+        "function", help="dispatcher, worker, publisher, manual-sync (or a logical id)"
+    )
+    parser.add_argument("--event", "-e", required=True, help="event JSON file ('-' for stdin)")
+    parser.set_defaults(run=_run)
