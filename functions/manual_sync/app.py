@@ -1,9 +1,90 @@
-"""manual_sync handler (being written)."""
+"""ManualSyncFunction: sync a listing, a connection or all of a user's connections now.
+
+Two entry points, one answer shape (``statusCode`` and ``body``):
+- direct invocation: ``{"action": "sync_listing", "listingId": ...}`` (or ``sync_connection``
+  with ``connectionId``, ``sync_user`` with ``userId``); ``body`` is an object;
+- the function URL (``AuthType: AWS_IAM``: callers sign with SigV4, no shared secret):
+  ``POST`` with the same JSON object as body; ``body`` is a JSON string.
+"""
 
 from __future__ import annotations
 
+import base64
+import json
+import uuid
 from typing import Any
 
+from aws_lambda_powertools import Logger, Metrics, Tracer
+from aws_lambda_powertools.metrics import MetricUnit
+from aws_lambda_powertools.utilities.typing import LambdaContext
+from mls_sync.pipeline.deps import default_manual_deps
+from mls_sync.pipeline.manual import ManualDeps, ManualSyncError, parse_request, request_sync
+from mls_sync.timeutil import Clock, utc_now
 
-def lambda_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
-    raise NotImplementedError("manual_sync")
+logger = Logger()
+metrics = Metrics()
+tracer = Tracer()
+
+
+def _is_http(event: dict[str, Any]) -> bool:
+    context = event.get("requestContext")
+    return isinstance(context, dict) and isinstance(context.get("http"), dict)
+
+
+def _http_payload(event: dict[str, Any]) -> Any:
+    method = event["requestContext"]["http"].get("method", "")
+    if method != "POST":
+        raise ManualSyncError(405, f"method {method} not allowed: use POST")
+    raw = event.get("body") or ""
+    if event.get("isBase64Encoded"):
+        try:
+            raw = base64.b64decode(raw).decode("utf-8")
+        except (ValueError, UnicodeDecodeError):
+            raise ManualSyncError(400, "body is not valid base64 UTF-8") from None
+    try:
+        return json.loads(raw) if raw else None
+    except json.JSONDecodeError as exc:
+        raise ManualSyncError(400, f"body is not JSON: {exc.msg}") from None
+
+
+def handle(
+    event: dict[str, Any],
+    context: LambdaContext,
+    deps: ManualDeps | None = None,
+    clock: Clock = utc_now,
+) -> dict[str, Any]:
+    http = _is_http(event)
+    correlation_id = (
+        (event.get("requestContext", {}).get("requestId") if http else None)
+        or getattr(context, "aws_request_id", None)
+        or str(uuid.uuid4())
+    )
+    try:
+        payload = _http_payload(event) if http else event
+        request = parse_request(payload)
+        result = request_sync(
+            request, deps or default_manual_deps(), now=clock(), correlation_id=correlation_id
+        )
+    except ManualSyncError as exc:
+        logger.info("manual sync refused", extra={"status": exc.status, "error": exc.message})
+        return _answer(exc.status, {"error": exc.message}, http=http)
+    metrics.add_metric(name="ManualSyncJobs", unit=MetricUnit.Count, value=result.jobs)
+    logger.info("manual sync enqueued", extra=result.to_item())
+    return _answer(202, result.to_item(), http=http)
+
+
+def _answer(status: int, body: dict[str, Any], *, http: bool) -> dict[str, Any]:
+    if not http:
+        return {"statusCode": status, "body": body}
+    return {
+        "statusCode": status,
+        "headers": {"content-type": "application/json"},
+        "body": json.dumps(body, separators=(",", ":")),
+    }
+
+
+@logger.inject_lambda_context(clear_state=True)
+@tracer.capture_lambda_handler
+@metrics.log_metrics
+def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    return handle(event, context)

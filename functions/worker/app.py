@@ -1,9 +1,78 @@
-"""worker handler (being written)."""
+"""WorkerFunction: SQS SyncQueue (FIFO) → sync one connection per job.
+
+Thin: parse each record into a SyncJob, run the pipeline's domain, report the records that
+must be delivered again. SqsFifoPartialProcessor (a BatchProcessor) with
+``skip_group_on_error``: a failed job also fails the later jobs of the same connection in
+the batch (FIFO order), while other connections' jobs go on; a body that does not parse
+fails alone.
+"""
 
 from __future__ import annotations
 
 from typing import Any
 
+from aws_lambda_powertools import Logger, Metrics, Tracer
+from aws_lambda_powertools.metrics import MetricUnit
+from aws_lambda_powertools.utilities.batch import SqsFifoPartialProcessor, process_partial_response
+from aws_lambda_powertools.utilities.parser.models import SqsRecordModel
+from aws_lambda_powertools.utilities.typing import LambdaContext
+from mls_sync.models import SyncJob
+from mls_sync.pipeline.deps import default_sync_deps
+from mls_sync.pipeline.sync import SyncDeps, SyncResult, sync_connection
+from pydantic import Json
 
-def lambda_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
-    raise NotImplementedError("worker")
+logger = Logger()
+metrics = Metrics()
+tracer = Tracer()
+
+
+class SyncJobRecord(SqsRecordModel):
+    body: Json[SyncJob]
+
+
+class SyncIncompleteError(RuntimeError):
+    """Some of the job's work failed; the message is reported failed and delivered again."""
+
+
+def _emit(result: SyncResult) -> None:
+    counts = result.counts
+    metrics.add_metric(
+        name="StatusChanges", unit=MetricUnit.Count, value=counts.get("statusChanges", 0)
+    )
+    metrics.add_metric(
+        name="RecordsRead", unit=MetricUnit.Count, value=counts.get("recordsRead", 0)
+    )
+    metrics.add_metric(name="MlsRequests", unit=MetricUnit.Count, value=result.mls_requests)
+    metrics.add_metric(
+        name="UnpublishJobs", unit=MetricUnit.Count, value=counts.get("unpublishJobs", 0)
+    )
+    metrics.add_metric(name=f"Sync_{result.outcome}", unit=MetricUnit.Count, value=1)
+
+
+def handle(event: dict[str, Any], context: LambdaContext, deps: SyncDeps | None = None) -> Any:
+    sync_deps = deps or default_sync_deps()
+
+    def record_handler(record: SyncJobRecord) -> str:
+        job = record.body
+        logger.append_keys(connectionId=job.connection_id, correlationId=job.correlation_id)
+        result = sync_connection(job, sync_deps, context.get_remaining_time_in_millis)
+        _emit(result)
+        if result.retry:
+            raise SyncIncompleteError(
+                f"sync of {job.connection_id} {result.outcome}: "
+                f"{result.counts.get('failed', 0)} listing(s) failed; "
+                + ("; ".join(result.errors[:3]) or "see the sync run")
+            )
+        return result.outcome
+
+    processor = SqsFifoPartialProcessor(model=SyncJobRecord, skip_group_on_error=True)
+    return process_partial_response(
+        event=event, record_handler=record_handler, processor=processor, context=context
+    )
+
+
+@logger.inject_lambda_context(clear_state=True)
+@tracer.capture_lambda_handler
+@metrics.log_metrics
+def lambda_handler(event: dict[str, Any], context: LambdaContext) -> Any:
+    return handle(event, context)

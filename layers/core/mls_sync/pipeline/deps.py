@@ -1,0 +1,55 @@
+"""Building the pipeline's collaborators from settings, once per process (lazily, never at
+import time, so tests can start moto first)."""
+
+from __future__ import annotations
+
+from functools import cache
+
+from mls_sync import aws
+from mls_sync.config import Settings, get_settings
+from mls_sync.dal import ConnectionsRepo, HistoryRepo, ListingsRepo, PostsRepo, SyncRunsRepo
+from mls_sync.dal.base import Tables
+from mls_sync.events import EventPublisher
+from mls_sync.pipeline.manual import ManualDeps
+from mls_sync.pipeline.sync import SyncDeps, replication_client_factory
+from mls_sync.queues import QueueSender
+from mls_sync.secrets import SecretStore
+
+
+def build_sync_deps(settings: Settings | None = None) -> SyncDeps:
+    settings = settings or get_settings()
+    tables = Tables.from_settings(settings)
+    return SyncDeps(
+        policy=settings.policy,
+        connections=ConnectionsRepo(tables.connections),
+        listings=ListingsRepo(tables.listings, aws.dynamodb(), settings.history_table),
+        history=HistoryRepo(tables.history),
+        posts=PostsRepo(tables.posts),
+        runs=SyncRunsRepo(tables.sync_runs),
+        events=EventPublisher(aws.events(), settings.event_bus_name),
+        sync_queue=QueueSender(aws.sqs(), settings.sync_queue_url),
+        unpublish_queue=QueueSender(aws.sqs(), settings.unpublish_queue_url),
+        client_factory=replication_client_factory(SecretStore(aws.secrets())),
+        reconcile_every_hours=settings.reconcile_every_hours,
+        sync_run_ttl_days=settings.sync_run_ttl_days,
+    )
+
+
+def build_manual_deps(settings: Settings | None = None) -> ManualDeps:
+    settings = settings or get_settings()
+    tables = Tables.from_settings(settings)
+    return ManualDeps(
+        connections=ConnectionsRepo(tables.connections),
+        listings=ListingsRepo(tables.listings, aws.dynamodb(), settings.history_table),
+        sync_queue=QueueSender(aws.sqs(), settings.sync_queue_url),
+    )
+
+
+@cache
+def default_sync_deps() -> SyncDeps:
+    return build_sync_deps()
+
+
+@cache
+def default_manual_deps() -> ManualDeps:
+    return build_manual_deps()
