@@ -62,6 +62,13 @@ def reset_process_caches() -> None:
     settings = getattr(config, "get_settings", None) if config else None
     if settings is not None and hasattr(settings, "cache_clear"):
         settings.cache_clear()
+    # Handlers cache their dependencies (settings, clients, repositories) per container:
+    # a new environment is a new container.
+    for spec in template_facts().functions.values():
+        module = sys.modules.get(spec.module)
+        for value in vars(module).values() if module else ():
+            if callable(getattr(value, "cache_clear", None)):
+                value.cache_clear()
 
 
 @contextlib.contextmanager

@@ -1,0 +1,281 @@
+"""`mls-sync tick [--json]`: one schedule firing, run to quiescence through the handlers.
+
+The dispatcher gets a real scheduled event; then the pollers run every SQS-triggered
+function until all queues are empty and nothing is in flight. The summary comes from what
+the handlers wrote: SyncRuns items written or changed during the tick, Posts whose status
+changed during the tick (both found by comparing before and after, so no clock needs to
+agree), and the dead-letter queues' growth.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+import uuid
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any, TextIO
+
+from mls_sync_local.cli import EXIT_FAILED, UsageError
+from mls_sync_local.runtime.context import make_context
+from mls_sync_local.runtime.dlq import dead_letter_counts
+from mls_sync_local.runtime.handlers import handler_output_to, process_environment
+from mls_sync_local.runtime.local import LocalRuntime
+from mls_sync_local.runtime.pollers import AcceleratedClock, Invocation, PollStats
+from mls_sync_local.template import resources_of_type
+
+DISPATCHER = "DispatcherFunction"
+
+
+@dataclass
+class TickSummary:
+    connections: int = 0
+    records_read: int = 0
+    mls_requests: int = 0
+    status_changes: dict[str, int] = field(default_factory=dict)
+    posts_unpublished: dict[str, int] = field(default_factory=dict)
+    post_outcomes: dict[str, int] = field(default_factory=dict)
+    failures: int = 0
+    dead_letters: int = 0
+    duration_ms: int = 0
+    # Beside the contract's figures, for people and for `demo`:
+    fired_at: str = ""
+    failure_notes: list[str] = field(default_factory=list)
+    sync_runs: list[dict[str, Any]] = field(default_factory=list)
+    changed_posts: list[dict[str, Any]] = field(default_factory=list)
+    clock_skipped_seconds: float = 0.0
+
+    @property
+    def failed(self) -> bool:
+        return self.failures > 0 or self.dead_letters > 0
+
+    def to_json(self) -> dict[str, Any]:
+        """Exactly the object of CONTRACT section 2."""
+        return {
+            "connections": self.connections,
+            "recordsRead": self.records_read,
+            "mlsRequests": self.mls_requests,
+            "statusChanges": dict(sorted(self.status_changes.items())),
+            "postsUnpublished": dict(sorted(self.posts_unpublished.items())),
+            "postOutcomes": dict(sorted(self.post_outcomes.items())),
+            "failures": self.failures,
+            "deadLetters": self.dead_letters,
+            "durationMs": self.duration_ms,
+        }
+
+    def render(self) -> str:
+        def pairs(counts: dict[str, int]) -> str:
+            return ", ".join(f"{k} {v}" for k, v in sorted(counts.items())) or "none"
+
+        lines = [
+            f"tick {self.fired_at}: {self.connections} connection(s), "
+            f"{self.records_read} record(s) read, {self.mls_requests} MLS request(s), "
+            f"{self.duration_ms} ms",
+            f"  status changes:   {pairs(self.status_changes)}",
+            f"  posts unpublished: {pairs(self.posts_unpublished)}",
+            f"  post outcomes:    {pairs(self.post_outcomes)}",
+            f"  failures: {self.failures}, dead letters: {self.dead_letters}",
+        ]
+        lines.extend(f"  ! {note}" for note in self.failure_notes[:10])
+        return "\n".join(lines)
+
+
+def scheduled_event(runtime: LocalRuntime, fired_at: datetime) -> dict[str, Any]:
+    """The event EventBridge sends the dispatcher for one firing of its schedule rule."""
+    deployed = runtime.deployed
+    rules = [
+        name
+        for name, res in resources_of_type(runtime.facts.translated, "AWS::Events::Rule").items()
+        if any(
+            t.get("Arn", {}).get("Fn::GetAtt", [None])[0] == DISPATCHER
+            for t in res["Properties"].get("Targets", [])
+        )
+    ]
+    account = str(deployed.client("sts").get_caller_identity()["Account"])
+    resources = [
+        f"arn:aws:events:{deployed.region}:{account}:rule/{deployed.physical(rule)}"
+        for rule in rules
+    ]
+    return {
+        "version": "0",
+        "id": str(uuid.uuid4()),
+        "detail-type": "Scheduled Event",
+        "source": "aws.events",
+        "account": account,
+        "time": fired_at.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "region": deployed.region,
+        "resources": resources,
+        "detail": {},
+    }
+
+
+def _scan(runtime: LocalRuntime, logical_id: str) -> list[dict[str, Any]]:
+    table = runtime.deployed.physical(logical_id)
+    dynamodb = runtime.deployed.client("dynamodb")
+    items: list[dict[str, Any]] = []
+    kwargs: dict[str, Any] = {"TableName": table, "ConsistentRead": True}
+    while True:
+        page = dynamodb.scan(**kwargs)
+        items.extend(_plain(item) for item in page.get("Items", []))
+        if "LastEvaluatedKey" not in page:
+            return items
+        kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+
+
+def _plain(item: dict[str, Any]) -> dict[str, Any]:
+    from boto3.dynamodb.types import TypeDeserializer  # noqa: PLC0415 - boto3 is loaded already
+
+    deserializer = TypeDeserializer()
+    return {k: _numbers(deserializer.deserialize(v)) for k, v in item.items()}
+
+
+def _numbers(value: Any) -> Any:
+    from decimal import Decimal  # noqa: PLC0415
+
+    if isinstance(value, Decimal):
+        return int(value) if value == value.to_integral_value() else float(value)
+    if isinstance(value, dict):
+        return {k: _numbers(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_numbers(v) for v in value]
+    return value
+
+
+def _snapshot(runtime: LocalRuntime) -> tuple[dict[tuple[str, str], Any], dict[str, Any]]:
+    runs = {(i["connectionId"], i["runKey"]): i for i in _scan(runtime, "SyncRunsTable")}
+    posts = {i["postId"]: i for i in _scan(runtime, "PostsTable")}
+    return runs, posts
+
+
+def summarise(
+    before: tuple[dict[tuple[str, str], Any], dict[str, Any]],
+    after: tuple[dict[tuple[str, str], Any], dict[str, Any]],
+    stats: PollStats,
+    summary: TickSummary,
+) -> TickSummary:
+    runs_before, posts_before = before
+    runs_after, posts_after = after
+    runs = [item for key, item in runs_after.items() if runs_before.get(key) != item]
+    connections = {item["connectionId"] for item in runs}
+    transitions: Counter[str] = Counter()
+    records = requests = 0
+    for item in runs:
+        counts = item.get("counts") or {}
+        records += int(counts.get("recordsRead", 0))
+        requests += int(item.get("mlsRequests", 0))
+        for key, value in counts.items():
+            if ">" in key:
+                transitions[key] += int(value)
+    changed = [
+        post
+        for post_id, post in posts_after.items()
+        if posts_before.get(post_id, {}).get("status") != post.get("status")
+    ]
+    unpublished = Counter(p["platform"] for p in changed if p.get("status") == "unpublished")
+    outcomes = Counter(str(p.get("status")) for p in changed)
+    summary.connections = len(connections)
+    summary.records_read = records
+    summary.mls_requests = requests
+    summary.status_changes = dict(transitions)
+    summary.posts_unpublished = dict(unpublished)
+    summary.post_outcomes = dict(outcomes)
+    summary.failures += stats.failed_records
+    summary.failure_notes.extend(_notes(stats.failures()))
+    summary.sync_runs = runs
+    summary.changed_posts = changed
+    summary.clock_skipped_seconds = stats.clock_skipped_seconds
+    return summary
+
+
+def _notes(failed: list[Invocation]) -> list[str]:
+    return [
+        f"{i.function}: {len(i.failed_ids)} of {len(i.message_ids)} failed: {i.problem}"
+        for i in failed
+    ]
+
+
+def run_tick(
+    runtime: LocalRuntime,
+    *,
+    fired_at: datetime | None = None,
+    handler_output: TextIO | None = None,
+    clock: AcceleratedClock | None = None,
+    accelerate: bool = True,
+    on_invocation: Callable[[Invocation], None] | None = None,
+) -> TickSummary:
+    """One schedule firing at ``fired_at`` (default now), to quiescence. ``demo`` calls this
+    with successive firing times, so each tick falls in its own schedule slot."""
+    started = time.monotonic()
+    when = fired_at or datetime.now(UTC)
+    summary = TickSummary(fired_at=when.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"))
+    dlq_before = dead_letter_counts(runtime.deployed)
+    before = _snapshot(runtime)
+    clock = clock or AcceleratedClock()
+    with (
+        handler_output_to(handler_output or sys.stderr),
+        process_environment(runtime.shared_environment()),
+    ):
+        if runtime.registry.has(DISPATCHER):
+            spec = runtime.facts.functions[DISPATCHER]
+            context = make_context(
+                runtime.deployed.physical(DISPATCHER),
+                timeout_seconds=spec.timeout_seconds,
+                memory_mb=spec.memory_mb,
+                region=runtime.deployed.region,
+                clock=clock,
+            )
+            try:
+                runtime.registry.get(DISPATCHER)(scheduled_event(runtime, when), context)
+            except Exception as exc:  # noqa: BLE001 - reported as the tick's failure
+                summary.failures += 1
+                summary.failure_notes.append(f"{DISPATCHER}: {type(exc).__name__}: {exc}")
+        stats = runtime.pollers(
+            clock=clock, accelerate=accelerate, on_invocation=on_invocation
+        ).run_until_quiet()
+    summarise(before, _snapshot(runtime), stats, summary)
+    dlq_after = dead_letter_counts(runtime.deployed)
+    summary.dead_letters = sum(max(0, n - dlq_before.get(q, 0)) for q, n in dlq_after.items())
+    summary.duration_ms = int((time.monotonic() - started) * 1000)
+    return summary
+
+
+# ------------------------------------------------------------------------------ CLI
+
+
+def _parse_time(text: str | None) -> datetime | None:
+    if text is None:
+        return None
+    try:
+        value = datetime.fromisoformat(text)
+    except ValueError:
+        raise UsageError(f"--time {text!r}: expected an ISO 8601 time") from None
+    return value if value.tzinfo else value.replace(tzinfo=UTC)
+
+
+def _run(args: argparse.Namespace) -> int:
+    fired_at = _parse_time(args.time)
+    runtime = LocalRuntime.connect()
+    summary = run_tick(runtime, fired_at=fired_at, accelerate=not args.real_time)
+    if args.json:
+        print(json.dumps(summary.to_json()))
+    else:
+        print(summary.render())
+    return EXIT_FAILED if summary.failed else 0
+
+
+def register(subparsers: Any) -> None:
+    parser = subparsers.add_parser(
+        "tick", help="one schedule firing, run to quiescence through the real handlers"
+    )
+    parser.add_argument("--json", action="store_true", help="print the summary as one JSON object")
+    parser.add_argument("--time", help="the firing's time (ISO 8601; default now)")
+    parser.add_argument(
+        "--real-time",
+        action="store_true",
+        help="wait out visibility timeouts for real instead of skipping ahead",
+    )
+    parser.set_defaults(run=_run)
