@@ -70,7 +70,7 @@ def _module_exists(name: str) -> bool:
 
 
 def build_parser(
-    modules: Sequence[str] = COMMAND_MODULES, *, debug: bool = False
+    modules: Sequence[str] | None = None, *, debug: bool = False
 ) -> argparse.ArgumentParser:
     parser = _Parser(
         prog="mls-sync",
@@ -78,7 +78,7 @@ def build_parser(
     )
     parser.add_argument("--debug", action="store_true", help="show tracebacks on errors")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
-    for name in modules:
+    for name in COMMAND_MODULES if modules is None else modules:
         if not _module_exists(name):
             continue
         try:
