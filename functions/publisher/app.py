@@ -22,7 +22,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from mls_sync import aws
 from mls_sync.models import UnpublishJob
 from mls_sync.unpublish.deps import PublisherDeps, default_deps
-from mls_sync.unpublish.service import Attempt, RetryLater
+from mls_sync.unpublish.service import Attempt, GaveUp, RetryLater
 from pydantic import Json
 
 logger = Logger()
@@ -77,6 +77,12 @@ def handle(event: dict[str, Any], context: LambdaContext, deps: PublisherDeps | 
                 )
             logger.info("unpublish will be retried", extra={"reason": exc.reason})
             raise
+        except GaveUp as exc:
+            # Recorded `failed`; reporting the record failed sends it to the DLQ after this,
+            # its last receive.
+            metrics.add_metric(name="Unpublish_failed", unit=MetricUnit.Count, value=1)
+            logger.warning("unpublish gave up; job goes to the DLQ", extra={"reason": exc.reason})
+            raise
         metrics.add_metric(name=f"Unpublish_{result}", unit=MetricUnit.Count, value=1)
         if result == "unpublished":
             metrics.add_metric(name="PostsUnpublished", unit=MetricUnit.Count, value=1)
@@ -84,7 +90,11 @@ def handle(event: dict[str, Any], context: LambdaContext, deps: PublisherDeps | 
             metrics.add_metric(name="PostsManualAction", unit=MetricUnit.Count, value=1)
         return result
 
-    processor = BatchProcessor(event_type=EventType.SQS, model=UnpublishRecord)
+    # A batch whose every record must wait (one throttled account) is not a function error:
+    # report each record failed rather than raise, so the Errors alarm stays for real faults.
+    processor = BatchProcessor(
+        event_type=EventType.SQS, model=UnpublishRecord, raise_on_entire_batch_failure=False
+    )
     return process_partial_response(
         event=event, record_handler=record_handler, processor=processor, context=context
     )

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import time
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from functools import cache
 
@@ -20,6 +22,7 @@ from mls_sync.platforms.linkedin import OAuthApp
 from mls_sync.platforms.registry import PlatformDeps, PlatformRegistry
 from mls_sync.platforms.settings import PlatformSettings
 from mls_sync.secrets import SecretStore
+from mls_sync.timeutil import Clock, utc_now
 from mls_sync.unpublish.service import UnpublishService
 from mls_sync.unpublish.tokens import TokenService
 
@@ -34,18 +37,31 @@ class PublisherDeps:
     max_receives: int
 
 
-def build(settings: Settings | None = None) -> PublisherDeps:
+def build(
+    settings: Settings | None = None,
+    *,
+    environ: Mapping[str, str] | None = None,
+    http: PlatformHttp | None = None,
+    clock: Clock = utc_now,
+    sleep: Callable[[float], None] = time.sleep,
+) -> PublisherDeps:
+    """The publisher's collaborators. ``environ`` (default ``os.environ``) supplies the
+    platform variables, ``LINKEDIN_APP_SECRET_ARN`` and ``UNPUBLISH_MAX_RECEIVES``; ``http``,
+    ``clock`` and ``sleep`` are injected by tests and benchmarks so nothing really waits."""
     settings = settings or get_settings()
+    env = os.environ if environ is None else environ
     tables = Tables.from_settings(settings)
     secrets = SecretStore(aws.secrets())
     linkedin_app: OAuthApp | None = None
-    app_secret = os.environ.get("LINKEDIN_APP_SECRET_ARN")
+    app_secret = env.get("LINKEDIN_APP_SECRET_ARN")
     if app_secret:
         values = secrets.read_json(app_secret)
         linkedin_app = OAuthApp(client_id=values["clientId"], client_secret=values["clientSecret"])
     platforms = PlatformRegistry(
         PlatformDeps(
-            settings=PlatformSettings.from_env(), http=PlatformHttp(), linkedin_app=linkedin_app
+            settings=PlatformSettings.from_env(env),
+            http=http or PlatformHttp(sleep=sleep, clock=clock),
+            linkedin_app=linkedin_app,
         )
     )
     accounts = AccountsRepo(tables.accounts)
@@ -53,10 +69,11 @@ def build(settings: Settings | None = None) -> PublisherDeps:
         posts=PostsRepo(tables.posts),
         listings=ListingsRepo(tables.listings, aws.dynamodb(), settings.history_table),
         accounts=accounts,
-        tokens=TokenService(accounts, secrets),
+        tokens=TokenService(accounts, secrets, clock=clock, sleep=sleep),
         platforms=platforms,
-        events=EventPublisher(aws.events(), settings.event_bus_name),
+        events=EventPublisher(aws.events(), settings.event_bus_name, sleep=sleep),
         policy=settings.policy,
+        clock=clock,
     )
     return PublisherDeps(
         service=service,
@@ -64,7 +81,7 @@ def build(settings: Settings | None = None) -> PublisherDeps:
             table_name=settings.idempotency_table, boto3_client=aws.dynamodb()
         ),
         queue_url=settings.unpublish_queue_url,
-        max_receives=int(os.environ.get("UNPUBLISH_MAX_RECEIVES", DEFAULT_MAX_RECEIVES)),
+        max_receives=int(env.get("UNPUBLISH_MAX_RECEIVES") or DEFAULT_MAX_RECEIVES),
     )
 
 

@@ -35,8 +35,10 @@ from mls_sync.platforms.base import (
     PlatformClient,
     PlatformError,
     PostRef,
+    RateLimited,
     RefreshError,
     RefreshNotSupported,
+    Transient,
 )
 from mls_sync.platforms.registry import PlatformRegistry
 from mls_sync.policy import TransitionPolicy
@@ -63,6 +65,15 @@ class RetryLater(Exception):  # noqa: N818 - reads as the instruction it carries
         super().__init__(reason)
         self.reason = reason
         self.delay = delay
+
+
+class GaveUp(Exception):  # noqa: N818 - reads as what happened
+    """Retries are spent: the post is recorded ``failed`` and the message must be reported
+    failed, so that SQS moves it to the dead-letter queue for a person to look at."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
 
 
 @dataclass(frozen=True, slots=True)
@@ -134,12 +145,12 @@ class UnpublishService:
         post = self._posts.get(job.post_id)
         if post is None or post.status is not PostStatus.PUBLISHED:
             return "skipped_not_published"
-        outcome = self._delete(post, attempt)
+        outcome = self._delete(post)
         return self._record(post, job, outcome, attempt)
 
     # ------------------------------------------------------------------ the call
 
-    def _delete(self, post: Post, attempt: Attempt) -> Outcome | Result:
+    def _delete(self, post: Post) -> Outcome | Result:
         account = self._accounts.get(post.account_id)
         if account is None:
             return "failed"
@@ -153,25 +164,24 @@ class UnpublishService:
             and token.refreshToken is not None
             and is_expired(token, self._clock)
         ):
-            fresh = self._refresh(account, client, token, attempt)
-            if isinstance(fresh, str):
+            fresh = self._refresh(account, client, token)
+            if not isinstance(fresh, StoredToken):
                 return fresh
             token = fresh
         outcome = client.delete_post(_ref(account, token), post_ref)
         if outcome.kind == "reauth_required" and client.supports_refresh:
-            refreshed = self._refresh(account, client, token, attempt)
-            if isinstance(refreshed, str):
+            refreshed = self._refresh(account, client, token)
+            if not isinstance(refreshed, StoredToken):
                 return refreshed
             outcome = client.delete_post(_ref(account, refreshed), post_ref)
         return outcome
 
     def _refresh(
-        self,
-        account: PlatformAccount,
-        client: PlatformClient,
-        token: StoredToken,
-        attempt: Attempt,
-    ) -> StoredToken | Result:
+        self, account: PlatformAccount, client: PlatformClient, token: StoredToken
+    ) -> StoredToken | Outcome | Result:
+        """A fresh token, or what to record instead: a refresh that failed for a passing
+        reason (5xx, throttle) is retried like a delete that did, never turned into a
+        re-authorisation request."""
         try:
             return self._tokens.refreshed(account, client, token)
         except RefreshNotSupported:
@@ -179,8 +189,9 @@ class UnpublishService:
         except RefreshBusyError as exc:
             raise RetryLater(str(exc), delay=5) from None
         except RefreshError as exc:
-            if exc.outcome.kind in ("transient", "rate_limited") and not attempt.is_last:
-                raise RetryLater(f"token refresh: {exc.outcome.reason}") from None
+            outcome = exc.outcome
+            if isinstance(outcome, Transient | RateLimited):
+                return outcome.model_copy(update={"reason": f"token refresh: {outcome.reason}"})
             return "reauth_required"
 
     # ------------------------------------------------------------------ the record
@@ -188,7 +199,7 @@ class UnpublishService:
     def _record(
         self, post: Post, job: UnpublishJob, outcome: Outcome | Result, attempt: Attempt
     ) -> Result:
-        status, reason = self._status_for(outcome, attempt)
+        status, reason, gave_up = self._status_for(outcome, attempt)
         at = format_utc(self._clock())
         try:
             self._posts.record_outcome(post.post_id, status, reason=reason, at=at)
@@ -220,41 +231,53 @@ class UnpublishService:
             ]
         )
         self._announce_when_all_down(post, job, at)
+        if gave_up:
+            raise GaveUp(reason)
         return status.value  # type: ignore[return-value]
 
-    def _status_for(self, outcome: Outcome | Result, attempt: Attempt) -> tuple[PostStatus, str]:
+    def _status_for(
+        self, outcome: Outcome | Result, attempt: Attempt
+    ) -> tuple[PostStatus, str, bool]:
+        """The post's new status, its reason, and whether retries were spent on the way."""
         if isinstance(outcome, str):
             reasons = {
                 "reauth_required": "the account must be connected again",
                 "failed": "the post's account is missing",
             }
-            return PostStatus(outcome), reasons.get(outcome, outcome)
+            return PostStatus(outcome), reasons.get(outcome, outcome), False
         match outcome.kind:
             case "deleted":
-                return PostStatus.UNPUBLISHED, outcome.reason or "deleted"
+                return PostStatus.UNPUBLISHED, outcome.reason or "deleted", False
             case "already_gone":
-                return PostStatus.UNPUBLISHED, outcome.reason or "already gone"
+                return PostStatus.UNPUBLISHED, outcome.reason or "already gone", False
             case "not_supported":
-                return PostStatus.MANUAL_ACTION_REQUIRED, outcome.reason or "delete it by hand"
+                reason = outcome.reason or "delete it by hand"
+                return PostStatus.MANUAL_ACTION_REQUIRED, reason, False
             case "reauth_required":
-                return PostStatus.REAUTH_REQUIRED, outcome.reason or "token rejected"
+                return PostStatus.REAUTH_REQUIRED, outcome.reason or "token rejected", False
             case "permanent_error":
-                return PostStatus.FAILED, outcome.reason or "refused"
+                return PostStatus.FAILED, outcome.reason or "refused", False
             case "rate_limited":
                 if attempt.is_last:
-                    return PostStatus.FAILED, f"rate limited: {outcome.reason}"
+                    reason = f"gave up after {attempt.receive_count} tries: rate limited: "
+                    return PostStatus.FAILED, reason + outcome.reason, True
                 raise RetryLater(f"rate limited: {outcome.reason}", delay=outcome.retry_after)
             case "transient":
                 if attempt.is_last:
-                    return PostStatus.FAILED, f"gave up after {attempt.receive_count} tries: " + (
-                        outcome.reason or "transient failure"
-                    )
+                    reason = f"gave up after {attempt.receive_count} tries: "
+                    return PostStatus.FAILED, reason + (outcome.reason or "transient failure"), True
                 raise RetryLater(outcome.reason or "transient failure", delay=outcome.retry_after)
         raise PlatformError(f"unexpected outcome {outcome.kind}")  # pragma: no cover
 
     def _announce_when_all_down(self, post: Post, job: UnpublishJob, at: str) -> None:
         """One ListingPostsUnpublished per sale: when no post of the listing is published."""
-        posts = self._posts.list_by_listing(post.listing_id)
+        # The byListing index lags behind writes: confirm every post it still shows as
+        # published with a consistent read, or two workers taking down a listing's last two
+        # posts at once could each see the other's as still up, and nobody would announce.
+        posts = [
+            (self._posts.get(p.post_id) or p) if p.status is PostStatus.PUBLISHED else p
+            for p in self._posts.list_by_listing(post.listing_id)
+        ]
         if any(p.status is PostStatus.PUBLISHED for p in posts):
             return
         listing = self._listings.get_raw(post.listing_id)
@@ -265,6 +288,8 @@ class UnpublishService:
             return  # another worker announced it
         outcomes: dict[str, Counter[str]] = {}
         for p in posts:
+            if p.status not in _TAKEN_DOWN:
+                continue  # drafts and scheduled posts were never up
             outcomes.setdefault(p.platform.value, Counter())[p.status.value] += 1
         self._events.publish(
             [
@@ -280,6 +305,16 @@ class UnpublishService:
                 )
             ]
         )
+
+
+_TAKEN_DOWN = frozenset(
+    {
+        PostStatus.UNPUBLISHED,
+        PostStatus.MANUAL_ACTION_REQUIRED,
+        PostStatus.REAUTH_REQUIRED,
+        PostStatus.FAILED,
+    }
+)
 
 
 def _ref(account: PlatformAccount, token: StoredToken) -> AccountRef:
