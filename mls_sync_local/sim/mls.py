@@ -9,6 +9,7 @@ through methods, between or during a client's requests (``after_request`` hook).
 from __future__ import annotations
 
 import base64
+import bisect
 import functools
 import json
 import random
@@ -26,9 +27,11 @@ from urllib.parse import parse_qs, urlencode, urlsplit
 from mls_sync.timeutil import Instant
 
 from mls_sync_local.sim.odata import (
+    Node,
     ODataError,
     describe,
     evaluate,
+    hint,
     parse_filter,
     parse_orderby,
 )
@@ -104,6 +107,23 @@ class _Faults:
     rate_limit: tuple[int, float, bool] | None = None  # (max, per seconds, HTTP-date form)
 
 
+_INDEXED = ("ListingKey", "ListingId")
+
+
+@dataclass
+class _Index:
+    by_time: list[tuple[int, str]]
+    by_field: dict[str, dict[Any, list[str]]]
+
+    @classmethod
+    def build(cls, listings: Mapping[str, SimListing]) -> _Index:
+        by_field: dict[str, dict[Any, list[str]]] = {name: {} for name in _INDEXED}
+        for key, lst in listings.items():
+            for name in _INDEXED:
+                by_field[name].setdefault(lst.fields.get(name), []).append(key)
+        return cls(sorted((lst.modified_ns, k) for k, lst in listings.items()), by_field)
+
+
 class MlsSimulator:
     """A RESO Web API server with a scripted feed.
 
@@ -162,6 +182,7 @@ class MlsSimulator:
         self.log: list[RequestLog] = []
         self._now_ns = _ns(start)
         self._listings: dict[str, SimListing] = {}
+        self._index: _Index | None = None
         self._tokens: dict[str, int] = {}
         self._faults = _Faults()
         self._window: list[int] = []
@@ -282,6 +303,7 @@ class MlsSimulator:
                 emit=dict(emit or {}),
             )
             self._listings[key] = listing
+            self._index = None
             return listing
 
     def add_many(self, count: int, *, prefix: str = "L", status: str = "Active") -> list[str]:
@@ -302,6 +324,7 @@ class MlsSimulator:
             return sorted(self._listings)
 
     def _touch(self, listing: SimListing, at: datetime | str | int | None) -> None:
+        self._index = None
         listing.modified_ns = self._now_ns if at is None else _ns(at)
         listing.modified_raw = at if isinstance(at, str) else None
 
@@ -334,6 +357,7 @@ class MlsSimulator:
         """The listing vanishes from the feed (only reconciliation by key can tell)."""
         with self._lock:
             self._listings.pop(key, None)
+            self._index = None
 
     def hide(self, key: str, *, at: datetime | str | int | None = None) -> None:
         """MLS Grid style: ``MlgCanView`` false and a new timestamp. Vendors without a
@@ -341,6 +365,7 @@ class MlsSimulator:
         with self._lock:
             if self.visibility_field is None:
                 self._listings.pop(key, None)
+                self._index = None
                 return
             listing = self._listings[key]
             listing.can_view = False
@@ -462,6 +487,23 @@ class MlsSimulator:
         self._window.append(self._now_ns)
         return None
 
+    def _candidates(self, node: Node | None) -> list[SimListing]:
+        """Listings that can match ``node``, narrowed by an index the way a real server's
+        would be (otherwise a 100,000-listing benchmark measures the simulator's scan)."""
+        if node is None:
+            return list(self._listings.values())
+        found = hint(node, _TIMESTAMP_FIELDS, _INDEXED)
+        if self._index is None:
+            self._index = _Index.build(self._listings)
+        if found.values is not None:
+            name, wanted = found.values
+            table = self._index.by_field[name]
+            return [self._listings[k] for v in wanted for k in table.get(v, ())]
+        if found.ts_min is not None:
+            at = bisect.bisect_left(self._index.by_time, (found.ts_min, ""))
+            return [self._listings[k] for _, k in self._index.by_time[at:]]
+        return list(self._listings.values())
+
     def _vendor_quirks(self, filter_text: str | None) -> str | None:
         """An error message when the query breaks the vendor's rules."""
         if self.vendor != "mlsgrid":
@@ -497,7 +539,7 @@ class MlsSimulator:
             orderby = []  # served in its own timestamp order whatever was asked
         listings = [
             lst
-            for lst in self._listings.values()
+            for lst in self._candidates(node)
             if (lst.visible_from_ns is None or lst.visible_from_ns <= self._now_ns)
         ]
         rows: list[tuple[SimListing, dict[str, Any]]] = []

@@ -324,3 +324,49 @@ def parse_orderby(text: str) -> list[tuple[str, bool]]:
     if not keys:
         raise ODataError("empty $orderby")
     return keys
+
+
+@dataclass
+class Hint:
+    """What any matching record must satisfy, for an index to narrow the candidates:
+    a lower bound on a timestamp field (nanoseconds), or a set of values of one field."""
+
+    ts_min: int | None = None
+    values: tuple[str, frozenset[Any]] | None = None
+
+
+def hint(node: Node, ts_fields: tuple[str, ...], key_fields: tuple[str, ...]) -> Hint:
+    """A necessary condition of ``node`` (never narrower than the filter itself)."""
+    if isinstance(node, Cmp):
+        if (
+            isinstance(node.left, Field)
+            and isinstance(node.right, Lit)
+            and node.right.kind == "datetime"
+            and node.left.name in ts_fields
+            and node.op in ("gt", "ge", "eq")
+        ):
+            return Hint(ts_min=int(node.right.value))
+        if (
+            node.op == "eq"
+            and isinstance(node.left, Field)
+            and isinstance(node.right, Lit)
+            and node.left.name in key_fields
+        ):
+            return Hint(values=(node.left.name, frozenset([node.right.value])))
+        return Hint()
+    if isinstance(node, In):
+        if isinstance(node.operand, Field) and node.operand.name in key_fields:
+            return Hint(values=(node.operand.name, frozenset(v.value for v in node.values)))
+        return Hint()
+    if isinstance(node, BoolOp):
+        a = hint(node.left, ts_fields, key_fields)
+        b = hint(node.right, ts_fields, key_fields)
+        if node.op == "and":
+            return Hint(
+                ts_min=max((x for x in (a.ts_min, b.ts_min) if x is not None), default=None),
+                values=a.values or b.values,
+            )
+        if a.ts_min is not None and b.ts_min is not None:
+            return Hint(ts_min=min(a.ts_min, b.ts_min))
+        return Hint()
+    return Hint()

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import pytest
+from mls_sync.timeutil import Instant
 
 from mls_sync_local.sim.odata import (
     ODataError,
     describe,
     evaluate,
+    hint,
     parse_filter,
     parse_orderby,
 )
@@ -85,3 +87,20 @@ def test_orderby() -> None:
     assert parse_orderby("ListingKey") == [("ListingKey", False)]
     with pytest.raises(ODataError):
         parse_orderby("ListingKey sideways")
+
+
+def test_index_hints_are_necessary_conditions() -> None:
+    ts = ("ModificationTimestamp",)
+    keys = ("ListingKey", "ListingId")
+    keyset = parse_filter(
+        "OriginatingSystemName eq 'x' and (ModificationTimestamp gt 2026-01-01T00:00:01Z or "
+        "(ModificationTimestamp eq 2026-01-01T00:00:01Z and ListingKey gt 'K'))"
+    )
+    assert hint(keyset, ts, keys).ts_min == Instant.parse("2026-01-01T00:00:01Z").epoch_ns
+    lookup = hint(parse_filter("ListingId in ('A', 'B')"), ts, keys)
+    assert lookup.values == ("ListingId", frozenset({"A", "B"}))
+    # An 'or' with an unbounded side, or a 'not', narrows nothing.
+    loose = parse_filter("ModificationTimestamp ge 2026-01-01T00:00:00Z or StandardStatus eq 'A'")
+    assert hint(loose, ts, keys).ts_min is None
+    negated = parse_filter("not (ModificationTimestamp ge 2026-01-01T00:00:00Z)")
+    assert hint(negated, ts, keys).ts_min is None
