@@ -66,6 +66,9 @@ def handle(event: dict[str, Any], context: LambdaContext, deps: SyncDeps | None 
         return result.outcome
 
     processor = SqsFifoPartialProcessor(model=SyncJobRecord, skip_group_on_error=True)
+    # Every record failed is still a partial response: SQS retries exactly those messages,
+    # and the invocation does not count as a function error.
+    processor.raise_on_entire_batch_failure = False
     return process_partial_response(
         event=event, record_handler=record_handler, processor=processor, context=context
     )
