@@ -171,6 +171,8 @@ class MlsSimulator:
         self.originating_system = originating_system
         self.dataset = dataset if dataset is not None else ("test" if vendor == "bridge" else None)
         self.latency = latency
+        self.hour_quota: int | None = None
+        """Trestle-style quota headers: requests left this hour (None: no headers)."""
         self.rng = random.Random(seed)  # noqa: S311 - fault injection, not security
         self.change_field = (
             "BridgeModificationTimestamp" if vendor == "bridge" else "ModificationTimestamp"
@@ -504,6 +506,17 @@ class MlsSimulator:
             return [self._listings[k] for _, k in self._index.by_time[at:]]
         return list(self._listings.values())
 
+    def _quota_headers(self) -> dict[str, str]:
+        if self.hour_quota is None:
+            return {}
+        self.hour_quota = max(0, self.hour_quota - 1)
+        reset = self.now.replace(minute=0, second=0, microsecond=0) + timedelta(hours=1)
+        return {
+            "Hour-Quota-Limit": "7200",
+            "Hour-Quota-Available": str(self.hour_quota),
+            "Hour-Quota-ResetTime": reset.strftime("%Y-%m-%dT%H:%M:%SZ"),
+        }
+
     def _vendor_quirks(self, filter_text: str | None) -> str | None:
         """An error message when the query breaks the vendor's rules."""
         if self.vendor != "mlsgrid":
@@ -722,7 +735,7 @@ class _Handler(BaseHTTPRequestHandler):
         if status == 200 and faults.malformed_next > 0:
             faults.malformed_next -= 1
             return -2, body, {}
-        return status, body, {}
+        return status, body, sim._quota_headers()
 
 
 def serve_forever(host: str = "127.0.0.1", port: int = 0, *, listings: int = 20) -> None:

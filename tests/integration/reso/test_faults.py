@@ -222,3 +222,20 @@ def test_deadline_stops_between_whole_pages(
     assert pages
     assert [r.listing_key for p in pages for r in p.records] == keys[: 3 * len(pages)]
     assert time.monotonic() <= deadline
+
+
+def test_exhausted_quota_header_holds_off_until_reset(
+    make_sim: type[MlsSimulator], make_client: ClientFactory
+) -> None:
+    # Given a Trestle-style server with 2 requests left this hour (12:00 → reset at 13:00)
+    sim = make_sim()
+    sim.hour_quota = 2
+    start = cursor_at(sim)
+    keys = feed(sim, 6)
+    client, time = make_client(sim, vendor="trestle", page_size=2)
+    # When 4 pages are needed
+    _, seen = drain(client.changes(start, overlap_seconds=0))
+    # Then after the answer saying 0 left, it waits for the reset instead of spending a 429
+    assert seen == keys
+    assert 429 not in [e.status for e in sim.log]
+    assert sum(time.slept) == pytest.approx(3600 - 1 - 0.006, abs=0.01)
