@@ -35,7 +35,7 @@ def _refers(node: Any, names: set[str]) -> bool:
 
 
 def _for_moto(translated: dict[str, Any]) -> dict[str, Any]:
-    template = json.loads(json.dumps(translated))
+    template: dict[str, Any] = json.loads(json.dumps(translated))
     skipped = {n for n, r in template["Resources"].items() if r["Type"] in MOTO_SKIPS}
     for name in skipped:
         del template["Resources"][name]
