@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
 _TS = re.compile(
@@ -39,7 +39,8 @@ class Instant:
     """
 
     epoch_ns: int
-    raw: str = ""
+    # The spelling is not the instant: "05Z" and "05.000Z" are equal and order by time only.
+    raw: str = field(default="", compare=False)
 
     @classmethod
     def parse(cls, value: str, *, assume_utc: bool = True) -> Instant:
