@@ -57,9 +57,10 @@ def create_stack_resources(stack: str = STACK, **overrides: str) -> LocalStack:
             ),
         },
     )["QueueUrl"]
-    boto3.client("events").create_event_bus(Name=stack)
+    names = stack_environment(stack)
+    boto3.client("events").create_event_bus(Name=names["EVENT_BUS_NAME"])
     env = {
-        **stack_environment(stack),
+        **names,
         "SYNC_QUEUE_URL": sync_q,
         "UNPUBLISH_QUEUE_URL": unpublish_q,
         **overrides,

@@ -103,9 +103,10 @@ def get_settings() -> Settings:
     return settings_from(os.environ)
 
 
-def stack_environment(stack: str) -> dict[str, str]:
-    """The resource-name variables for a stack named ``stack`` (local runtime and tests),
-    matching the names template.yaml gives its resources."""
+def stack_environment(stack: str, environment: str = "dev") -> dict[str, str]:
+    """The resource-name variables for a stack named ``stack`` deployed with the template's
+    ``Environment`` parameter ``environment`` (local runtime and tests), matching the names
+    template.yaml gives its resources."""
     return {
         "CONNECTIONS_TABLE": f"{stack}-Connections",
         "LISTINGS_TABLE": f"{stack}-Listings",
@@ -114,5 +115,5 @@ def stack_environment(stack: str) -> dict[str, str]:
         "HISTORY_TABLE": f"{stack}-StatusHistory",
         "SYNC_RUNS_TABLE": f"{stack}-SyncRuns",
         "IDEMPOTENCY_TABLE": f"{stack}-Idempotency",
-        "EVENT_BUS_NAME": stack,
+        "EVENT_BUS_NAME": f"mls-sync-{environment}",
     }

@@ -4,10 +4,8 @@ one refresher holds an account's lease, a sync run starts once and finishes once
 
 from __future__ import annotations
 
-import functools
 import threading
 from collections.abc import Callable
-from typing import Any
 
 import boto3
 import pytest
@@ -318,28 +316,6 @@ def test_posts_by_listing(stack: LocalStack) -> None:
 
 
 # ---------------------------------------------------------------------------- accounts
-
-
-@pytest.fixture
-def atomic_writes(monkeypatch: pytest.MonkeyPatch) -> None:
-    """DynamoDB applies each conditional write atomically; moto in-process checks the
-    condition and then writes without a lock, so two threads can both pass the check. Make
-    moto's write operations atomic, as the real service is, so that what the concurrent test
-    measures is our condition expressions rather than moto's race."""
-    from moto.dynamodb.models import DynamoDBBackend  # noqa: PLC0415 - test-only
-
-    lock = threading.RLock()
-
-    def atomic(method: Callable[..., Any]) -> Callable[..., Any]:
-        @functools.wraps(method)
-        def wrapper(*args: Any, **kwargs: Any) -> Any:
-            with lock:
-                return method(*args, **kwargs)
-
-        return wrapper
-
-    for name in ("put_item", "update_item", "delete_item", "transact_write_items"):
-        monkeypatch.setattr(DynamoDBBackend, name, atomic(getattr(DynamoDBBackend, name)))
 
 
 @pytest.mark.usefixtures("atomic_writes")

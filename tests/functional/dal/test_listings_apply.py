@@ -4,7 +4,10 @@ exactly one wins while the other learns why."""
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
+
 import boto3
+import pytest
 from mls_sync.dal import ListingsRepo
 from mls_sync.dal.history import HistoryRepo, change_key
 from mls_sync.dal.listings import MlsUpdate
@@ -152,3 +155,21 @@ def test_decision_on_stale_status_never_lands(stack: LocalStack) -> None:
     result = repo.apply(listing, sold, _change(listing, sold))
     # Then it is refused with the reason, so the caller re-reads and decides again
     assert (result.applied, result.reason) == (False, "status_moved")
+
+
+@pytest.mark.usefixtures("atomic_writes")
+def test_ten_threads_racing_on_one_listing_exactly_one_wins(stack: LocalStack) -> None:
+    # Given ten workers that all read the same active listing
+    repo = _repo(stack)
+    listing = _listing(modified="2026-11-28T10:00:00Z")
+    repo.create(listing)
+    updates = [_update(Status.SOLD, f"2026-11-28T11:00:{i:02d}Z") for i in range(10)]
+    # When they all write at once, each from the state it read
+    with ThreadPoolExecutor(max_workers=10) as pool:
+        results = list(pool.map(lambda u: repo.apply(listing, u, _change(listing, u)), updates))
+    # Then exactly one wins, every loser is told why, and history holds one entry
+    winners = [r for r in results if r.applied]
+    assert len(winners) == 1
+    assert {r.reason for r in results if not r.applied} <= {"stale", "status_moved"}
+    assert all(r.current is not None for r in results if not r.applied)
+    assert len(HistoryRepo(stack.tables.history).list_for_listing("l-1")) == 1
