@@ -1,0 +1,290 @@
+"""`mls-sync demo` (what `make run` runs): the whole system end to end on this machine.
+
+Starts a moto server, three MLS simulators (generic RESO, MLS Grid, Trestle) and the
+platform simulator on free loopback ports; deploys the stack from template.yaml; seeds three
+agents with a few hundred listings and posts on Facebook, Instagram and LinkedIn; runs a
+first cycle; lets the MLS sell, pend, restore, relist and withdraw listings (and misbehave:
+a 429, a slow page, a post already deleted by hand); runs cycles until nothing changes; and
+prints what changed and which posts came down. Everything it started stops when it ends,
+also on Ctrl-C and on failure. Exit 0 when the run converged to what the MLS says.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import os
+import sys
+import tempfile
+import time
+from collections import Counter
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any, TextIO
+
+from mls_sync import aws
+from mls_sync.models import PostStatus
+from mls_sync.secrets import SecretStore
+from mls_sync.status import Status
+
+from mls_sync_local.demo_world import AGENTS, World, build_world, tell_story
+from mls_sync_local.dump import collect
+from mls_sync_local.runtime.deploy import deploy
+from mls_sync_local.runtime.dlq import dead_letter_counts
+from mls_sync_local.runtime.local import LocalRuntime
+from mls_sync_local.runtime.moto_server import moto_server
+from mls_sync_local.runtime.tick import TickSummary, run_tick
+from mls_sync_local.seed import Seeder, stack_name, stack_tables
+
+MAX_CYCLES = 6
+PERIOD = timedelta(minutes=15)
+
+
+@dataclass
+class DemoResult:
+    cycles: list[TickSummary] = field(default_factory=list)
+    problems: list[str] = field(default_factory=list)
+    seconds: float = 0.0
+
+    @property
+    def converged(self) -> bool:
+        return not self.problems
+
+
+class Progress:
+    """One line per step, with its duration: a person sees the run move."""
+
+    def __init__(self, out: TextIO, total: int) -> None:
+        self.out = out
+        self.total = total
+        self.step = 0
+
+    @contextlib.contextmanager
+    def __call__(self, text: str) -> Iterator[None]:
+        self.step += 1
+        started = time.monotonic()
+        self.out.write(f"[{self.step}/{self.total}] {text} ... ")
+        self.out.flush()
+        yield
+        self.out.write(f"done ({time.monotonic() - started:.1f} s)\n")
+        self.out.flush()
+
+
+@contextlib.contextmanager
+def _environment(values: dict[str, str]) -> Iterator[None]:
+    saved = {k: os.environ.get(k) for k in values}
+    os.environ.update(values)
+    aws.reset_clients()
+    try:
+        yield
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+        aws.reset_clients()
+
+
+def run_demo(out: TextIO, *, log_path: Path, report_path: Path | None = None) -> DemoResult:
+    result = DemoResult()
+    started = time.monotonic()
+    progress = Progress(out, total=7)
+    stack = stack_name()
+    with progress("starting moto server, 3 MLS simulators and the platform simulator"):
+        stack_ctx = contextlib.ExitStack()
+        endpoint = stack_ctx.enter_context(moto_server())
+        world = build_world()
+        stack_ctx.callback(world.stop)
+    servers = [endpoint, *(sim.url for sim in world.mls.values()), world.platforms.url]
+    out.write(f"      listening on loopback: {', '.join(servers)}\n")
+    with stack_ctx, log_path.open("w", encoding="utf-8") as handler_log:
+        env = {
+            "AWS_ENDPOINT_URL": endpoint,
+            "AWS_DEFAULT_REGION": os.environ.get("AWS_DEFAULT_REGION", "us-east-1"),
+            "AWS_ACCESS_KEY_ID": "testing",
+            "AWS_SECRET_ACCESS_KEY": "testing",  # moto's fake credentials
+            "MLS_SYNC_STACK": stack,
+            **world.platforms.env(),
+        }
+        with _environment(env):
+            with progress(f"deploying stack {stack} from template.yaml into moto"):
+                deploy(endpoint, stack=stack)
+            portfolio = world.portfolio
+            with progress(
+                f"seeding {len(portfolio.users)} agents, {len(portfolio.connections)} "
+                f"connections, {len(portfolio.listings)} listings, {len(portfolio.posts)} posts"
+            ):
+                Seeder(stack_tables(stack), SecretStore(aws.secrets()), stack).seed(portfolio)
+            runtime = LocalRuntime.connect(endpoint, stack=stack, overrides=world.platforms.env())
+            fired = datetime.now(UTC)
+            with progress("cycle 1: first sync of every connection (tracked listings by key)"):
+                result.cycles.append(run_tick(runtime, fired_at=fired, handler_output=handler_log))
+            with progress(
+                "the MLS changes its mind: sales, pendings, restorations, relistings, "
+                "withdrawals; one 429, one slow page, one post already deleted by hand"
+            ):
+                world.story = tell_story(world)
+            with progress("running cycles until nothing changes"):
+                for _ in range(MAX_CYCLES - 1):
+                    fired += PERIOD
+                    summary = run_tick(runtime, fired_at=fired, handler_output=handler_log)
+                    result.cycles.append(summary)
+                    if _quiet(summary):
+                        break
+            with progress("checking every listing and post against what the MLS says"):
+                result.problems = verify(world, stack)
+                result.problems += [
+                    f"{queue}: {count} message(s) in the dead-letter queue"
+                    for queue, count in dead_letter_counts(runtime.deployed).items()
+                    if count
+                ]
+                if report_path is not None:
+                    from mls_sync_local.report import collect as collect_report  # noqa: PLC0415
+                    from mls_sync_local.report import render  # noqa: PLC0415
+
+                    data = collect_report(stack, endpoint, env["AWS_DEFAULT_REGION"])
+                    report_path.write_text(render(data, stack=stack), encoding="utf-8")
+            final = collect(stack_tables(stack))
+    result.seconds = time.monotonic() - started
+    out.write("\n" + render_outcome(world, result, final) + "\n")
+    return result
+
+
+def _quiet(summary: TickSummary) -> bool:
+    return not summary.status_changes and not summary.changed_posts and summary.failures == 0
+
+
+def expected_status(world: World, listing_id: str) -> Status:
+    change = world.story.changes.get(listing_id)
+    return change[2] if change else world.initial[listing_id]
+
+
+def verify(world: World, stack: str) -> list[str]:
+    """Every listing as the MLS says; every post of a sold listing down; others up."""
+    data = collect(stack_tables(stack))
+    problems: list[str] = []
+    listings = {i["listingId"]: i for i in data["listings"]}
+    for listing_id in world.initial:
+        want = expected_status(world, listing_id)
+        got = listings.get(listing_id, {}).get("status")
+        if got != want.value:
+            problems.append(f"listing {listing_id}: status {got}, the MLS says {want.value}")
+    instagram_login = {
+        a.account_id
+        for a in world.portfolio.platform_accounts
+        if a.connected_via == "instagram_login"
+    }
+    for post in data["posts"]:
+        sold = expected_status(world, post["listingId"]) is Status.SOLD
+        status = post.get("status")
+        if not sold and status != PostStatus.PUBLISHED.value:
+            problems.append(f"post {post['postId']}: {status}, but its listing is not sold")
+        elif sold and post.get("accountId") in instagram_login:
+            if status != PostStatus.MANUAL_ACTION_REQUIRED.value:
+                problems.append(f"post {post['postId']}: {status}, expected manual action")
+        elif sold and status != PostStatus.UNPUBLISHED.value:
+            problems.append(f"post {post['postId']}: {status}, expected unpublished")
+    for post in data["posts"]:
+        if post.get("status") == PostStatus.UNPUBLISHED.value:
+            sim_post = world.platforms.post(post["platform"], post["platformPostId"])
+            if sim_post.state != "deleted":
+                problems.append(
+                    f"post {post['postId']}: unpublished here, still up on the platform"
+                )
+    return problems
+
+
+def render_outcome(world: World, result: DemoResult, final: dict[str, Any]) -> str:
+    lines: list[str] = []
+    vendors = ", ".join(a.vendor for a in AGENTS)
+    lines.append(
+        f"mls-sync demo: {len(world.portfolio.users)} agents, {len(world.mls)} MLS connections "
+        f"({vendors}), {len(world.portfolio.listings)} tracked listings, "
+        f"{len(world.portfolio.posts)} posts"
+    )
+    lines.append("")
+    total_requests = 0
+    for number, cycle in enumerate(result.cycles, start=1):
+        total_requests += cycle.mls_requests
+        changes = ", ".join(f"{k} {v}" for k, v in sorted(cycle.status_changes.items()))
+        posts = ", ".join(f"{k} {v}" for k, v in sorted(cycle.post_outcomes.items()))
+        lines.append(
+            f"  cycle {number}: {cycle.records_read} records read, {cycle.mls_requests} MLS "
+            f"requests, {cycle.duration_ms / 1000:.1f} s"
+            + (f"; changes: {changes}" if changes else "")
+            + (f"; posts: {posts}" if posts else "")
+            + (f"; {cycle.failures} failed deliveries (retried)" if cycle.failures else "")
+            + ("" if changes or posts or cycle.failures else "; quiet")
+        )
+    lines.append("")
+    lines.append("What changed (MLS is the source of truth):")
+    transitions = Counter(
+        f"{before.value} → {after.value}" for _, before, after in world.story.changes.values()
+    )
+    for name, count in sorted(transitions.items()):
+        examples = [
+            lid
+            for lid, (_, b, a) in world.story.changes.items()
+            if f"{b.value} → {a.value}" == name
+        ][:3]
+        lines.append(f"  {name:<22} {count:>3}   e.g. {', '.join(examples)}")
+    lines.append("")
+    lines.append("Posts about sold listings:")
+    by_platform: dict[str, Counter[str]] = {}
+    for post in final["posts"]:
+        if expected_status(world, post["listingId"]) is Status.SOLD:
+            by_platform.setdefault(post["platform"], Counter())[post["status"]] += 1
+    for platform, counts in sorted(by_platform.items()):
+        parts = ", ".join(f"{n} {s.replace('_', ' ')}" for s, n in sorted(counts.items()))
+        lines.append(f"  {platform:<10} {parts}")
+    if world.story.already_deleted_posts:
+        lines.append(
+            f"  ({', '.join(world.story.already_deleted_posts)} had been deleted by hand: "
+            "the platform said it was gone, and it counts as unpublished)"
+        )
+    lines.append(
+        "  Instagram posts of an account connected through Instagram Login cannot be deleted "
+        "through the API: they wait for the agent, with their permalink."
+    )
+    listings = len(world.portfolio.listings)
+    lines.append("")
+    lines.append(
+        f"MLS requests: {total_requests} in {len(result.cycles)} cycles; a per-listing design "
+        f"would have made {listings * len(result.cycles)} ({listings} per cycle)."
+    )
+    lines.append("Listings of other agents in the same feeds were read and cost nothing else.")
+    lines.append("")
+    if result.converged:
+        lines.append(
+            f"Converged in {result.seconds:.1f} s: every listing matches the MLS, every post "
+            "of a sold listing is down, nothing in a dead-letter queue."
+        )
+    else:
+        lines.append(
+            f"NOT converged after {len(result.cycles)} cycles ({len(result.problems)} problem(s)):"
+        )
+        lines.extend(f"  - {p}" for p in result.problems[:20])
+    return "\n".join(lines)
+
+
+def _run(args: argparse.Namespace) -> int:
+    log_dir = Path(tempfile.mkdtemp(prefix="mls-sync-demo-"))
+    log_path = log_dir / "handlers.log"
+    report = Path(args.report) if args.report else None
+    out = sys.stdout
+    out.write(f"mls-sync demo (handler logs: {log_path})\n")
+    result = run_demo(out, log_path=log_path, report_path=report)
+    if report is not None:
+        out.write(f"report written to {report}\n")
+    return 0 if result.converged else 1
+
+
+def register(subparsers: Any) -> None:
+    parser = subparsers.add_parser(
+        "demo", help="the whole system end to end on loopback (what `make run` runs)"
+    )
+    parser.add_argument("--report", metavar="FILE", help="also write the HTML report here")
+    parser.set_defaults(run=_run)

@@ -1,0 +1,62 @@
+"""`mls-sync demo` (what `make run` runs) as a new user runs it: a subprocess that starts
+every server on free loopback ports, converges, reports, and leaves nothing running."""
+
+from __future__ import annotations
+
+import os
+import re
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[3]
+
+
+def _listening(url: str) -> bool:
+    host, port = url.removeprefix("http://").split(":")
+    with socket.socket() as probe:
+        probe.settimeout(0.5)
+        return probe.connect_ex((host, int(port))) == 0
+
+
+@pytest.mark.timeout(240)
+def test_demo_converges_and_stops_everything(tmp_path: Path) -> None:
+    # Given a clean environment: no AWS endpoint, no credentials, no stack name
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "MLS_SYNC_"))}
+    report = tmp_path / "report.html"
+    # When the demo runs as a user would run it
+    done = subprocess.run(
+        [sys.executable, "-m", "mls_sync_local.cli", "demo", "--report", str(report)],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=220,
+        check=False,
+    )
+    # Then it converged, and says so
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    out = done.stdout
+    assert "Converged in" in out
+    # every kind of change the story tells was detected
+    for transition in ("active>sold", "active>pending", "pending>active", "sold>active"):
+        assert transition in out
+    # posts came down on all three platforms, Instagram Login posts wait for the agent
+    assert re.search(r"facebook\s+\d+ unpublished", out)
+    assert re.search(r"linkedin\s+\d+ unpublished", out)
+    assert "manual action required" in out
+    # far fewer MLS requests than one per listing per cycle
+    figures = re.search(r"MLS requests: (\d+) .* made (\d+)", out)
+    assert figures is not None
+    requests, baseline = map(int, figures.groups())
+    assert requests * 20 < baseline
+    assert report.read_text(encoding="utf-8").startswith("<!doctype html>")
+    # And every server it started is gone
+    servers = re.search(r"listening on loopback: (.*)", out)
+    assert servers is not None
+    urls = [u.strip() for u in servers.group(1).split(",")]
+    assert len(urls) == 5
+    assert not [u for u in urls if _listening(u)]
