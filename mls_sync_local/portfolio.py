@@ -119,6 +119,7 @@ class PortfolioListing(Model):
     user_id: NonEmpty
     connection_id: NonEmpty
     listing_key: NonEmpty
+    mls_listing_id: NonEmpty | None = None  # MLS Grid is reconciled by ListingId
     status: Status
     standard_status: str | None = None
     mls_status: str | None = None

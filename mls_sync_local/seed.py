@@ -172,6 +172,7 @@ class Seeder:
             user_id=listing.user_id,
             connection_id=listing.connection_id,
             listing_key=listing.listing_key,
+            mls_listing_id=listing.mls_listing_id,
             status=listing.status,
             standard_status=listing.standard_status,
             mls_status=listing.mls_status,

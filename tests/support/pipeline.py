@@ -13,6 +13,7 @@ import json
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import Any, cast
 
@@ -126,9 +127,14 @@ class World:
     def add_connection(
         self, connection_id: str = CONNECTION, *, user_id: str = USER, enabled: bool = True
     ) -> Connection:
+        """A connection to the simulator, of the simulator's vendor (MLS Grid: a bearer
+        token and the originating system; others: OAuth client credentials)."""
+        mlsgrid = self.sim.vendor == "mlsgrid"
         arn = SecretStore(aws.secrets()).put_json(
             mls_secret_name(f"{STACK}/", connection_id),
-            {
+            {"token": sorted(self.sim.static_tokens)[0]}
+            if mlsgrid
+            else {
                 "clientId": self.sim.client_id,
                 "clientSecret": self.sim.client_secret,
                 "tokenUrl": self.sim.token_url,
@@ -137,8 +143,9 @@ class World:
         connection = Connection(
             connection_id=connection_id,
             user_id=user_id,
-            vendor="trestle",
+            vendor="mlsgrid" if mlsgrid else "trestle",
             base_url=self.sim.url,
+            originating_system_name=self.sim.originating_system if mlsgrid else None,
             credentials_secret_arn=arn,
             enabled=enabled,
         )
@@ -154,19 +161,25 @@ class World:
         connection_id: str = CONNECTION,
         excluded: bool = False,
         mls_status: str = "Active",
+        mls_listing_id: str | None = None,
+        known_listing_id: bool = False,
+        modified: datetime | None = None,
     ) -> None:
-        """A listing we track, and the same listing on the MLS (modified before now)."""
+        """A listing we track, and the same listing on the MLS (modified at ``modified``,
+        default now). ``mls_listing_id`` is its ListingId on the MLS; ``known_listing_id``
+        stores it on our listing too (as a seed with ``mlsListingId`` would)."""
         self.listings.create(
             Listing(
                 listing_id=listing_id,
                 user_id=USER,
                 connection_id=connection_id,
                 listing_key=key,
+                mls_listing_id=mls_listing_id if known_listing_id else None,
                 status=status,
                 sync_excluded=excluded,
             )
         )
-        self.sim.add_listing(key, mls_status)
+        self.sim.add_listing(key, mls_status, listing_id=mls_listing_id, modified=modified)
 
     def post(self, post_id: str, listing_id: str, status: PostStatus, platform: str) -> None:
         PostsRepo(self.stack.tables.posts).create(

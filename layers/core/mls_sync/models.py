@@ -107,6 +107,9 @@ class Listing(ItemModel):
     user_id: NonEmpty
     connection_id: NonEmpty
     listing_key: NonEmpty
+    mls_listing_id: str | None = None
+    """The MLS's ``ListingId``, stored from the records the sync applies (or seeded): how
+    vendors that cannot filter on ListingKey (MLS Grid) are asked about this listing."""
     status: Status
     standard_status: str | None = None
     mls_status: str | None = None

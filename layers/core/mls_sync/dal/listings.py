@@ -47,6 +47,8 @@ class MlsUpdate:
     mls_status: str | None
     modified: Instant
     synced_at: str
+    mls_listing_id: str | None = None
+    """The record's ``ListingId``: stored when present (MLS Grid is looked up by it)."""
 
 
 def _av(value: Any) -> dict[str, Any]:
@@ -180,6 +182,9 @@ class ListingsRepo:
             "mlsModifiedKey = :mk",
             "syncedAt = :now",
         ]
+        if update.mls_listing_id:
+            values[":lid"] = update.mls_listing_id
+            sets.append("mlsListingId = :lid")
         if update.status != listing.status:
             sets.append("statusChangedAt = :now")
         if listing.status is Status.PENDING and update.status is Status.ACTIVE:

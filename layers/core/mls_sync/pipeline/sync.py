@@ -21,7 +21,7 @@ from __future__ import annotations
 import functools
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import suppress
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -47,7 +47,7 @@ from mls_sync.models import (
     SyncRun,
     UnpublishJob,
 )
-from mls_sync.pipeline.keys import dedup_id, group_id, run_key
+from mls_sync.pipeline.keys import dedup_id, digest, group_id, run_key
 from mls_sync.policy import Action, TransitionPolicy
 from mls_sync.queues import OutgoingMessage, QueueSender
 from mls_sync.reso.auth import BearerToken, ClientCredentials, Credentials
@@ -64,6 +64,12 @@ logger = Logger(child=True)
 RESERVE_MS = 60_000
 """Time kept back from the invocation for the last page's writes, the cursor and the
 continuation message. The client also never starts a request that could outlive it."""
+
+NEWLY_TRACKED_LIMIT = 1000
+"""At most this many never-synced listings are looked up by key at the start of a run."""
+
+LOOKUP_BY_KEY = "ListingKey"
+LOOKUP_BY_ID = "ListingId"
 
 EFFECT_EVENT = "event"
 EFFECT_UNPUBLISH = "unpublish"
@@ -159,6 +165,7 @@ def mls_update(record: MlsRecord, synced_at: str) -> MlsUpdate:
         mls_status=record.mls_status,
         modified=record.modification,
         synced_at=synced_at,
+        mls_listing_id=record.listing_id,
     )
 
 
@@ -235,6 +242,15 @@ def reconcile_due(connection: Connection, now: datetime, every_hours: int) -> bo
     return now - last >= timedelta(hours=every_hours)
 
 
+def newly_tracked_batch(keys: Sequence[str], slot: str, limit: int) -> list[str]:
+    """Which never-synced listings one run looks up: all of them up to ``limit``; beyond it
+    a sample that depends on the slot, so listings that stay unsynced (a record older than
+    the seeded state, say) cannot keep the others waiting run after run."""
+    if len(keys) <= limit:
+        return list(keys)
+    return sorted(keys, key=lambda k: digest(slot, k))[:limit]
+
+
 def describe_error(exc: BaseException) -> str:
     """An error for the run's record: type and message (ours never carry secrets), bounded."""
     return f"{type(exc).__name__}: {exc}"[:300]
@@ -260,6 +276,42 @@ class SyncDeps:
     clock: Clock = utc_now
     monotonic: Callable[[], float] = time.monotonic
     reserve_ms: int = RESERVE_MS
+    newly_tracked_limit: int = NEWLY_TRACKED_LIMIT
+
+
+@dataclass
+class Tracked:
+    """A connection's tracked listings, loaded once per run from the ``byConnectionKey``
+    index: just what the run needs, so 100,000 listings stay small."""
+
+    ids: dict[str, str] = field(default_factory=dict)
+    """ListingKey → our listingId."""
+    mls_ids: dict[str, str] = field(default_factory=dict)
+    """ListingKey → the MLS's ListingId, where known."""
+    never_synced: list[str] = field(default_factory=list)
+    """Keys of listings never synced (no ``syncedAt``) and not excluded, in key order."""
+
+    @classmethod
+    def of(cls, listings: Iterable[Listing]) -> Tracked:
+        tracked = cls()
+        for listing in listings:
+            tracked.ids[listing.listing_key] = listing.listing_id
+            if listing.mls_listing_id:
+                tracked.mls_ids[listing.listing_key] = listing.mls_listing_id
+            if listing.synced_at is None and not listing.sync_excluded:
+                tracked.never_synced.append(listing.listing_key)
+        return tracked
+
+    def lookup_values(self, keys: Sequence[str], lookup_field: str) -> dict[str, str]:
+        """What to ask the MLS for ``keys``, as {value in ``lookup_field`` terms: key}.
+
+        Only fields we hold a value of: asking by ListingKey where the MLS looks up by
+        ListingId would find nothing and call every listing deleted."""
+        if lookup_field == LOOKUP_BY_KEY:
+            return {k: k for k in keys if k in self.ids}
+        if lookup_field == LOOKUP_BY_ID:
+            return {self.mls_ids[k]: k for k in keys if k in self.mls_ids}
+        return {}
 
 
 @dataclass
@@ -420,13 +472,10 @@ class _Sync:
     # ------------------------------------------------------------------ phases
 
     def _work(self, connection: Connection, client: MlsClient) -> None:
-        tracked = {
-            listing.listing_key: listing.listing_id
-            for listing in self.deps.listings.iter_by_connection(connection.connection_id)
-        }
-        self.counts["tracked"] = len(tracked)
+        tracked = Tracked.of(self.deps.listings.iter_by_connection(connection.connection_id))
+        self.counts["tracked"] = len(tracked.ids)
         if self.job.listing_keys:
-            wanted = [k for k in self.job.listing_keys if k in tracked]
+            wanted = [k for k in self.job.listing_keys if k in tracked.ids]
             self.counts["notTracked"] += len(self.job.listing_keys) - len(wanted)
             self._by_key(client, wanted, tracked)
             return
@@ -435,7 +484,7 @@ class _Sync:
             # First sync: what we track, by key; then replicate from now on. The start is
             # taken before the reads so a change made during them is not missed.
             start = initial_cursor(self.now)
-            self._by_key(client, list(tracked), tracked)
+            self._by_key(client, list(tracked.ids), tracked)
             if self.counts["failed"]:
                 return  # retried whole: the next delivery reads the keys again
             self.deps.connections.advance_cursor(
@@ -446,32 +495,59 @@ class _Sync:
         elif self.job.reason == "reconcile" or reconcile_due(
             connection, self.now, self.deps.reconcile_every_hours
         ):
-            self._by_key(client, list(tracked), tracked)
+            self._by_key(client, list(tracked.ids), tracked)
             if not self.counts["failed"]:
                 self.deps.connections.mark_reconciled(connection.connection_id, self.now_text)
             self.counts["reconciled"] += 1
+        else:
+            self._newly_tracked(client, tracked)
         self._incremental(connection, client, cursor, tracked)
 
-    def _by_key(self, client: MlsClient, keys: list[str], tracked: dict[str, str]) -> None:
+    def _newly_tracked(self, client: MlsClient, tracked: Tracked) -> None:
+        """Listings added after the cursor passed their last MLS change would otherwise wait
+        for the next reconciliation: look up the never-synced ones by key now (bounded).
+        Those the MLS cannot be asked about (no ListingId yet on MLS Grid) are left out, so a
+        quiet connection costs no extra request."""
+        askable = tracked.lookup_values(tracked.never_synced, client.lookup_field)
+        keys = newly_tracked_batch(
+            list(askable.values()), self.job.slot, self.deps.newly_tracked_limit
+        )
+        if keys:
+            self.counts["newlyTracked"] += len(keys)
+            self._by_key(client, keys, tracked)
+
+    def _by_key(self, client: MlsClient, keys: list[str], tracked: Tracked) -> None:
+        """Reads ``keys`` by key and applies what the MLS says; a listing it no longer
+        returns (asked twice) is deleted. MLS Grid cannot filter on ListingKey and is asked by
+        ListingId, for the listings whose ListingId we know; the others are counted
+        ``notReconcilable`` and left alone."""
         if not keys:
             return
-        if client.lookup_field != "ListingKey":
-            # Lookups go by another field (MLS Grid: ListingId) that listings do not store:
-            # asking by ListingKey would report every listing missing, i.e. deleted.
-            self.counts["notReconcilable"] += len(keys)
+        asked = tracked.lookup_values(keys, client.lookup_field)
+        self.counts["notReconcilable"] += len(keys) - len(asked)
+        if not asked:
             return
         if self._short_of_time():
             raise _OutOfTime
-        lookup = client.fetch_by_keys(keys, deadline=self.deadline)
+        lookup = client.fetch_by_keys(list(asked), deadline=self.deadline)
         self.counts["recordsRead"] += len(lookup.found) + len(lookup.skipped)
         self._note_skipped(lookup.skipped)
-        for record in lookup.found.values():
+        for value, record in lookup.found.items():
+            # Applied by its own ListingKey, never by what we asked: a ListingId we hold that
+            # now names another MLS listing must neither give ours that listing's status nor
+            # call ours deleted (the next record of ours stores its current ListingId).
             self._record(record, tracked)
-        for key in lookup.missing:
-            self._guarded(key, functools.partial(self._missing, tracked[key]))
+            key = asked.get(value)
+            if key is not None and record.listing_key != key:
+                self.counts["lookupMismatch"] += 1
+                if len(self.errors) < 10:
+                    self.errors.append(f"{key}: ListingId {value} is now {record.listing_key}")
+        for value in lookup.missing:
+            key = asked[value]
+            self._guarded(key, functools.partial(self._missing, tracked.ids[key]))
 
     def _incremental(
-        self, connection: Connection, client: MlsClient, cursor: Cursor, tracked: dict[str, str]
+        self, connection: Connection, client: MlsClient, cursor: Cursor, tracked: Tracked
     ) -> None:
         expected = cursor
         held = False
@@ -510,8 +586,8 @@ class _Sync:
 
     # ------------------------------------------------------------------ one listing
 
-    def _record(self, record: MlsRecord, tracked: dict[str, str]) -> None:
-        listing_id = tracked.get(record.listing_key)
+    def _record(self, record: MlsRecord, tracked: Tracked) -> None:
+        listing_id = tracked.ids.get(record.listing_key)
         if listing_id is None:
             self.counts["untracked"] += 1
             return
