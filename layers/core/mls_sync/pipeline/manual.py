@@ -18,6 +18,7 @@ from mls_sync.dal import ConnectionsRepo, ListingsRepo
 from mls_sync.models import Model, NonEmpty, SyncJob
 from mls_sync.pipeline.keys import dedup_id, group_id, manual_slot
 from mls_sync.queues import OutgoingMessage, QueueSender
+from mls_sync.timeutil import format_utc
 
 
 class SyncListingRequest(Model):
@@ -121,6 +122,33 @@ def request_sync(
         correlation_id=correlation_id,
         connection_ids=[j.connection_id for j in jobs],
         jobs=len(jobs),
+    )
+
+
+def request_reconcile(
+    connection_id: str, deps: ManualDeps, *, now: datetime, correlation_id: str
+) -> ManualSyncResult:
+    """Enqueues a reconciliation by key of one connection, now (``mls-sync reconcile``).
+
+    Its slot is the request's own instant rather than a bucket: asking again is a new
+    reconciliation, not a duplicate. It joins the connection's message group like every
+    other job, so it never runs beside a scheduled sync."""
+    _enabled(deps, connection_id)
+    job = SyncJob(
+        connection_id=connection_id,
+        reason="reconcile",
+        slot=format_utc(now),
+        correlation_id=correlation_id,
+    )
+    deps.sync_queue.send(
+        [OutgoingMessage(job, group_id=group_id(connection_id), dedup_id=dedup_id(job))]
+    )
+    return ManualSyncResult(
+        action="reconcile",
+        slot=job.slot,
+        correlation_id=correlation_id,
+        connection_ids=[connection_id],
+        jobs=1,
     )
 
 
