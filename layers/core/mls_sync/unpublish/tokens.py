@@ -12,13 +12,17 @@ import uuid
 from collections.abc import Callable
 from datetime import timedelta
 
+from aws_lambda_powertools import Logger
 from pydantic import BaseModel, ConfigDict, SecretStr
 
 from mls_sync.dal.accounts import AccountsRepo
+from mls_sync.dal.base import ConditionFailed
 from mls_sync.models import PlatformAccount
 from mls_sync.platforms.base import AccountRef, PlatformClient, RefreshNotSupported, Token
 from mls_sync.secrets import SecretStore
 from mls_sync.timeutil import Clock, format_utc, parse_utc, utc_now
+
+logger = Logger(child=True)
 
 LEASE_SECONDS = 30.0
 """Longer than one refresh call with its retries; a crashed refresher's lease lapses."""
@@ -111,9 +115,16 @@ class TokenService:
             expires_at = fresh.expiresAt
             return fresh
         finally:
-            self._accounts.release_refresh_lease(
-                account.account_id, self._owner, token_expires_at=expires_at
-            )
+            try:
+                self._accounts.release_refresh_lease(
+                    account.account_id, self._owner, token_expires_at=expires_at
+                )
+            except ConditionFailed:
+                # Our lease lapsed and another worker took it: the token we stored stands
+                # (never lose a refreshed token to bookkeeping); theirs will re-read it.
+                logger.warning(
+                    "refresh lease lapsed before release", extra={"accountId": account.account_id}
+                )
 
 
 def _stored(token: Token, *, previous: StoredToken) -> StoredToken:
