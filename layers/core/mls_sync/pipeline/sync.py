@@ -6,7 +6,11 @@ In one breath (docs/pipeline.md has the why):
 - a new connection (no cursor) reads its tracked listings by key and then starts from
   ``initial_cursor(now)``: never a full download of the feed;
 - every ``RECONCILE_EVERY_HOURS`` (and on ``reason=reconcile``) tracked listings are read by
-  key; a key the MLS no longer returns becomes ``deleted``;
+  key; a key the MLS no longer returns becomes ``deleted``. MLS Grid is asked by ListingId
+  (``mlsListingId``, stored from applied records); listings without one are never asked by
+  the wrong field (that would "delete" them) and are counted ``notReconcilable``;
+- otherwise, listings never synced (added after the cursor passed them) are read by key
+  first, at most ``NEWLY_TRACKED_LIMIT`` per run;
 - then incremental changes from the cursor; records of listings we do not track cost nothing
   but the read; the cursor is persisted after each page whose records were all applied;
 - a status change is written with its history entry in one transaction, the entry carrying
