@@ -35,6 +35,15 @@ class UnpublishRecord(SqsRecordModel):
     body: Json[UnpublishJob]
 
 
+def _count(name: str) -> None:
+    """A metric must never fail a job whose post is already down (Powertools flushes every
+    100 metrics and raises then if, say, the namespace is missing)."""
+    try:
+        metrics.add_metric(name=name, unit=MetricUnit.Count, value=1)
+    except Exception as exc:  # noqa: BLE001 - observability is best effort here
+        logger.warning("metric not recorded", extra={"metric": name, "error": str(exc)})
+
+
 def handle(event: dict[str, Any], context: LambdaContext, deps: PublisherDeps | None = None) -> Any:
     deps = deps or default_deps()
     config = IdempotencyConfig(
@@ -80,14 +89,14 @@ def handle(event: dict[str, Any], context: LambdaContext, deps: PublisherDeps | 
         except GaveUp as exc:
             # Recorded `failed`; reporting the record failed sends it to the DLQ after this,
             # its last receive.
-            metrics.add_metric(name="Unpublish_failed", unit=MetricUnit.Count, value=1)
+            _count("Unpublish_failed")
             logger.warning("unpublish gave up; job goes to the DLQ", extra={"reason": exc.reason})
             raise
-        metrics.add_metric(name=f"Unpublish_{result}", unit=MetricUnit.Count, value=1)
+        _count(f"Unpublish_{result}")
         if result == "unpublished":
-            metrics.add_metric(name="PostsUnpublished", unit=MetricUnit.Count, value=1)
+            _count("PostsUnpublished")
         elif result == "manual_action_required":
-            metrics.add_metric(name="PostsManualAction", unit=MetricUnit.Count, value=1)
+            _count("PostsManualAction")
         return result
 
     # A batch whose every record must wait (one throttled account) is not a function error:

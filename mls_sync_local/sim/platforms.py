@@ -161,6 +161,7 @@ class PlatformSimulator:
         linkedin_daily_limit: int | None = None,
         linkedin_versions: frozenset[str] | None = None,
         linkedin_client: tuple[str, str] = ("sim-client-id", "sim-client-secret"),
+        latency: float = 0.0,
     ) -> None:
         if host not in ("127.0.0.1", "::1", "localhost"):
             raise ValueError(f"the simulator binds to loopback only, not {host!r}")
@@ -172,6 +173,8 @@ class PlatformSimulator:
         self.linkedin_daily_limit = linkedin_daily_limit
         self.linkedin_versions = linkedin_versions
         self.linkedin_client = linkedin_client
+        # Seconds every platform answer is held back (benchmarks: a platform's own latency).
+        self.latency = latency
         self._lock = threading.RLock()
         self._tokens: dict[str, SimToken] = {}
         self._refresh_tokens: dict[str, SimRefreshToken] = {}
@@ -453,6 +456,8 @@ class PlatformSimulator:
             resp = _Response(404, {"error": f"simulator has no route {method} {path}"})
         if fault is not None and fault.after_effect:
             resp = _Response(fault.status, fault.body, fault.headers, fault.delay)
+        if self.latency and not resp.delay:
+            resp.delay = self.latency
         if route == "linkedin_oauth":
             with self._lock:
                 self.refresh_calls += 1
@@ -791,6 +796,11 @@ def _make_handler(sim: PlatformSimulator) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
         server_version = "mls-sync-platform-sim/1"
+        # Headers and body leave in one segment: unbuffered writes on a keep-alive connection
+        # meet Nagle and the client's delayed ACK, adding ~40 ms to every answer after the
+        # first (a latency no real platform has, which would swamp the benchmarks).
+        wbufsize = -1
+        disable_nagle_algorithm = True
 
         def _serve(self) -> None:
             length = int(self.headers.get("Content-Length") or 0)
@@ -813,6 +823,7 @@ def _make_handler(sim: PlatformSimulator) -> type[BaseHTTPRequestHandler]:
                 self.end_headers()
                 if payload:
                     self.wfile.write(payload)
+                self.wfile.flush()
             except (BrokenPipeError, ConnectionResetError):
                 # The client gave up (a timeout we caused on purpose).
                 self.close_connection = True
