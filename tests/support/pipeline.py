@@ -29,6 +29,7 @@ from mls_sync.reso.limits import CircuitBreaker, RateLimiter
 from mls_sync.reso.profiles import Quotas
 from mls_sync.secrets import SecretStore, mls_secret_name
 from mls_sync.status import Status
+from mls_sync.timeutil import format_utc
 
 from mls_sync_local.runtime.context import LambdaContext, make_context
 from mls_sync_local.sim.mls import MlsSimulator
@@ -164,10 +165,12 @@ class World:
         mls_listing_id: str | None = None,
         known_listing_id: bool = False,
         modified: datetime | None = None,
+        stored_modified: datetime | None = None,
     ) -> None:
         """A listing we track, and the same listing on the MLS (modified at ``modified``,
         default now). ``mls_listing_id`` is its ListingId on the MLS; ``known_listing_id``
-        stores it on our listing too (as a seed with ``mlsListingId`` would)."""
+        stores it on our listing too (as a seed with ``mlsListingId`` would);
+        ``stored_modified`` is the MLS time our listing already holds."""
         self.listings.create(
             Listing(
                 listing_id=listing_id,
@@ -177,6 +180,7 @@ class World:
                 mls_listing_id=mls_listing_id if known_listing_id else None,
                 status=status,
                 sync_excluded=excluded,
+                mls_modified_at=format_utc(stored_modified) if stored_modified else None,
             )
         )
         self.sim.add_listing(key, mls_status, listing_id=mls_listing_id, modified=modified)

@@ -65,3 +65,31 @@ def test_newly_tracked_lookups_are_bounded_per_run(world: World) -> None:
     # Then each looked up at most two, and together they covered all three
     assert (first["newlyTracked"], second["newlyTracked"]) == (2, 1)
     assert {world.status(f"l-{n}") for n in (1, 2, 3)} == {Status.SOLD}
+
+
+def test_a_listing_seeded_as_current_as_the_mls_is_confirmed_once(world: World) -> None:
+    # Given a listing added with exactly the MLS's status and modification time (a seed
+    # that already knew it): applying the record is a no-op (not newer than what we hold)
+    _connected(world)
+    long_ago = world.sim.now - timedelta(hours=3)
+    world.track(
+        "l-5",
+        "K5",
+        Status.PENDING,
+        mls_status="Pending",
+        modified=long_ago,
+        stored_modified=long_ago,
+    )
+    # When the next run looks it up by key
+    first = _run(world, "2026-11-28T13:00:00Z")
+    # Then it is confirmed (syncedAt set) without a status change
+    assert first["newlyTracked"] == 1
+    listing = world.listings.get("l-5")
+    assert listing is not None
+    assert listing.synced_at is not None
+    assert listing.status is Status.PENDING
+    assert "statusChanges" not in first
+    # And it is not looked up again
+    world.sim.advance(900)
+    second = _run(world, "2026-11-28T13:15:00Z")
+    assert "newlyTracked" not in second

@@ -131,6 +131,36 @@ class ListingsRepo:
                 raise ConditionFailed("missing") from None
             raise
 
+    def note_seen(self, listing_id: str, update: MlsUpdate) -> bool:
+        """Records that the MLS confirmed what we hold: sets ``syncedAt`` (and the record's
+        ``mlsListingId`` when we lack it) on a listing whose stored MLS time is already at
+        least this record's. Status and timestamps are untouched; False when the listing
+        moved on or is excluded (nothing to note)."""
+        sets = ["syncedAt = :now"]
+        values: dict[str, Any] = {
+            ":now": update.synced_at,
+            ":mk": update.modified.sort_key(),
+            ":true": True,
+        }
+        if update.mls_listing_id:
+            sets.append("mlsListingId = if_not_exists(mlsListingId, :lid)")
+            values[":lid"] = update.mls_listing_id
+        try:
+            self._table.update_item(
+                Key={"listingId": listing_id},
+                UpdateExpression="SET " + ", ".join(sets),
+                ConditionExpression=(
+                    "attribute_exists(listingId) AND mlsModifiedKey >= :mk"
+                    " AND (attribute_not_exists(syncExcluded) OR syncExcluded <> :true)"
+                ),
+                ExpressionAttributeValues=values,
+            )
+        except ClientError as exc:
+            if is_condition_failure(exc):
+                return False
+            raise
+        return True
+
     def mark_posts_down(self, listing_id: str, marker: str) -> bool:
         """Records that every post of the listing is down for the change ``marker`` (its MLS
         time); True for the one caller that recorded it, so the announcement is made once."""

@@ -655,6 +655,14 @@ class _Sync:
                 continue
             if result.reason in ("stale", "duplicate_change"):
                 self.counts["unchanged"] += 1
+                seen = result.current
+                if seen is not None and (
+                    seen.synced_at is None
+                    or (update.mls_listing_id is not None and seen.mls_listing_id is None)
+                ):
+                    # First confirmation (or a first ListingId): note it once, so the listing
+                    # is not looked up again every run; later re-reads cost no write.
+                    self.deps.listings.note_seen(listing_id, update)
                 self._resume(listing_id, change_key(update.modified, update.status))
                 return
             self.counts["excluded" if result.reason == "excluded" else "vanished"] += 1
