@@ -28,6 +28,7 @@ help:
 	@echo "make build-check - build, then import every handler from the build output alone"
 	@echo "make bench  - benchmarks (never part of make test)"
 	@echo "make lock   - re-resolve requirements-dev.lock and the layer's requirements.txt"
+	@echo "make audit  - pip-audit of the locked dependencies (says NOT RUN when offline)"
 
 $(STAMP): pyproject.toml requirements-dev.lock
 	@test -n "$(PYTHON_BOOT)" || { echo "error: no Python >= 3.11 found" >&2; exit 2; }
@@ -83,7 +84,7 @@ bench: $(STAMP)
 	$(PY) -m bench
 
 audit: $(STAMP)
-	@scripts/audit.sh $(BIN)
+	@scripts/audit.sh
 
 lock: $(STAMP)
 	$(BIN)/uv pip compile pyproject.toml --extra dev --python-version 3.13 --quiet -o requirements-dev.lock
