@@ -7,14 +7,35 @@ result is a token or nothing.
 
 from __future__ import annotations
 
+import math
 from typing import Annotated, Literal, Protocol, runtime_checkable
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, SecretStr, TypeAdapter
+from pydantic import (
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    TypeAdapter,
+    field_validator,
+)
 
 PlatformName = Literal["facebook", "instagram", "linkedin", "x", "google_business"]
 ConnectedVia = Literal["facebook_login", "instagram_login"]
 
 _FROZEN = ConfigDict(frozen=True, extra="forbid")
+
+# The longest wait any outcome carries. Platforms may announce absurd waits (a Retry-After
+# of years, an `estimated_time_to_regain_access` of 1e300 minutes, Infinity); consumers turn
+# waits into ints and SQS visibility timeouts, so an outcome never holds more than this.
+MAX_WAIT_SECONDS = 7 * 86_400.0
+
+
+def clamp_wait(value: float | None) -> float | None:
+    """A wait as a finite number of seconds in [0, MAX_WAIT_SECONDS]; NaN is no wait at all."""
+    if value is None or math.isnan(value):
+        return None
+    return min(MAX_WAIT_SECONDS, max(0.0, value))
 
 
 class AccountRef(BaseModel):
@@ -92,14 +113,29 @@ class RateLimited(_OutcomeBase):
     """Throttled: do not call this platform for this account again before ``retry_after``."""
 
     kind: Literal["rate_limited"] = "rate_limited"
-    retry_after: float = Field(ge=0)
+    retry_after: float = Field(ge=0, le=MAX_WAIT_SECONDS)
+
+    @field_validator("retry_after", mode="before")
+    @classmethod
+    def _clamp(cls, value: object) -> object:
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            clamped = clamp_wait(float(value))
+            return MAX_WAIT_SECONDS if clamped is None else clamped
+        return value
 
 
 class Transient(_OutcomeBase):
     """Worth retrying later (5xx, timeouts, platform-flagged transient errors)."""
 
     kind: Literal["transient"] = "transient"
-    retry_after: float | None = Field(default=None, ge=0)
+    retry_after: float | None = Field(default=None, ge=0, le=MAX_WAIT_SECONDS)
+
+    @field_validator("retry_after", mode="before")
+    @classmethod
+    def _clamp(cls, value: object) -> object:
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            return clamp_wait(float(value))
+        return value
 
 
 class PermanentError(_OutcomeBase):

@@ -6,8 +6,9 @@ Meta adds and renumbers codes, and a wrong guess should cost a configuration cha
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import quote
 
 import httpx
@@ -34,12 +35,16 @@ from mls_sync.platforms.settings import PlatformSettings
 
 DEFAULT_THROTTLE_WAIT = 15 * 60.0
 
+_R = TypeVar("_R")
+
 
 @dataclass(frozen=True, slots=True)
 class GraphErrorCodes:
     """Graph error codes by meaning (domain.md Part 3)."""
 
-    rate_limited: frozenset[int] = frozenset({4, 17, 32, 613, 80001, 80002})
+    # 4 app, 17 user, 32 Page, 613 custom, 341 application limit; 80000-80014 are the
+    # Business Use Case throttles (80001 Pages, 80002 Instagram, the rest other products).
+    rate_limited: frozenset[int] = frozenset({4, 17, 32, 341, 613, *range(80000, 80015)})
     token_dead: frozenset[int] = frozenset({190, 102})
     permission: frozenset[int] = frozenset({10, *range(200, 300)})
     transient: frozenset[int] = frozenset({1, 2})
@@ -50,6 +55,11 @@ class GraphErrorCodes:
     # (code, subcode): "does not exist, cannot be loaded due to missing permissions, or
     # does not support this operation": gone, or invisible to this token.
     ambiguous_missing: frozenset[tuple[int, int]] = frozenset({(100, 33)})
+    # Codes meaning the same without a subcode: 803 "Some of the aliases you requested do
+    # not exist".
+    ambiguous_codes: frozenset[int] = frozenset({803})
+    # 104 "An access token is required": the server did not read our Authorization header.
+    token_not_seen: frozenset[int] = frozenset({104})
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,13 +76,20 @@ class GraphError:
 
 
 def _int(value: Any) -> int | None:
+    """Graph codes are documented as numbers; some servers spell them "190" or 190.0."""
     if isinstance(value, bool):
         return None
     if isinstance(value, int):
         return value
-    if isinstance(value, str) and value.isdigit():
+    if isinstance(value, float) and value.is_integer():
         return int(value)
+    if isinstance(value, str) and value.strip().lstrip("-").isdigit():
+        return int(value.strip())
     return None
+
+
+def _flag(value: Any) -> bool:
+    return value is True or (isinstance(value, str) and value.strip().lower() == "true")
 
 
 def parse_graph_error(response: httpx.Response, secrets: list[SecretStr]) -> GraphError | None:
@@ -87,13 +104,20 @@ def parse_graph_error(response: httpx.Response, secrets: list[SecretStr]) -> Gra
         code=_int(err.get("code")),
         subcode=_int(err.get("error_subcode")),
         message=scrub(message, secrets),
-        is_transient=err.get("is_transient") is True,
+        is_transient=_flag(err.get("is_transient")),
         http_status=response.status_code,
     )
 
 
 class _Ambiguous:
     """100/33: the caller must check the token before calling it gone."""
+
+    def __init__(self, error: GraphError) -> None:
+        self.error = error
+
+
+class _TokenNotSeen:
+    """104: the server wants the token as the ``access_token`` parameter."""
 
     def __init__(self, error: GraphError) -> None:
         self.error = error
@@ -119,15 +143,21 @@ class GraphClient:
         if early is not None:
             return early
         secrets = [account.access_token]
-        result = self.http.call(
+        result = self._send(
             "DELETE",
-            self._object_url(post.platform_post_id),
-            headers=self._auth(account.access_token),
+            post.platform_post_id,
+            account.access_token,
             classify=lambda r: self._classify_delete(r, post, secrets),
-            secrets=secrets,
         )
         if isinstance(result, _Ambiguous):
             return self._resolve_ambiguous(account, result.error)
+        if isinstance(result, _TokenNotSeen):
+            return PermanentError(
+                reason=f"{result.error.describe()}; the token was refused in both places",
+                http_status=result.error.http_status,
+                error_code=result.error.code,
+                error_subcode=result.error.subcode,
+            )
         return result
 
     def refresh(self, account: AccountRef, refresh_token: SecretStr) -> Token:  # noqa: ARG002
@@ -139,16 +169,17 @@ class GraphClient:
         """``GET /me`` with the token: 200 → alive; a token or permission error → dead."""
         check_platform(self.platform, account)
         secrets = [account.access_token]
-        result = self.http.call(
+        result = self._send(
             "GET",
-            self._object_url("me"),
-            headers=self._auth(account.access_token),
+            "me",
+            account.access_token,
             params={"fields": "id"},
             classify=lambda r: self._classify_me(r, secrets),
-            secrets=secrets,
         )
         if isinstance(result, bool):
             return result
+        if isinstance(result, _TokenNotSeen):
+            raise TokenCheckError(f"{self.platform}: token check failed: {result.error.describe()}")
         raise TokenCheckError(f"{self.platform}: token check failed: {result.reason}")
 
     # --- hooks -------------------------------------------------------------------------
@@ -172,20 +203,60 @@ class GraphClient:
         # Header, not the access_token query parameter: URLs end up in logs and traces.
         return {"Authorization": f"Bearer {token.get_secret_value()}"}
 
+    def _send(
+        self,
+        method: str,
+        object_id: str,
+        token: SecretStr,
+        *,
+        classify: Callable[[httpx.Response], _R],
+        params: Mapping[str, str] | None = None,
+    ) -> _R | Transient:
+        """One Graph call, token in the Authorization header; when the server answers 104
+        (no token seen), once more with the documented ``access_token`` query parameter.
+
+        Graph's reference pages show the token as the ``access_token`` parameter; graph.facebook.com
+        also reads ``Authorization: Bearer``, which keeps the token out of URLs. A server that
+        only knows the parameter says 104, so this costs one extra call there and none here.
+        The parameter rides in the URL: our logs record paths only, and httpx's URL log line
+        is scrubbed (``http._ScrubFilter``).
+        """
+        url = self._object_url(object_id)
+        secrets = [token]
+        result = self.http.call(
+            method,
+            url,
+            headers=self._auth(token),
+            params=params,
+            classify=classify,
+            secrets=secrets,
+        )
+        if not isinstance(result, _TokenNotSeen):
+            return result
+        return self.http.call(
+            method,
+            url,
+            params={**(params or {}), "access_token": token.get_secret_value()},
+            classify=classify,
+            secrets=secrets,
+        )
+
     def _classify_delete(
         self, response: httpx.Response, post: PostRef, secrets: list[SecretStr]
-    ) -> Outcome | _Ambiguous:
+    ) -> Outcome | _Ambiguous | _TokenNotSeen:
         status = response.status_code
         if status == 200:
             body = json_body(response)
-            if isinstance(body, dict) and self._success(body, post):
+            # Older Graph versions (and some servers still) answer a bare JSON `true`/`false`.
+            if body is True or (isinstance(body, dict) and self._success(body, post)):
                 return Deleted(reason="deleted by our call", http_status=200)
-            if isinstance(body, dict) and body.get("success") is False:
+            if body is False or (isinstance(body, dict) and body.get("success") is False):
                 return PermanentError(
-                    reason='Graph answered {"success": false}: the post was not deleted',
+                    reason="Graph answered success false: the post was not deleted",
                     http_status=200,
                 )
             if not isinstance(body, dict) or "error" not in body:
+                # Empty or unreadable: maybe deleted, maybe not. A retry finds out (100/33).
                 return Transient(reason="Graph answered 200 without a result", http_status=200)
         error = parse_graph_error(response, secrets)
         if error is None:
@@ -194,7 +265,7 @@ class GraphClient:
 
     def _classify_error(
         self, error: GraphError, response: httpx.Response, post: PostRef
-    ) -> Outcome | _Ambiguous:
+    ) -> Outcome | _Ambiguous | _TokenNotSeen:
         c = self.codes
         info = {
             "reason": error.describe(),
@@ -215,6 +286,10 @@ class GraphClient:
             return NotSupported(permalink=post.permalink, **info)
         if code is not None and sub is not None and (code, sub) in c.ambiguous_missing:
             return _Ambiguous(error)
+        if code in c.ambiguous_codes:
+            return _Ambiguous(error)
+        if code in c.token_not_seen:
+            return _TokenNotSeen(error)
         if code in c.permission:
             return ReauthRequired(**info)
         if code in c.policy_block:
@@ -235,13 +310,15 @@ class GraphClient:
             return Transient(reason=reason, http_status=status)
         return PermanentError(reason=reason, http_status=status)
 
-    def _classify_me(self, response: httpx.Response, secrets: list[SecretStr]) -> bool | Transient:
-        if response.status_code == 200:
+    def _classify_me(
+        self, response: httpx.Response, secrets: list[SecretStr]
+    ) -> bool | Transient | _TokenNotSeen:
+        error = parse_graph_error(response, secrets)
+        if response.status_code == 200 and error is None:
             body = json_body(response)
             if isinstance(body, dict) and "id" in body:
                 return True
             return Transient(reason="GET /me answered 200 without an id", http_status=200)
-        error = parse_graph_error(response, secrets)
         if error is None:
             if response.status_code in (401, 403):
                 return False
@@ -249,6 +326,8 @@ class GraphClient:
                 reason=f"GET /me: HTTP {response.status_code}", http_status=response.status_code
             )
         c = self.codes
+        if error.code in c.token_not_seen:
+            return _TokenNotSeen(error)
         if error.code in c.token_dead or error.code in c.permission:
             return False
         return Transient(reason=error.describe(), http_status=error.http_status)

@@ -23,7 +23,7 @@ from typing import Any, TypeVar
 import httpx
 from pydantic import SecretStr
 
-from mls_sync.platforms.base import Transient
+from mls_sync.platforms.base import Transient, clamp_wait
 from mls_sync.timeutil import Clock, utc_now
 
 logger = logging.getLogger(__name__)
@@ -44,6 +44,10 @@ class RetryPolicy:
     max_delay: float = 2.0
     # A platform that asks for a longer pause than this is not waited for in-process.
     max_in_process_wait: float = 5.0
+    # Wall-clock budget for one logical call, all attempts and pauses included. Without it a
+    # server that accepts connections and never answers holds us 3 x 10 s + backoff, longer
+    # than the publisher's 30 s Lambda timeout. Each attempt's timeouts shrink to what is left.
+    deadline: float = 12.0
 
     def backoff(self, attempt: int, rng: Callable[[], float]) -> float:
         """Full jitter: uniform in [0, min(cap, base * 2**attempt)]."""
@@ -78,10 +82,26 @@ def scrub(text: str, secrets: Iterable[SecretStr | str | None] = ()) -> str:
 
 def json_body(response: httpx.Response) -> Any:
     """The decoded JSON body, or None when there is none or it is not JSON."""
+    if not response.content.strip():
+        return None
     try:
         return response.json()
-    except (json.JSONDecodeError, UnicodeDecodeError):
+    except (json.JSONDecodeError, UnicodeDecodeError, ValueError):
         return None
+
+
+def number(value: Any) -> float | None:
+    """A finite number from JSON that may spell it as a string (``"100"``); else None."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, str):
+        try:
+            value = float(value.strip())
+        except ValueError:
+            return None
+    if isinstance(value, int | float) and math.isfinite(value):
+        return float(value)
+    return None
 
 
 # --- Waits the platforms ask for ---------------------------------------------------------
@@ -97,14 +117,17 @@ def parse_retry_after(value: str | None, now: datetime) -> float | None:
     except ValueError:
         pass
     else:
-        return max(0.0, seconds) if math.isfinite(seconds) else None
+        return clamp_wait(seconds) if math.isfinite(seconds) else None
     try:
         when = parsedate_to_datetime(value)
-    except (TypeError, ValueError, IndexError):
+    except (TypeError, ValueError, IndexError, OverflowError):
         return None
     if when.tzinfo is None:
         when = when.replace(tzinfo=UTC)
-    return max(0.0, (when - now).total_seconds())
+    try:
+        return clamp_wait((when - now).total_seconds())
+    except OverflowError:
+        return None
 
 
 def seconds_until_next_utc_midnight(now: datetime) -> float:
@@ -139,13 +162,13 @@ def _usage_entries(header: str, raw: str) -> list[Mapping[str, Any]]:
     if header != "x-business-use-case-usage":
         return [data]
     # {"<business-object-id>": [{"type": "pages", "call_count": 100, ...}, ...], ...}
-    return [
-        entry
-        for entries in data.values()
-        if isinstance(entries, list)
-        for entry in entries
-        if isinstance(entry, dict)
-    ]
+    # Documented as a list per business object; a lone object is read the same way.
+    found: list[Mapping[str, Any]] = []
+    for value in data.values():
+        entries = [value] if isinstance(value, dict) else value
+        if isinstance(entries, list):
+            found.extend(entry for entry in entries if isinstance(entry, dict))
+    return found
 
 
 def parse_meta_usage(headers: Mapping[str, str]) -> MetaUsage:
@@ -158,12 +181,14 @@ def parse_meta_usage(headers: Mapping[str, str]) -> MetaUsage:
             continue
         for entry in _usage_entries(name, raw):
             for field in ("call_count", "total_cputime", "total_time", "acc_id_util_pct"):
-                value = entry.get(field)
-                if isinstance(value, int | float) and not isinstance(value, bool):
-                    percents.append(float(value))
-            regain = entry.get("estimated_time_to_regain_access")
-            if isinstance(regain, int | float) and not isinstance(regain, bool):
-                regains.append(max(0.0, float(regain)) * 60.0)
+                value = number(entry.get(field))
+                if value is not None:
+                    percents.append(value)
+            regain = number(entry.get("estimated_time_to_regain_access"))
+            if regain is not None:
+                wait = clamp_wait(regain * 60.0)
+                if wait is not None:
+                    regains.append(wait)
     return MetaUsage(
         max_percent=max(percents) if percents else None,
         regain_seconds=max(regains) if regains else None,
@@ -186,6 +211,32 @@ def meta_wait_seconds(headers: Mapping[str, str], now: datetime, *, default: flo
     return default
 
 
+# --- Keeping tokens out of library logs ----------------------------------------------------
+
+
+class _ScrubFilter(logging.Filter):
+    """httpx logs every request URL at INFO. Ours never carry a token, except the Graph
+    fallback that passes ``access_token`` as a query parameter: scrub it here, whatever
+    level the Lambda's logging runs at."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        cleaned = _SECRET_PATTERNS[1].sub(lambda m: f"{m.group(1)}{m.group(2)}{REDACTED}", message)
+        if cleaned != message:
+            record.msg, record.args = cleaned, None
+        return True
+
+
+_SCRUB_FILTER = _ScrubFilter()
+
+
+def _install_log_scrubbing() -> None:
+    for name in ("httpx", "httpcore"):
+        lib_logger = logging.getLogger(name)
+        if _SCRUB_FILTER not in lib_logger.filters:
+            lib_logger.addFilter(_SCRUB_FILTER)
+
+
 # --- The client ------------------------------------------------------------------------
 
 
@@ -206,14 +257,18 @@ class PlatformHttp:
         sleep: Callable[[float], None] = time.sleep,
         clock: Clock = utc_now,
         rng: Callable[[], float] = random.random,
+        monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
         self._client = client or httpx.Client(
             timeout=timeout, transport=transport, follow_redirects=False
         )
+        self.timeout = timeout
         self.retry = retry or RetryPolicy()
         self.sleep = sleep
         self.clock = clock
         self.rng = rng
+        self.monotonic = monotonic
+        _install_log_scrubbing()
 
     def close(self) -> None:
         self._client.close()
@@ -239,10 +294,19 @@ class PlatformHttp:
         path = httpx.URL(url).path
         attempts = max(1, self.retry.attempts)
         result: R | Transient = Transient(reason="not attempted")
+        started = self.monotonic()
         for attempt in range(attempts):
+            remaining = self.retry.deadline - (self.monotonic() - started)
+            if remaining <= 0:
+                return result
             try:
                 response = self._client.request(
-                    method, url, headers=headers, params=params, data=data
+                    method,
+                    url,
+                    headers=headers,
+                    params=params,
+                    data=data,
+                    timeout=self._attempt_timeout(remaining),
                 )
             except httpx.TimeoutException as exc:
                 result = Transient(reason=f"timeout ({type(exc).__name__}) on {method} {path}")
@@ -267,6 +331,9 @@ class PlatformHttp:
                 if result.retry_after > self.retry.max_in_process_wait:
                     return result
                 delay = max(delay, result.retry_after)
+            if self.monotonic() - started + delay >= self.retry.deadline:
+                # No time left for another attempt after this pause: the queue retries.
+                return result
             logger.info(
                 "retrying transient platform failure",
                 extra={
@@ -278,3 +345,12 @@ class PlatformHttp:
             )
             self.sleep(delay)
         return result
+
+    def _attempt_timeout(self, remaining: float) -> httpx.Timeout:
+        def cap(value: float | None) -> float:
+            return remaining if value is None else min(value, remaining)
+
+        t = self.timeout
+        return httpx.Timeout(
+            connect=cap(t.connect), read=cap(t.read), write=cap(t.write), pool=cap(t.pool)
+        )

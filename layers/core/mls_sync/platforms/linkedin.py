@@ -8,7 +8,7 @@ so a 204 is reported as :class:`Deleted` with ``confirmed=False``. Daily limits 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 from urllib.parse import quote
 
@@ -33,6 +33,7 @@ from mls_sync.platforms.base import (
 from mls_sync.platforms.http import (
     PlatformHttp,
     json_body,
+    number,
     parse_retry_after,
     scrub,
     seconds_until_next_utc_midnight,
@@ -51,7 +52,9 @@ class OAuthApp(BaseModel):
 
 class _TokenResponse(BaseModel):
     access_token: SecretStr
-    expires_in: int
+    # Documented as always present; a token without it is still a token (expiry unknown,
+    # so it is refreshed again when LinkedIn says 401).
+    expires_in: int | None = None
     refresh_token: SecretStr | None = None
     refresh_token_expires_in: int | None = None
 
@@ -73,7 +76,18 @@ def _describe(response: httpx.Response, secrets: list[SecretStr | None]) -> str:
 def _service_code(response: httpx.Response) -> int | None:
     body = json_body(response)
     value: Any = body.get("serviceErrorCode") if isinstance(body, dict) else None
-    return value if isinstance(value, int) and not isinstance(value, bool) else None
+    code = number(value)
+    return int(code) if code is not None and code.is_integer() else None
+
+
+# Lifetimes beyond this are read as this: datetime arithmetic overflows near year 9999.
+_MAX_LIFETIME_SECONDS = 10 * 366 * 86_400
+
+
+def _after(now: datetime, seconds: int | None) -> datetime | None:
+    if seconds is None:
+        return None
+    return now + timedelta(seconds=min(max(0, seconds), _MAX_LIFETIME_SECONDS))
 
 
 @dataclass
@@ -188,17 +202,13 @@ class LinkedInClient:
             except ValidationError:
                 return Transient(reason="LinkedIn token endpoint answered 200 without a token")
             now = self.http.clock()
-            refresh_expires = (
-                now + timedelta(seconds=body.refresh_token_expires_in)
-                if body.refresh_token_expires_in is not None
-                else None
-            )
+            refresh_expires = _after(now, body.refresh_token_expires_in)
             return Token(
                 access_token=body.access_token,
                 # Not sliding: LinkedIn returns the same refresh token with its remaining
                 # lifetime; keep ours when it returns none.
                 refresh_token=body.refresh_token or old_refresh,
-                expires_at=now + timedelta(seconds=body.expires_in),
+                expires_at=_after(now, body.expires_in),
                 refresh_expires_at=refresh_expires,
             )
         reason = _describe(response, secrets)
