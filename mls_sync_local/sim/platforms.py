@@ -40,6 +40,9 @@ from mls_sync.timeutil import Clock, utc_now
 Family = Literal["graph", "linkedin"]
 PostState = Literal["exists", "deleted", "not_deletable"]
 TokenState = Literal["active", "revoked", "expired"]
+# Where the Graph side reads the access token. "any" (default) is what graph.facebook.com
+# does; "query" plays a server written from reference pages that only show ?access_token=.
+GraphAuthFrom = Literal["any", "header", "query"]
 Route = Literal[
     "facebook", "instagram", "graph", "graph_me", "linkedin", "linkedin_oauth", "admin", "unknown"
 ]
@@ -162,6 +165,8 @@ class PlatformSimulator:
         linkedin_versions: frozenset[str] | None = None,
         linkedin_client: tuple[str, str] = ("sim-client-id", "sim-client-secret"),
         latency: float = 0.0,
+        graph_auth_from: GraphAuthFrom = "any",
+        graph_bool_bodies: bool = False,
     ) -> None:
         if host not in ("127.0.0.1", "::1", "localhost"):
             raise ValueError(f"the simulator binds to loopback only, not {host!r}")
@@ -175,6 +180,10 @@ class PlatformSimulator:
         self.linkedin_client = linkedin_client
         # Seconds every platform answer is held back (benchmarks: a platform's own latency).
         self.latency = latency
+        # Variants of documented behaviour, off by default (conformance tests turn them on).
+        self.graph_auth_from: GraphAuthFrom = graph_auth_from
+        # True: a successful Graph DELETE answers the bare JSON `true` of older versions.
+        self.graph_bool_bodies = graph_bool_bodies
         self._lock = threading.RLock()
         self._tokens: dict[str, SimToken] = {}
         self._refresh_tokens: dict[str, SimRefreshToken] = {}
@@ -437,8 +446,8 @@ class PlatformSimulator:
         form: dict[str, str] = {}
         if "application/x-www-form-urlencoded" in lowered.get("content-type", ""):
             form = {k: v[0] for k, v in parse_qs(body.decode("utf-8", "replace")).items()}
-        bearer = self._bearer(lowered, query, form)
         route = self._route(method, path)
+        bearer = self._bearer(lowered, query, form, self._auth_from(route))
         if route == "admin":
             return self._admin(method, path, body)
         fault = self._take_fault(route)
@@ -476,15 +485,25 @@ class PlatformSimulator:
             self._log.append(record)
         return resp
 
+    def _auth_from(self, route: str) -> GraphAuthFrom:
+        graph = route in ("facebook", "instagram", "graph", "graph_me")
+        return self.graph_auth_from if graph else "any"
+
     @staticmethod
     def _bearer(
-        headers: Mapping[str, str], query: Mapping[str, str], form: Mapping[str, str]
+        headers: Mapping[str, str],
+        query: Mapping[str, str],
+        form: Mapping[str, str],
+        via: GraphAuthFrom = "any",
     ) -> str | None:
-        auth = headers.get("authorization", "")
-        for scheme in ("Bearer ", "OAuth "):
-            if auth.startswith(scheme):
-                return auth[len(scheme) :].strip() or None
-        return query.get("access_token") or form.get("access_token")
+        if via in ("any", "header"):
+            auth = headers.get("authorization", "")
+            for scheme in ("Bearer ", "OAuth "):
+                if auth.startswith(scheme):
+                    return auth[len(scheme) :].strip() or None
+        if via in ("any", "query"):
+            return query.get("access_token") or form.get("access_token")
+        return None
 
     def _token_state(self, token: str | None, family: Family) -> TokenState | None:
         """None when unknown; otherwise the state, with expiry by the clock."""
@@ -595,6 +614,8 @@ class PlatformSimulator:
                 return resp
             sim_post.state = "deleted"
             sim_post.deletions += 1
+            if self.graph_bool_bodies:
+                return _Response(200, b"true", headers)
             body: dict[str, Any] = {"success": True}
             if platform == "instagram":
                 body["deleted_id"] = object_id
