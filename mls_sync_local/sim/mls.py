@@ -22,12 +22,15 @@ from datetime import UTC, datetime, timedelta, timezone
 from email.utils import format_datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Literal
-from urllib.parse import parse_qs, urlencode, urlsplit
+from urllib.parse import parse_qs, quote, unquote, unquote_plus, urlencode, urlsplit
 
 from mls_sync.timeutil import Instant
 
 from mls_sync_local.sim.odata import (
+    BoolOp,
+    In,
     Node,
+    Not,
     ODataError,
     describe,
     evaluate,
@@ -37,6 +40,9 @@ from mls_sync_local.sim.odata import (
 )
 
 NextLinkStyle = Literal["offset", "cursor"]
+LinkForm = Literal["absolute", "relative"]
+ClientAuth = Literal["either", "basic", "body"]
+QueryDecoding = Literal["form", "strict"]
 _DEFAULT_START = datetime(2026, 11, 28, 12, 0, 0, tzinfo=UTC)
 _TIMESTAMP_FIELDS = ("ModificationTimestamp", "BridgeModificationTimestamp")
 
@@ -131,6 +137,16 @@ class MlsSimulator:
     ``OriginatingSystemName eq`` filter, refuses ListingKey in filters and more than 5 ``or``,
     orders by ModificationTimestamp whatever ``$orderby`` says, and serves ``MlgCanView``;
     ``bridge`` serves ``BridgeModificationTimestamp`` under ``/{dataset}/Property``.
+
+    Spec variants other servers may choose (defaults are the common case):
+    ``client_auth`` which client authentications the token endpoint accepts (RFC 6749 §2.3.1:
+    Basic MUST be supported, the body form MAY; ``body`` is a non-conformant but real server),
+    ``expires_form`` how ``expires_in`` is written (``number``, ``string`` or ``missing``),
+    ``issued_type`` the token_type issued, ``link_form`` absolute or relative nextLink/context
+    URLs (OData JSON 4.01 §4.6), ``odata_prefix`` False for 4.01 ``@nextLink``/``@context``,
+    ``query_decoding`` ``strict`` for RFC 3986 decoding (a ``+`` is a plus, a ``%24filter`` key is
+    not ``$filter`` and is ignored as a custom option), ``supports_in`` False for an OData 4.0
+    server answering 400 to ``in``.
     """
 
     def __init__(
@@ -153,6 +169,13 @@ class MlsSimulator:
         dataset: str | None = None,
         latency: float = 0.0,
         seed: int = 0,
+        client_auth: ClientAuth = "either",
+        expires_form: Literal["number", "string", "missing"] = "number",
+        issued_type: str = "Bearer",
+        link_form: LinkForm = "absolute",
+        odata_prefix: bool = True,
+        query_decoding: QueryDecoding = "form",
+        supports_in: bool = True,
     ) -> None:
         if host not in ("127.0.0.1", "::1", "localhost"):
             raise ValueError("the simulator binds to loopback only")
@@ -171,6 +194,13 @@ class MlsSimulator:
         self.originating_system = originating_system
         self.dataset = dataset if dataset is not None else ("test" if vendor == "bridge" else None)
         self.latency = latency
+        self.client_auth = client_auth
+        self.expires_form = expires_form
+        self.issued_type = issued_type
+        self.link_form = link_form
+        self.odata_prefix = odata_prefix
+        self.query_decoding = query_decoding
+        self.supports_in = supports_in
         self.hour_quota: int | None = None
         """Trestle-style quota headers: requests left this hour (None: no headers)."""
         self.rng = random.Random(seed)  # noqa: S311 - fault injection, not security
@@ -245,6 +275,10 @@ class MlsSimulator:
     @property
     def resource_path(self) -> str:
         return f"/{self.dataset}/Property" if self.dataset else "/Property"
+
+    @property
+    def service_root(self) -> str:
+        return f"{self.url}/{self.dataset}" if self.dataset else self.url
 
     # ------------------------------------------------------------------ clock
 
@@ -442,27 +476,61 @@ class MlsSimulator:
             record[self.visibility_field] = listing.can_view
         return record
 
-    def _issue_token(self, form: Mapping[str, str]) -> tuple[int, dict[str, Any]]:
+    def _client_auth(
+        self, form: Mapping[str, str], authorization: str | None
+    ) -> tuple[str, str] | str:
+        """(client_id, client_secret) from the one method the client used, or an error code.
+        RFC 6749 §2.3: more than one method in a request is refused."""
+        basic = None
+        if authorization and authorization[:6].lower() == "basic ":
+            try:
+                pair = base64.b64decode(authorization[6:].strip(), validate=True).decode()
+            except ValueError:
+                return "invalid_client"
+            user, sep, password = pair.partition(":")
+            if not sep:
+                return "invalid_client"
+            basic = (unquote_plus(user), unquote_plus(password))
+        in_body = "client_secret" in form
+        if basic is not None and in_body:
+            return "invalid_request"
+        if basic is not None:
+            return basic if self.client_auth in ("either", "basic") else "invalid_client"
+        if in_body:
+            if self.client_auth == "basic":
+                return "invalid_client"
+            return form.get("client_id", ""), form.get("client_secret", "")
+        return "invalid_client"
+
+    def _issue_token(
+        self, form: Mapping[str, str], authorization: str | None = None
+    ) -> tuple[int, dict[str, Any]]:
         self.token_requests += 1
         if form.get("grant_type") != "client_credentials":
             return 400, {"error": "unsupported_grant_type"}
+        found = self._client_auth(form, authorization)
+        if isinstance(found, str):
+            return (401 if found == "invalid_client" else 400), {"error": found}
+        client_id, client_secret = found
         if not (
-            secrets.compare_digest(form.get("client_id", ""), self.client_id)
-            and secrets.compare_digest(form.get("client_secret", ""), self.client_secret)
+            secrets.compare_digest(client_id, self.client_id)
+            and secrets.compare_digest(client_secret, self.client_secret)
         ):
             return 401, {"error": "invalid_client"}
         token = "sim-" + secrets.token_urlsafe(12)
         self._tokens[token] = self._now_ns + round(self.token_lifetime * 1e9)
-        return 200, {
-            "access_token": token,
-            "token_type": "Bearer",
-            "expires_in": self.token_lifetime,
-        }
+        body: dict[str, Any] = {"access_token": token, "token_type": self.issued_type}
+        if self.expires_form == "number":
+            body["expires_in"] = self.token_lifetime
+        elif self.expires_form == "string":
+            body["expires_in"] = str(int(self.token_lifetime))
+        return 200, body
 
     def _authorised(self, header: str | None) -> bool:
-        if not header or not header.startswith("Bearer "):
+        # RFC 6750 §2.1 / RFC 7235: the scheme name is case-insensitive.
+        if not header or header[:7].lower() != "bearer ":
             return False
-        token = header[len("Bearer ") :].strip()
+        token = header[7:].strip()
         if token in self.static_tokens:
             return True
         expires = self._tokens.get(token)
@@ -519,6 +587,8 @@ class MlsSimulator:
 
     def _vendor_quirks(self, filter_text: str | None) -> str | None:
         """An error message when the query breaks the vendor's rules."""
+        if not self.supports_in and filter_text and _has_in(parse_filter(filter_text)):
+            return "Syntax error: the 'in' operator is not supported (OData 4.0)"
         if self.vendor != "mlsgrid":
             return None
         if not filter_text:
@@ -598,8 +668,12 @@ class MlsSimulator:
             if select:
                 served = {k: served.get(k) for k in select if k in served or k in record}
             values.append(served)
+        prefix = "@odata." if self.odata_prefix else "@"
+        context = "$metadata#Property"
         body: dict[str, Any] = {
-            "@odata.context": f"{self.url}/$metadata#Property",
+            f"{prefix}context": context
+            if self.link_form == "relative"
+            else f"{self.service_root}/{context}",
             "value": values,
         }
         if more:
@@ -614,8 +688,35 @@ class MlsSimulator:
                     rest["$skip"] = str(skip)
             else:
                 rest["$skip"] = str(skip + len(page))
-            body["@odata.nextLink"] = f"{self.url}{self.resource_path}?{urlencode(rest)}"
+            query = urlencode(rest, quote_via=quote)
+            body[f"{prefix}nextLink"] = (
+                f"Property?{query}"
+                if self.link_form == "relative"
+                else f"{self.url}{self.resource_path}?{query}"
+            )
         return 200, body
+
+
+def _has_in(node: Node) -> bool:
+    if isinstance(node, In):
+        return True
+    if isinstance(node, BoolOp):
+        return _has_in(node.left) or _has_in(node.right)
+    if isinstance(node, Not):
+        return _has_in(node.inner)
+    return False
+
+
+def _strict_params(query: str) -> dict[str, str]:
+    """RFC 3986 query decoding as a strict OData server does it: ``+`` stays a plus, and a key
+    is matched as written (``%24filter`` is not ``$filter``)."""
+    params: dict[str, str] = {}
+    for part in query.split("&"):
+        if not part:
+            continue
+        key, _, value = part.partition("=")
+        params[key] = unquote(value)
+    return params
 
 
 def _retry_header(value: str | None) -> dict[str, str]:
@@ -662,13 +763,17 @@ class _Handler(BaseHTTPRequestHandler):
             self._json(404, {"error": "not found"})
             return
         with sim._lock:
-            status, body = sim._issue_token(form)
-        self._json(status, body)
+            status, body = sim._issue_token(form, self.headers.get("Authorization"))
+        headers = {"WWW-Authenticate": 'Basic realm="token"'} if status == 401 else None
+        self._json(status, body, headers)
 
     def do_GET(self) -> None:
         sim = self.simulator
         parts = urlsplit(self.path)
-        params = {k: v[-1] for k, v in parse_qs(parts.query, keep_blank_values=True).items()}
+        if sim.query_decoding == "strict":
+            params = _strict_params(parts.query)
+        else:
+            params = {k: v[-1] for k, v in parse_qs(parts.query, keep_blank_values=True).items()}
         if sim.latency:
             time.sleep(sim.latency)
         hold: float | None = None
@@ -680,7 +785,11 @@ class _Handler(BaseHTTPRequestHandler):
                 status, body, headers = 404, {"error": "not found"}, {}
             elif not sim._authorised(self.headers.get("Authorization")):
                 sim.requests += 1
-                status, body, headers = 401, {"error": "invalid_token"}, {}
+                status, body, headers = (
+                    401,
+                    {"error": {"code": "invalid_token", "message": "token missing or expired"}},
+                    {"WWW-Authenticate": 'Bearer error="invalid_token"'},
+                )
             else:
                 sim.requests += 1
                 status, body, headers = self._faulted_or_answer(params)

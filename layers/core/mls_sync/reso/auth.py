@@ -29,6 +29,10 @@ class ClientCredentials(BaseModel):
     client_secret: SecretStr
     token_url: str = Field(min_length=1)
     scope: str | None = None
+    auth_method: Literal["auto", "basic", "body"] = "auto"
+    """How the client authenticates at the token endpoint (RFC 6749 §2.3.1): HTTP Basic,
+    ``client_id``/``client_secret`` in the form body, or ``auto`` (the vendor's usual one
+    first, the other once on ``invalid_client``; never both in one request, which §2.3 forbids)."""
 
 
 Credentials = BearerToken | ClientCredentials
@@ -62,6 +66,16 @@ class TokenCache:
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._tokens: dict[str, AccessToken] = {}
+        self._methods: dict[str, str] = {}
+
+    def method(self, key: str) -> str | None:
+        """The token-endpoint authentication that last worked for this credential."""
+        with self._lock:
+            return self._methods.get(key)
+
+    def remember_method(self, key: str, method: str) -> None:
+        with self._lock:
+            self._methods[key] = method
 
     def get(self, key: str, now: datetime) -> AccessToken | None:
         with self._lock:

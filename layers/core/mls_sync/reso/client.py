@@ -10,6 +10,7 @@ vendor's visibility flag or from reconciliation by key (``fetch_by_keys``).
 from __future__ import annotations
 
 import itertools
+import json
 import os
 import random
 import time
@@ -35,7 +36,7 @@ from mls_sync.reso.cursor import (
     quote,
     shift_literal,
 )
-from mls_sync.reso.errors import MlsMalformedPage, MlsProtocolError
+from mls_sync.reso.errors import MlsMalformedPage, MlsProtocolError, MlsQueryRefused
 from mls_sync.reso.limits import (
     CircuitBreaker,
     Monotonic,
@@ -44,10 +45,14 @@ from mls_sync.reso.limits import (
     shared_breaker,
     shared_limiter,
 )
+from mls_sync.reso.odata import control, error_detail, resolve_link, timestamp_literal
 from mls_sync.reso.profiles import VendorProfile, profile_for
 from mls_sync.reso.records import MlsRecord, SkippedRecord, parse_record
-from mls_sync.reso.transport import Transport, check_url
+from mls_sync.reso.transport import Transport, build_url, check_url
 from mls_sync.timeutil import Clock, utc_now
+
+MAX_EMPTY_PAGES = 20
+"""Empty pages with a nextLink followed in a row before the server is called broken."""
 
 __all__ = [
     "ChangePage",
@@ -154,6 +159,7 @@ class ReplicationClient:
             max_attempts=max_attempts,
             allow_loopback=loopback,
         )
+        self._use_in = self.profile.supports_in
 
     # ------------------------------------------------------------------ counters
 
@@ -204,12 +210,22 @@ class ReplicationClient:
             params["$orderby"] = f"{self.profile.change_field} asc,{self.profile.key_field} asc"
         return params
 
+    def _get(
+        self, url: str, params: dict[str, str] | None, deadline: float | None
+    ) -> tuple[dict[str, Any], str]:
+        """One page, and the URL it was asked at (what a relative nextLink resolves against)."""
+        body = self._transport.get_json(url, params, deadline=deadline)
+        return body, build_url(url, params)
+
     def _parse_page(
-        self, body: dict[str, Any]
+        self, body: dict[str, Any], request_url: str
     ) -> tuple[list[Any], list[MlsRecord], list[SkippedRecord], str | None]:
         values = body.get("value")
         if not isinstance(values, list):
-            raise MlsMalformedPage(f"{self._transport.host}: page has no 'value' array")
+            problem = "page has no 'value' array"
+            if "error" in body:
+                problem += f" but an error: {error_detail(json.dumps(body).encode())}"
+            raise MlsMalformedPage(f"{self._transport.host}: {problem}")
         records: list[MlsRecord] = []
         skipped: list[SkippedRecord] = []
         for raw in values:
@@ -218,23 +234,80 @@ class ReplicationClient:
                 records.append(parsed)
             else:
                 skipped.append(parsed)
-        link = body.get("@odata.nextLink")
-        return values, records, skipped, link if isinstance(link, str) and link else None
+        link = control(body, "nextLink")
+        if not isinstance(link, str) or not link.strip():
+            return values, records, skipped, None
+        resolved = resolve_link(
+            link.strip(), request_url=request_url, context=control(body, "context")
+        )
+        return values, records, skipped, resolved
+
+    def _follow(self, link: str, seen: set[str]) -> str:
+        """Loop guard: a server that hands back a nextLink it already gave would page forever."""
+        if link in seen:
+            raise MlsProtocolError(
+                f"{self._transport.host} repeated a nextLink; stopped to avoid a loop "
+                "(cursor not advanced past what was read)"
+            )
+        seen.add(link)
+        return link
+
+    def _skip_empty(
+        self,
+        page: tuple[list[Any], list[MlsRecord], list[SkippedRecord], str | None],
+        seen: set[str],
+        deadline: float | None,
+    ) -> tuple[list[Any], list[MlsRecord], list[SkippedRecord], str | None]:
+        """An empty page that still has a nextLink is not the end (a server may filter after
+        paging): follow it, a bounded number of times."""
+        hops = 0
+        values, _, _, link = page
+        while not values and link is not None:
+            hops += 1
+            if hops > MAX_EMPTY_PAGES:
+                raise MlsProtocolError(
+                    f"{self._transport.host}: {MAX_EMPTY_PAGES} empty pages in a row, each with a "
+                    "nextLink; stopped"
+                )
+            body, url = self._get(self._follow(link, seen), None, deadline)
+            page = self._parse_page(body, url)
+            values, _, _, link = page
+        return page
 
     @staticmethod
     def _pos(record: MlsRecord) -> Position:
         return record.modification.epoch_ns, record.listing_key
 
+    @staticmethod
+    def _key_after(prev: str, cur: str) -> bool:
+        """``cur`` sorts after ``prev`` in the server's collation, as far as we can tell: binary
+        order, or case-insensitive order (SQL Server's default collation sorts 'a1' < 'B2')."""
+        return cur > prev or cur.casefold() > prev.casefold()
+
     def _check_order(self, records: list[MlsRecord], *, by_key: bool) -> None:
-        """A cursor built from an unordered page could skip records: refuse it."""
+        """A cursor built from an unordered page could skip records: refuse it. Timestamps are
+        compared as instants; keys within one timestamp only where we set the order."""
         for prev, cur in itertools.pairwise(records):
-            before = self._pos(prev) if by_key else (prev.modification.epoch_ns, "")
-            after = self._pos(cur) if by_key else (cur.modification.epoch_ns, "")
-            if after < before:
-                raise MlsProtocolError(
-                    f"{self._transport.host} returned a page out of "
-                    f"{self.profile.change_field} order; cursor not advanced"
+            a, b = prev.modification.epoch_ns, cur.modification.epoch_ns
+            if b < a or (
+                by_key and a == b and not self._key_after(prev.listing_key, cur.listing_key)
+            ):
+                what = (
+                    f"{self.profile.change_field}, {self.profile.key_field}"
+                    if by_key
+                    else (self.profile.change_field)
                 )
+                raise MlsProtocolError(
+                    f"{self._transport.host} returned a page out of {what} order; "
+                    "cursor not advanced"
+                )
+
+    def _after_keyset(self, record: MlsRecord, after: Cursor) -> bool:
+        ts, key = position(after)
+        got = record.modification.epoch_ns
+        if got != ts:
+            return got > ts
+        return bool(key) and record.listing_key != key and self._key_after(key, record.listing_key)
 
     @staticmethod
     def _cursor_of(record: MlsRecord) -> Cursor:
@@ -280,16 +353,18 @@ class ReplicationClient:
         top = self.profile.page_size
         after = start
         first = True
+        seen: set[str] = set()
         while True:
             params = self._params(
                 after_filter(self.profile.change_field, self.profile.key_field, after),
                 top=top,
                 ordered=True,
             )
-            body = self._transport.get_json(self.url, params, deadline=deadline)
-            values, records, skipped, link = self._parse_page(body)
+            body, url = self._get(self.url, params, deadline)
+            page = self._skip_empty(self._parse_page(body, url), seen, deadline)
+            values, records, skipped, link = page
             self._check_order(records, by_key=True)
-            if records and not first and self._pos(records[0]) <= position(after):
+            if records and not first and not self._after_keyset(records[0], after):
                 raise MlsProtocolError(
                     f"{self._transport.host} ignored the keyset filter; cursor not advanced"
                 )
@@ -319,14 +394,16 @@ class ReplicationClient:
         anchor_ns = position(start)[0]
         seen_at_anchor: set[str] = set()
         next_link: str | None = None
+        seen: set[str] = set()
         while True:
             if next_link is not None:
-                body = self._transport.get_json(next_link, None, deadline=deadline)
+                body, url = self._get(self._follow(next_link, seen), None, deadline)
             else:
-                condition = f"{self.profile.change_field} ge {anchor}"
+                condition = f"{self.profile.change_field} ge {timestamp_literal(anchor)}"
                 params = self._params(condition, top=top, ordered=False)
-                body = self._transport.get_json(self.url, params, deadline=deadline)
-            values, records, skipped, link = self._parse_page(body)
+                body, url = self._get(self.url, params, deadline)
+            page = self._skip_empty(self._parse_page(body, url), seen, deadline)
+            values, records, skipped, link = page
             self._check_order(records, by_key=False)
             fresh = [
                 r
@@ -370,40 +447,44 @@ class ReplicationClient:
     ) -> Iterator[ChangePage]:
         """Order not ours to set: read every page from the start and move the cursor only once
         the whole traversal has been read."""
-        condition = f"{self.profile.change_field} ge {start.timestamp}"
+        condition = f"{self.profile.change_field} ge {timestamp_literal(start.timestamp)}"
         params: dict[str, str] | None = self._params(
             condition, top=self.profile.page_size, ordered=False
         )
         url = self.url
         newest = cursor
+        seen: set[str] = set()
         while True:
-            body = self._transport.get_json(url, params, deadline=deadline)
-            values, records, skipped, link = self._parse_page(body)
+            body, asked = self._get(url, params, deadline)
+            _, records, skipped, link = self._parse_page(body, asked)
             for record in records:
                 newest = self._later(newest, self._cursor_of(record))
-            complete = not values or link is None
+            # An empty page with a nextLink is not the end; only a missing nextLink is.
+            complete = link is None
             yield ChangePage(
                 records=records,
                 skipped=skipped,
                 cursor=newest if complete else cursor,
                 complete=complete,
             )
-            if complete or link is None:
+            if link is None:
                 return
-            url, params = link, None
+            url, params = self._follow(link, seen), None
 
     # ------------------------------------------------------------------ by key
 
     def _lookup_condition(self, keys: Sequence[str]) -> str:
         field = self.profile.lookup_field
-        if self.profile.supports_in:
+        if self._use_in:
             return f"{field} in ({','.join(quote(k) for k in keys)})"
         return "(" + " or ".join(f"{field} eq {quote(k)}" for k in keys) + ")"
 
     def _batch_size(self) -> int:
         size = self.profile.max_in_batch
-        if not self.profile.supports_in and self.profile.max_or is not None:
-            size = min(size, self.profile.max_or + 1)
+        if not self._use_in:
+            size = min(size, self.profile.or_batch)
+            if self.profile.max_or is not None:
+                size = min(size, self.profile.max_or + 1)
         return max(1, min(size, self.profile.page_size))
 
     def _lookup_pass(
@@ -423,9 +504,10 @@ class ReplicationClient:
             params: dict[str, str] | None = self._params(
                 self._lookup_condition(batch), top=len(batch), ordered=False
             )
+            seen: set[str] = set()
             while True:
-                body = self._transport.get_json(url, params, deadline=deadline)
-                values, _, _, link = self._parse_page(body)
+                body, request_url = self._get(url, params, deadline)
+                values, _, _, link = self._parse_page(body, request_url)
                 for raw in values:
                     asked = raw.get(field) if isinstance(raw, dict) else None
                     parsed = parse_record(raw, self.profile)
@@ -442,9 +524,28 @@ class ReplicationClient:
                     known = found.get(got)
                     if known is None or parsed.modification > known.modification:
                         found[got] = parsed
-                if link is None or not values:
+                if link is None:
                     break
-                url, params = link, None
+                url, params = self._follow(link, seen), None
+
+    def _lookup_with_fallback(
+        self,
+        keys: Sequence[str],
+        deadline: float | None,
+        found: dict[str, MlsRecord],
+        present_but_bad: set[str],
+        skipped: list[SkippedRecord],
+    ) -> None:
+        try:
+            self._lookup_pass(keys, deadline, found, present_but_bad, skipped)
+        except MlsQueryRefused as exc:
+            # ``in`` is OData 4.01; a 4.0 server answers 400 (or 501). Fall back to ``or``
+            # chains for this client's life and redo the keys not yet answered.
+            if not self._use_in or exc.status not in (400, 501):
+                raise
+            self._use_in = False
+            rest = [k for k in keys if k not in found and k not in present_but_bad]
+            self._lookup_pass(rest, deadline, found, present_but_bad, skipped)
 
     def fetch_by_keys(self, keys: Sequence[str], *, deadline: float | None = None) -> KeyLookup:
         """Current records for ``keys`` (in ``lookup_field`` terms), in ``in`` batches. A key
@@ -454,9 +555,9 @@ class ReplicationClient:
         found: dict[str, MlsRecord] = {}
         bad: set[str] = set()
         skipped: list[SkippedRecord] = []
-        self._lookup_pass(unique, deadline, found, bad, skipped)
+        self._lookup_with_fallback(unique, deadline, found, bad, skipped)
         missing = [k for k in unique if k not in found and k not in bad]
         if missing:
-            self._lookup_pass(missing, deadline, found, bad, skipped)
+            self._lookup_with_fallback(missing, deadline, found, bad, skipped)
             missing = [k for k in missing if k not in found and k not in bad]
         return KeyLookup(found=found, missing=missing, skipped=skipped)

@@ -7,7 +7,10 @@ import re
 from datetime import UTC, datetime, timedelta, timezone
 
 from mls_sync.models import Cursor
+from mls_sync.reso.odata import quote, timestamp_literal
 from mls_sync.timeutil import Instant, TimestampError
+
+__all__ = ["Position", "after_filter", "initial_cursor", "position", "quote", "shift_literal"]
 
 _FORM = re.compile(
     r"^\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}(?::\d{2})?"
@@ -59,15 +62,10 @@ def shift_literal(raw: str, seconds: float) -> str:
     return out + suffix
 
 
-def quote(value: str) -> str:
-    """An OData string literal."""
-    return "'" + value.replace("'", "''") + "'"
-
-
 def after_filter(field: str, key_field: str, cursor: Cursor) -> str:
     """Records strictly after the cursor in (field, key) order. The literal is the cursor's
-    own spelling, so servers that compare timestamps as text still match."""
-    ts = cursor.timestamp
+    own spelling (made ABNF-valid), so servers that compare timestamps as text still match."""
+    ts = timestamp_literal(cursor.timestamp)
     if not cursor.listing_key:
         return f"{field} ge {ts}"
     return f"({field} gt {ts} or ({field} eq {ts} and {key_field} gt {quote(cursor.listing_key)}))"

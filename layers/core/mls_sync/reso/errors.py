@@ -36,6 +36,14 @@ class MlsProtocolError(MlsError):
     """The server answered in a way the cursor cannot trust (e.g. unordered page, 400)."""
 
 
+class MlsQueryRefused(MlsProtocolError):  # noqa: N818 - beside MlsProtocolError
+    """The server refused a query as such (4xx other than auth), e.g. an operator it lacks."""
+
+    def __init__(self, message: str, status: int) -> None:
+        super().__init__(message)
+        self.status = status
+
+
 class CircuitOpen(MlsError):  # noqa: N818 - names from the issue's contract
     """The connection failed repeatedly; no request is sent until the breaker cools down."""
 

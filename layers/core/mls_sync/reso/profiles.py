@@ -8,6 +8,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from mls_sync.reso.odata import EnumLiteral
+
 Paging = Literal["keyset", "anchor", "traverse"]
 """How changes are paged.
 
@@ -61,8 +63,20 @@ class VendorProfile(BaseModel):
     requires_originating_system: bool = False
     lowercase_originating_system: bool = False
     supports_in: bool = True
+    """``in`` is OData 4.01; a 4.0 server may refuse it (400), after which the client falls
+    back to ``or`` chains of at most ``or_batch`` terms (``max_or`` + 1 where the vendor caps
+    ``or``)."""
     max_in_batch: int = Field(default=100, gt=0)
     max_or: int | None = None
+    or_batch: int = Field(default=20, gt=0)
+    """Keys per ``or`` chain when ``in`` is unavailable: keeps the URL well under 8 KB."""
+    enum_literal: EnumLiteral = "string"
+    """How enumeration values are written in filters: ``'Active'`` (Data Dictionary 1.7+
+    lookups; every vendor here) or ``Odata.Models.StandardStatus'Active'`` (Edm.EnumType)."""
+    token_auth_first: Literal["basic", "body"] = "basic"  # noqa: S105 - a method name
+    """Client authentication tried first at the token endpoint (RFC 6749 §2.3.1: servers MUST
+    accept HTTP Basic; the body form is optional). The other is tried once on invalid_client
+    and remembered."""
     quotas: Quotas = Quotas()
     quota_headers: tuple[QuotaHeader, ...] = ()
     overlap_seconds: float = Field(default=300.0, ge=0)
@@ -127,6 +141,7 @@ PROFILES: dict[str, VendorProfile] = {
         ),
         overlap_seconds=300,  # [?] mass re-stamps happen; reconciliation covers the rest
         auth="client_credentials",
+        token_auth_first="body",  # noqa: S106 - Trestle's own example posts client_id/secret in the form
     ),
     "bridge": VendorProfile(
         name="bridge",

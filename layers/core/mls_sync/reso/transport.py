@@ -5,12 +5,14 @@ injected clocks."""
 
 from __future__ import annotations
 
+import base64
 import ipaddress
 import json
+import math
 import random
 from collections.abc import Callable, Mapping
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import quote_plus, urlsplit, urlunsplit
 
 import httpx
 
@@ -23,6 +25,7 @@ from mls_sync.reso.errors import (
     MlsError,
     MlsMalformedPage,
     MlsProtocolError,
+    MlsQueryRefused,
     MlsRateLimited,
     MlsUnavailable,
 )
@@ -34,8 +37,52 @@ from mls_sync.reso.limits import (
     parse_retry_after,
     quota_wait,
 )
+from mls_sync.reso.odata import encode_query, error_detail, www_authenticate_error
 from mls_sync.reso.profiles import VendorProfile
 from mls_sync.timeutil import Clock
+
+# OAuth2 errors after which the other client-authentication method is worth one try: the
+# server did not recognise how we authenticated (RFC 6749 §5.2).
+_RETRY_OTHER_METHOD = {"invalid_client", "invalid_request", "unauthorized_client", None}
+
+
+class _TokenRefused(Exception):  # noqa: N818 - internal signal, never escapes the transport
+    def __init__(self, status: int, error: str | None, detail: str) -> None:
+        super().__init__(detail)
+        self.status = status
+        self.error = error
+        self.detail = detail
+
+
+def basic_credentials(client_id: str, client_secret: str) -> str:
+    """RFC 6749 §2.3.1: id and secret form-urlencoded, then joined and base64-encoded."""
+    pair = f"{quote_plus(client_id)}:{quote_plus(client_secret)}"
+    return "Basic " + base64.b64encode(pair.encode()).decode()
+
+
+def _oauth_error(content: bytes) -> str | None:
+    try:
+        body = json.loads(content)
+    except (ValueError, UnicodeDecodeError):
+        return None
+    err = body.get("error") if isinstance(body, dict) else None
+    return err if isinstance(err, str) else None
+
+
+def _lifetime(value: object, default: float = 3600.0) -> float:
+    """``expires_in`` as seconds: a number or a numeric string (both seen); missing, unreadable
+    or non-positive → ``default`` (a 401 still forces a refresh if that guess is long)."""
+    if isinstance(value, bool):
+        return default
+    if isinstance(value, int | float | str):
+        try:
+            seconds = float(value)
+        except ValueError:
+            return default
+        if math.isfinite(seconds) and seconds > 0:
+            return seconds
+    return default
+
 
 _LOOPBACK_NAMES = {"localhost", "localhost.localdomain"}
 
@@ -69,7 +116,33 @@ def check_url(url: str, *, allow_loopback: bool, what: str = "base URL") -> str:
 
 def _origin(url: str) -> tuple[str, str, int | None]:
     parts = urlsplit(url)
-    return parts.scheme, (parts.hostname or "").lower(), parts.port
+    port = parts.port or {"https": 443, "http": 80}.get(parts.scheme)
+    return parts.scheme, (parts.hostname or "").lower(), port
+
+
+def same_service(url: str, base_url: str) -> str:
+    """``url`` if it is on the base URL's origin. A server behind a TLS-terminating proxy may
+    write its nextLinks with ``http://`` and the same host: that link is upgraded to https
+    (never the reverse). Any other origin is refused, so the token never leaves the MLS."""
+    scheme, host, port = _origin(url)
+    b_scheme, b_host, b_port = _origin(base_url)
+    if host == b_host and scheme == "http" and b_scheme == "https" and port in (80, b_port):
+        parts = urlsplit(url)
+        netloc = parts.netloc.rsplit("@", 1)[-1]
+        if parts.port == 80:
+            netloc = netloc.rsplit(":", 1)[0]
+        return urlunsplit(("https", netloc, parts.path, parts.query, ""))
+    if (scheme, host, port) != (b_scheme, b_host, b_port):
+        raise MlsProtocolError(f"{b_host} sent a nextLink to another origin ({host}); not followed")
+    return url
+
+
+def build_url(url: str, params: Mapping[str, str] | None) -> str:
+    """The request URL: our own encoding of the query (see :func:`encode_query`), never the
+    HTTP library's (which writes ``%24filter`` and ``+`` for spaces)."""
+    if not params:
+        return url
+    return f"{url}{'&' if '?' in url else '?'}{encode_query(params)}"
 
 
 class Transport:
@@ -132,47 +205,97 @@ class Transport:
             token = self._fetch_token(deadline)
         return token
 
+    def _token_methods(self, creds: ClientCredentials) -> list[str]:
+        if creds.auth_method != "auto":
+            return [creds.auth_method]
+        first = self.tokens.cache.method(self.tokens.key) or self.profile.token_auth_first
+        return [first, "body" if first == "basic" else "basic"]
+
     def _fetch_token(self, deadline: float | None) -> str:
         creds = self.tokens.credentials
         assert isinstance(creds, ClientCredentials)
-        form = {
-            "grant_type": "client_credentials",
-            "client_id": creds.client_id,
-            "client_secret": creds.client_secret.get_secret_value(),
-        }
-        if creds.scope:
-            form["scope"] = creds.scope
-        body = self._send(
-            "POST", creds.token_url, data=form, deadline=deadline, authed=False, kind="token"
+        refused: _TokenRefused | None = None
+        for method in self._token_methods(creds):
+            form = {"grant_type": "client_credentials"}
+            headers: dict[str, str] = {}
+            if method == "basic":
+                headers["Authorization"] = basic_credentials(
+                    creds.client_id, creds.client_secret.get_secret_value()
+                )
+            else:
+                form["client_id"] = creds.client_id
+                form["client_secret"] = creds.client_secret.get_secret_value()
+            if creds.scope:
+                form["scope"] = creds.scope
+            try:
+                body = self._send(
+                    "POST",
+                    creds.token_url,
+                    data=form,
+                    headers=headers,
+                    deadline=deadline,
+                    authed=False,
+                    kind="token",
+                )
+            except _TokenRefused as exc:
+                refused = exc
+                if exc.status == 401 or exc.error in _RETRY_OTHER_METHOD:
+                    continue
+                break
+            self.tokens.cache.remember_method(self.tokens.key, method)
+            return self._accept_token(body)
+        assert refused is not None
+        raise MlsAuthError(
+            f"token endpoint of {self.host} refused the credentials "
+            f"({refused.status}: {refused.detail})"
         )
+
+    def _accept_token(self, body: dict[str, Any]) -> str:
         token = body.get("access_token")
         if not isinstance(token, str) or not token:
             raise MlsAuthError(f"token endpoint of {self.host} answered without an access_token")
-        expires_in = body.get("expires_in", 3600)
-        try:
-            lifetime = float(expires_in)
-        except (TypeError, ValueError):
-            lifetime = 3600.0
-        self.tokens.store(token, lifetime)
+        kind = body.get("token_type")
+        # RFC 6749 §7.1: the type is case-insensitive; we can only send Bearer (RFC 6750).
+        if isinstance(kind, str) and kind.strip().lower() != "bearer":
+            raise MlsAuthError(
+                f"token endpoint of {self.host} issued a {kind.strip()!r} token; only Bearer "
+                "tokens are supported"
+            )
+        self.tokens.store(token, _lifetime(body.get("expires_in")))
         return token
+
+    def _redact(self, text: str) -> str:
+        """Server text may echo what we sent; no secret or token reaches a message."""
+        secrets: list[str] = []
+        creds = self.tokens.credentials
+        if isinstance(creds, ClientCredentials):
+            secrets.append(creds.client_secret.get_secret_value())
+        else:
+            secrets.append(creds.token.get_secret_value())
+        cached = self.tokens.cached() if isinstance(creds, ClientCredentials) else None
+        if cached:
+            secrets.append(cached)
+        for secret in secrets:
+            if len(secret) >= 4:
+                text = text.replace(secret, "***")
+        return text
 
     # ------------------------------------------------------------------ requests
 
     def get_json(
         self, url: str, params: Mapping[str, str] | None, *, deadline: float | None
     ) -> dict[str, Any]:
-        """GET one MLS page (a URL we built, or a nextLink on the same origin)."""
-        if _origin(url) != _origin(self.base_url):
-            raise MlsProtocolError(f"{self.host} sent a nextLink to another origin; not followed")
-        return self._send("GET", url, params=params, deadline=deadline, authed=True, kind="mls")
+        """GET one MLS page (a URL we built, or an absolute nextLink on the same origin)."""
+        target = build_url(same_service(url, self.base_url), params)
+        return self._send("GET", target, deadline=deadline, authed=True, kind="mls")
 
     def _send(
         self,
         method: str,
         url: str,
         *,
-        params: Mapping[str, str] | None = None,
         data: Mapping[str, str] | None = None,
+        headers: Mapping[str, str] | None = None,
         deadline: float | None,
         authed: bool,
         kind: str,
@@ -199,11 +322,11 @@ class Transport:
                     self.sleep(wait)
             elif not self._fits(0.0, deadline):
                 raise DeadlineReached(f"no time left for a token request to {self.host}")
-            headers = {"Accept": "application/json"}
+            sent = {"Accept": "application/json", "Accept-Encoding": "gzip", **(headers or {})}
             token = ""
             if authed:
                 token = self._authorization(deadline)
-                headers["Authorization"] = f"Bearer {token}"
+                sent["Authorization"] = f"Bearer {token}"
             if mls:
                 self.requests_made += 1
             else:
@@ -213,9 +336,8 @@ class Transport:
                 response = self.http.request(
                     method,
                     url,
-                    params=params,
                     data=data,
-                    headers=headers,
+                    headers=sent,
                     timeout=self._request_timeout(deadline),
                 )
             except httpx.TimeoutException:
@@ -233,24 +355,39 @@ class Transport:
                     refreshed = True
                     self.tokens.invalidate(token)
                     continue
+                if not authed and status in (400, 401):
+                    raise _TokenRefused(
+                        status, _oauth_error(response.content), self._detail(response)
+                    )
                 if status in (401, 403):
-                    detail = "token endpoint" if not authed else "MLS"
+                    what = "MLS" if authed else "token endpoint"
+                    challenge = www_authenticate_error(response.headers.get("WWW-Authenticate"))
+                    why = f"{status}, {challenge}" if challenge else str(status)
                     raise MlsAuthError(
-                        f"{detail} of {self.host} refused the credentials ({status})"
+                        f"{what} of {self.host} refused the credentials "
+                        f"({why}: {self._detail(response)})"
+                    )
+                if 300 <= status < 400:
+                    location = urlsplit(response.headers.get("Location", ""))
+                    raise MlsProtocolError(
+                        f"{self.host} redirected ({status}) to "
+                        f"{location.scheme}://{location.hostname}{location.path}; not followed "
+                        "(fix the base URL)"
                     )
                 if status == 429 or status >= 500:
                     retry_after = parse_retry_after(
                         response.headers.get("Retry-After"), self.clock()
                     )
-                    last_problem = f"HTTP {status}"
+                    last_problem = f"HTTP {status} ({self._detail(response)})"
                     if status == 429:
                         last_retry_after = retry_after
                 elif status >= 400:
-                    if not authed and status in (400, 401):
-                        raise MlsAuthError(f"token endpoint of {self.host} refused ({status})")
-                    raise MlsProtocolError(
-                        f"{self.host} refused the query ({status}): {response.text[:200]!r}"
+                    raise MlsQueryRefused(
+                        f"{self.host} refused the query ({status}): {self._detail(response)}",
+                        status,
                     )
+                elif status == 204:
+                    last_problem = "page is not valid JSON (204 No Content)"
                 else:
                     try:
                         body = json.loads(response.content)
@@ -283,9 +420,12 @@ class Transport:
             if delay > 0:
                 self.sleep(delay)
 
+    def _detail(self, response: httpx.Response) -> str:
+        return self._redact(error_detail(response.content, response.headers.get("Content-Type")))
+
     def _give_up(self, problem: str, retry_after: float | None, attempts: int) -> MlsError:
         message = f"{self.host}: {problem} after {attempts} attempts"
-        if problem == "HTTP 429":
+        if problem.startswith("HTTP 429"):
             return MlsRateLimited(message, retry_after)
         if "JSON" in problem:
             return MlsMalformedPage(message)
