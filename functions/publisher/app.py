@@ -29,6 +29,9 @@ logger = Logger()
 metrics = Metrics()
 
 MAX_VISIBILITY_SECONDS = 43_200  # SQS's ceiling for ChangeMessageVisibility
+TIME_RESERVE_MS = 15_000
+"""A job may take one platform call's time limit (12 s) plus our writes: a job that could not
+finish before the function's timeout is handed back to the queue instead of started."""
 
 
 class UnpublishRecord(SqsRecordModel):
@@ -42,6 +45,11 @@ def _count(name: str) -> None:
         metrics.add_metric(name=name, unit=MetricUnit.Count, value=1)
     except Exception as exc:  # noqa: BLE001 - observability is best effort here
         logger.warning("metric not recorded", extra={"metric": name, "error": str(exc)})
+
+
+def _require_time(context: LambdaContext) -> None:
+    if context.get_remaining_time_in_millis() < TIME_RESERVE_MS:
+        raise RetryLater("not enough time left in this invocation", delay=1)
 
 
 def handle(event: dict[str, Any], context: LambdaContext, deps: PublisherDeps | None = None) -> Any:
@@ -71,10 +79,11 @@ def handle(event: dict[str, Any], context: LambdaContext, deps: PublisherDeps | 
             max_receives=deps.max_receives,
         )
         logger.append_keys(postId=job.post_id, correlationId=job.correlation_id)
-        skipped = deps.service.precheck(job)
-        if skipped is not None:
-            return skipped
         try:
+            _require_time(context)
+            skipped = deps.service.precheck(job)
+            if skipped is not None:
+                return skipped
             result = run_job(job=job.to_item(), attempt=attempt)
         except RetryLater as exc:
             if exc.delay is not None:

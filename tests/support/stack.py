@@ -51,7 +51,7 @@ def create_stack_resources(stack: str = STACK, **overrides: str) -> LocalStack:
     unpublish_q = sqs.create_queue(
         QueueName=f"{stack}-unpublish",
         Attributes={
-            "VisibilityTimeout": "180",
+            "VisibilityTimeout": "540",
             "RedrivePolicy": (
                 f'{{"deadLetterTargetArn": "{unpublish_dlq_arn}", "maxReceiveCount": "5"}}'
             ),

@@ -188,11 +188,13 @@ class Publisher:
         )
         return [dict(m) for m in found.get("Messages", [])]
 
-    def invoke(self, messages: list[dict[str, Any]]) -> Run:
+    def invoke(
+        self, messages: list[dict[str, Any]], context: PowertoolsContext | None = None
+    ) -> Run:
         """Calls the real handler with these messages as Lambda's SQS poller would, then
         deletes the records it did not report failed (what the event source mapping does)."""
         records = [sqs_record(m, self.queue_arn) for m in messages]
-        response = app.handle({"Records": records}, lambda_context(), self.deps)
+        response = app.handle({"Records": records}, context or lambda_context(), self.deps)
         run = Run(response=response, records=records)
         for message in messages:
             if message["MessageId"] not in run.failed_ids:
@@ -265,10 +267,10 @@ def sqs_record(message: dict[str, Any], queue_arn: str) -> dict[str, Any]:
     }
 
 
-def lambda_context() -> PowertoolsContext:
+def lambda_context(timeout_seconds: int = 90) -> PowertoolsContext:
     """The local runtime's Lambda-like context (it has what Powertools reads)."""
     context = make_context(
-        "mls-sync-test-publisher", timeout_seconds=30, memory_mb=512, region=REGION
+        "mls-sync-test-publisher", timeout_seconds=timeout_seconds, memory_mb=512, region=REGION
     )
     return cast("PowertoolsContext", context)
 

@@ -6,9 +6,10 @@ from __future__ import annotations
 import json
 
 import pytest
+from mls_sync import aws
 from mls_sync.models import PostStatus
 
-from tests.integration.publisher.conftest import Publisher
+from tests.integration.publisher.conftest import Publisher, lambda_context
 
 FB_TOKEN = "EAAfbPageTokenAbc123"
 IG_TOKEN = "EAAigUserTokenDef456"
@@ -292,3 +293,30 @@ def test_timeout_after_the_platform_deleted_converges_to_unpublished(pub: Publis
     assert run.failed_ids == set()
     assert _status(pub, "p-1") is PostStatus.UNPUBLISHED
     assert pub.sim.post("facebook", "111_777").deletions == 1
+
+
+def test_a_job_that_cannot_finish_in_time_goes_back_to_the_queue_untouched(
+    pub: Publisher,
+) -> None:
+    # Given a published post of a sold listing
+    pub.listing()
+    pub.sim.add_post("facebook", "1_7", token=FB_TOKEN)
+    post = pub.post("p-7", pub.account("a-fb", "facebook", {"accessToken": FB_TOKEN}), "1_7")
+    pub.enqueue(pub.job(post))
+    # When the invocation has less time left than one job may need
+    messages = pub.receive()
+    run = pub.invoke(messages, context=lambda_context(timeout_seconds=10))
+    # Then the job is handed back (reported failed, hidden for a second, not the full
+    # visibility timeout) without any call to the platform
+    assert len(run.failed_ids) == 1
+    assert pub.sim.requests() == []
+    assert _status(pub, "p-7") is PostStatus.PUBLISHED
+    assert pub.receive() == []
+    # And once that second has passed, an invocation with time to spare takes it down
+    aws.sqs().change_message_visibility(
+        QueueUrl=pub.stack.settings.unpublish_queue_url,
+        ReceiptHandle=messages[0]["ReceiptHandle"],
+        VisibilityTimeout=0,
+    )
+    pub.deliver()
+    assert _status(pub, "p-7") is PostStatus.UNPUBLISHED
