@@ -19,7 +19,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 from mls_sync.dal.base import plain
 from mls_sync.models import Connection, ItemModel, Listing, PlatformAccount, Post
 
-from mls_sync_local.seed import EXIT_FAILED, EXIT_OK, stack_name, stack_tables
+from mls_sync_local.seed import EXIT_FAILED, EXIT_OK, stack_name, stack_tables, use_local_aws
 
 if TYPE_CHECKING:
     from mls_sync.dal import Tables
@@ -141,9 +141,18 @@ def register(subparsers: Any) -> None:
     parser.set_defaults(run=run)
 
 
-def run(args: argparse.Namespace, *, out: TextIO | None = None, err: TextIO | None = None) -> int:
+def run(
+    args: argparse.Namespace,
+    *,
+    out: TextIO | None = None,
+    err: TextIO | None = None,
+    local_only: bool = True,
+) -> int:
+    """``local_only=False`` is for callers that set up AWS themselves (moto in-process)."""
     stdout = out or sys.stdout
     stderr = err or sys.stderr
+    if local_only:
+        use_local_aws()
     stack = stack_name()
     try:
         data = collect(stack_tables(stack))

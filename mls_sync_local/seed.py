@@ -31,6 +31,7 @@ from mls_sync_local.portfolio import (
     PortfolioPost,
     validate_portfolio,
 )
+from mls_sync_local.runtime.stack import endpoint_from_env, region
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb.service_resource import DynamoDBServiceResource
@@ -244,7 +245,27 @@ def register(subparsers: Any) -> None:
     parser.set_defaults(run=run)
 
 
-def run(args: argparse.Namespace, *, out: TextIO | None = None, err: TextIO | None = None) -> int:
+def use_local_aws() -> str:
+    """The loopback endpoint from AWS_ENDPOINT_URL (a usage error otherwise: seed and dump
+    write and read secrets, and must never reach a real account by accident), with the
+    region defaulted as CONTRACT section 2 says and fake credentials when none are set."""
+    endpoint = endpoint_from_env()
+    if not (os.environ.get("AWS_DEFAULT_REGION") or os.environ.get("AWS_REGION")):
+        os.environ["AWS_DEFAULT_REGION"] = region()
+    if not (os.environ.get("AWS_ACCESS_KEY_ID") or os.environ.get("AWS_PROFILE")):
+        os.environ["AWS_ACCESS_KEY_ID"] = "testing"
+        os.environ["AWS_SECRET_ACCESS_KEY"] = "testing"  # noqa: S105 - moto's fake
+    return endpoint
+
+
+def run(
+    args: argparse.Namespace,
+    *,
+    out: TextIO | None = None,
+    err: TextIO | None = None,
+    local_only: bool = True,
+) -> int:
+    """``local_only=False`` is for callers that set up AWS themselves (moto in-process)."""
     stdout = out or sys.stdout
     stderr = err or sys.stderr
     result = validate_portfolio(args.file)
@@ -253,6 +274,8 @@ def run(args: argparse.Namespace, *, out: TextIO | None = None, err: TextIO | No
             print(line, file=stderr)
         print(f"mls-sync: seed: {len(result)} error(s); nothing written", file=stderr)
         return EXIT_USAGE
+    if local_only:
+        use_local_aws()
     stack = stack_name()
     try:
         report = Seeder(stack_tables(stack), SecretStore(aws.secrets()), stack).seed(result)
@@ -280,4 +303,12 @@ def run(args: argparse.Namespace, *, out: TextIO | None = None, err: TextIO | No
     return EXIT_OK
 
 
-__all__ = ["SeedReport", "Seeder", "register", "run", "stack_name", "stack_tables"]
+__all__ = [
+    "SeedReport",
+    "Seeder",
+    "register",
+    "run",
+    "stack_name",
+    "stack_tables",
+    "use_local_aws",
+]

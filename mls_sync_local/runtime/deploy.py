@@ -256,6 +256,16 @@ def _remove_event_source_mappings(deployed: DeployedStack) -> None:
 
 # -------------------------------------------------------------------- the environment
 
+# Where the publisher's platform clients go (CONTRACT section 5), taken from the caller's
+# environment when set there.
+PLATFORM_VARIABLES: tuple[str, ...] = (
+    "FACEBOOK_GRAPH_URL",
+    "FACEBOOK_GRAPH_VERSION",
+    "LINKEDIN_API_URL",
+    "LINKEDIN_OAUTH_URL",
+    "LINKEDIN_VERSION",
+)
+
 
 def local_environment(
     deployed: DeployedStack,
@@ -288,6 +298,9 @@ def local_environment(
             "POWERTOOLS_TRACE_DISABLED": "true",
         }
     )
+    # The template names the real platforms; the caller's shell names the simulators
+    # (`mls-sync sim platforms` prints these variables), and wins.
+    env.update({k: os.environ[k] for k in PLATFORM_VARIABLES if os.environ.get(k)})
     env.update(overrides or {})
     return env
 

@@ -9,6 +9,7 @@ import sys
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any, TextIO
 
+from mls_sync_local.runtime.loopback_guard import loopback_only
 from mls_sync_local.runtime.stack import FunctionSpec, TemplateFacts, template_facts
 
 Handler = Callable[[dict[str, Any], Any], Any]
@@ -76,7 +77,8 @@ def process_environment(env: Mapping[str, str]) -> Iterator[None]:
     """Set ``env`` in os.environ for the block (restored afterwards).
 
     Handlers run in this process, so their environment is the process's: one environment
-    at a time. Fake credentials are added when none are set (the endpoint is moto).
+    at a time. Fake credentials are added when none are set (the endpoint is moto), and
+    connections to anything but loopback are refused (see ``loopback_guard``).
     """
     wanted = dict(env)
     for key, value in (("AWS_ACCESS_KEY_ID", "testing"), ("AWS_SECRET_ACCESS_KEY", "testing")):
@@ -86,7 +88,8 @@ def process_environment(env: Mapping[str, str]) -> Iterator[None]:
     os.environ.update(wanted)
     reset_process_caches()
     try:
-        yield
+        with loopback_only():
+            yield
     finally:
         for key, old in saved.items():
             if old is None:

@@ -36,7 +36,9 @@ def _run(args: argparse.Namespace) -> int:
         except CommandError:
             raise
         except Exception as exc:
-            raise CommandError(f"{args.function} raised {type(exc).__name__}: {exc}") from exc
+            # The first line only (a pydantic error is dozens): --debug has the rest.
+            first = next(iter(str(exc).splitlines()), "")
+            raise CommandError(f"{args.function} raised {type(exc).__name__}: {first}") from exc
     out.write(json.dumps(result, indent=2, default=str) + "\n")
     return 0
 

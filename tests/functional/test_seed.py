@@ -38,7 +38,8 @@ def seeded_env(stack: LocalStack, monkeypatch: pytest.MonkeyPatch) -> LocalStack
 def _cli(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
     parser = build_parser(("mls_sync_local.seed", "mls_sync_local.dump"))
     args = parser.parse_args(list(argv))
-    code = args.run(args)
+    # moto runs in this process (mock_aws), not behind a loopback AWS_ENDPOINT_URL.
+    code = args.run(args, local_only=False)
     captured = capsys.readouterr()
     return code, captured.out, captured.err
 

@@ -12,9 +12,10 @@ from datetime import UTC, datetime
 from typing import Any
 
 import boto3
+import pytest
 
 from mls_sync_local.runtime.local import LocalRuntime
-from mls_sync_local.runtime.stack import DeployedStack
+from mls_sync_local.runtime.stack import DeployedStack, find_function
 from mls_sync_local.runtime.tick import run_tick
 from tests.integration.runtime.conftest import STACK
 
@@ -44,9 +45,32 @@ def test_invoke_gives_the_handler_its_template_environment_and_context(
     assert result["graph"] == "https://graph.facebook.com"
     assert result["endpoint"] == deployed.endpoint_url
     assert result["name"] == f"{STACK}-publisher"
-    assert 29_000 < result["remaining"] <= 30_000  # the publisher's 30 s timeout
+    timeout_ms = find_function("publisher").timeout_seconds * 1000  # the template's
+    assert timeout_ms - 1_000 < result["remaining"] <= timeout_ms
     # And the environment is restored afterwards
     assert os.environ.get("POSTS_TABLE") != f"{STACK}-Posts"
+
+
+def test_the_callers_platform_urls_replace_the_templates_real_ones(
+    deployed: DeployedStack, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given a shell that exported a platform simulator's URLs (`mls-sync sim platforms`)
+    sim = "http://127.0.0.1:5999"
+    for name in ("FACEBOOK_GRAPH_URL", "LINKEDIN_API_URL", "LINKEDIN_OAUTH_URL"):
+        monkeypatch.setenv(name, sim)
+
+    def handler(event: dict[str, Any], context: Any) -> dict[str, str]:
+        names = ("FACEBOOK_GRAPH_URL", "LINKEDIN_API_URL", "LINKEDIN_OAUTH_URL")
+        return {name: os.environ[name] for name in names}
+
+    runtime = LocalRuntime.connect(
+        deployed.endpoint_url, stack=STACK, handlers={"PublisherFunction": handler}
+    )
+    # When the publisher runs
+    seen = runtime.invoke("publisher", {})
+    # Then it goes to the simulator, not to graph.facebook.com / api.linkedin.com
+    assert seen == dict.fromkeys(seen, sim)
+    assert len(seen) == 3
 
 
 def test_cli_invoke_prints_only_the_result_on_stdout(deployed: DeployedStack) -> None:

@@ -1,0 +1,74 @@
+"""While handlers run in this process, connections go to loopback hosts only.
+
+The handlers' settings come from template.yaml, which names the real platforms, and seeded
+connections may name a real MLS (events/portfolio.sample.yaml does): a local run must never
+reach them with fake or local credentials. Every client (httpx, urllib3/botocore) resolves
+its host through ``socket.getaddrinfo`` before connecting, so refusing there, before any DNS
+query, covers them all; the refusal is an ``OSError``, which the clients report as a
+connection error (a transient failure to the handler), naming the host.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ipaddress
+import socket
+import threading
+from collections.abc import Callable, Iterator
+from typing import Any
+
+_lock = threading.Lock()
+_depth = 0
+_original: Callable[..., Any] | None = None
+
+
+class NonLoopbackHostError(ConnectionRefusedError):
+    """A connection to a host that is not this machine, refused by the local runtime."""
+
+
+def is_loopback_host(host: str | bytes | None) -> bool:
+    if host is None:  # getaddrinfo(None, port): the local host
+        return True
+    name = host.decode() if isinstance(host, bytes) else host
+    name = name.strip("[]").lower()
+    if name == "localhost" or name.endswith(".localhost"):
+        return True
+    try:
+        return ipaddress.ip_address(name.split("%", 1)[0]).is_loopback
+    except ValueError:
+        return False
+
+
+def _guarded(original: Callable[..., Any]) -> Callable[..., Any]:
+    def getaddrinfo(host: Any, *args: Any, **kwargs: Any) -> Any:
+        if not is_loopback_host(host):
+            raise NonLoopbackHostError(
+                f"mls-sync local runtime: refusing to connect to non-loopback host {host!r} "
+                "(point it at a simulator on 127.0.0.1)"
+            )
+        return original(host, *args, **kwargs)
+
+    return getaddrinfo
+
+
+@contextlib.contextmanager
+def loopback_only() -> Iterator[None]:
+    """Refuse, process-wide, connections to anything but loopback for the block (nestable,
+    and safe with handler threads: the patch stays until the outermost block ends)."""
+    global _depth, _original  # noqa: PLW0603 - one patch of a process-wide function
+    with _lock:
+        if _depth == 0:
+            _original = socket.getaddrinfo
+            socket.getaddrinfo = _guarded(_original)
+        _depth += 1
+    try:
+        yield
+    finally:
+        with _lock:
+            _depth -= 1
+            if _depth == 0 and _original is not None:
+                socket.getaddrinfo = _original
+                _original = None
+
+
+__all__ = ["NonLoopbackHostError", "is_loopback_host", "loopback_only"]
