@@ -808,11 +808,13 @@ class _Handler(BaseHTTPRequestHandler):
             return
         if status == -2:
             # A page cut off mid-JSON.
-            self._send(200, json.dumps(body).encode()[:-17])
             self._record(parts.path, params, 200)
+            self._send(200, json.dumps(body).encode()[:-17])
             return
-        self._json(status, body, headers)
+        # Logged before the answer goes out, so a client that has its answer can read the log
+        # entry for it (logging after the write raced with tests reading ``sim.log[-1]``).
         self._record(parts.path, params, status)
+        self._json(status, body, headers)
 
     def _faulted_or_answer(
         self, params: dict[str, str]
