@@ -20,6 +20,7 @@ from typing import Any
 from mls_sync.config import stack_environment
 from mls_sync.dal.base import plain
 
+from mls_sync_local.cli import UsageError
 from mls_sync_local.runtime.clients import client
 from mls_sync_local.runtime.stack import endpoint_from_env, region, stack_name
 
@@ -177,7 +178,10 @@ def _run(args: argparse.Namespace) -> int:
     stack = stack_name()
     data = collect(stack, endpoint, region())
     out = Path(args.out)
-    out.write_text(render(data, stack=stack), encoding="utf-8")
+    try:
+        out.write_text(render(data, stack=stack), encoding="utf-8")
+    except OSError as exc:
+        raise UsageError(f"--out {args.out}: cannot write: {exc.strerror or exc}") from None
     print(f"report written to {out} ({len(data.listings)} listings, {len(data.posts)} posts)")
     return 0
 
