@@ -758,7 +758,11 @@ class _Handler(BaseHTTPRequestHandler):
         sim = self.simulator
         path = urlsplit(self.path).path
         length = int(self.headers.get("Content-Length") or 0)
-        form = {k: v[0] for k, v in parse_qs(self.rfile.read(length).decode()).items()}
+        raw = self.rfile.read(length).decode()
+        if path == "/_sim/listings":
+            self._script(raw)
+            return
+        form = {k: v[0] for k, v in parse_qs(raw).items()}
         if path != "/token":
             self._json(404, {"error": "not found"})
             return
@@ -766,6 +770,29 @@ class _Handler(BaseHTTPRequestHandler):
             status, body = sim._issue_token(form, self.headers.get("Authorization"))
         headers = {"WWW-Authenticate": 'Basic realm="token"'} if status == 401 else None
         self._json(status, body, headers)
+
+    def _script(self, raw: str) -> None:
+        """Control API for a simulator in another process (``mls-sync sim mls``):
+        ``POST /_sim/listings`` with ``{"ListingKey", "StandardStatus"}`` changes a listing's
+        status now (adding it when new); ``"hidden": true`` takes it out of the feed."""
+        try:
+            body = json.loads(raw or "{}")
+            key = str(body["ListingKey"])
+        except (ValueError, KeyError, TypeError):
+            self._json(400, {"error": "expected JSON with ListingKey (and StandardStatus)"})
+            return
+        sim = self.simulator
+        known = set(sim.keys())
+        if body.get("hidden"):
+            if key not in known:
+                self._json(404, {"error": f"no listing {key}"})
+                return
+            sim.hide(key)
+        elif key in known:
+            sim.set_status(key, str(body.get("StandardStatus", "Active")))
+        else:
+            sim.add_listing(key, str(body.get("StandardStatus", "Active")))
+        self._json(200, {"ListingKey": key, "ok": True})
 
     def do_GET(self) -> None:
         sim = self.simulator
@@ -859,6 +886,11 @@ def serve_forever(host: str = "127.0.0.1", port: int = 0, *, listings: int = 20)
     print(
         f"  bearer token: {next(iter(sim.static_tokens))}  token URL: {sim.token_url} "
         f"(client_id={sim.client_id})",
+        flush=True,
+    )
+    print(
+        f'  change a listing: curl -d \'{{"ListingKey": "L000000", '
+        f'"StandardStatus": "Closed"}}\' {sim.url}/_sim/listings',
         flush=True,
     )
     try:
