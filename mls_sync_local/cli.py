@@ -100,6 +100,9 @@ def _one_line(exc: BaseException) -> str:
 def main(argv: Sequence[str] | None = None) -> int:
     args_list = list(sys.argv[1:] if argv is None else argv)
     debug = "--debug" in args_list
+    if debug:
+        # Accepted anywhere on the line (`mls-sync tick --debug` as well as before the command).
+        args_list = ["--debug", *(a for a in args_list if a != "--debug")]
     parser = build_parser(debug=debug)
     args = parser.parse_args(args_list)
     run: Run | None = getattr(args, "run", None)

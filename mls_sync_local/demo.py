@@ -217,7 +217,13 @@ def render_outcome(world: World, result: DemoResult, final: dict[str, Any]) -> s
             + (f"; changes: {changes}" if changes else "")
             + (f"; posts: {posts}" if posts else "")
             + (f"; {cycle.failures} failed deliveries (retried)" if cycle.failures else "")
-            + ("" if changes or posts or cycle.failures else "; quiet")
+            + (
+                ""
+                if changes or posts or cycle.failures
+                else "; quiet (records inside the overlap window re-read, nothing changed)"
+                if cycle.records_read and number > 1
+                else "; quiet"
+            )
         )
     lines.append("")
     lines.append("What changed (MLS is the source of truth):")

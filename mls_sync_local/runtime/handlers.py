@@ -6,6 +6,7 @@ import contextlib
 import importlib
 import os
 import sys
+import warnings
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any, TextIO
 
@@ -13,6 +14,11 @@ from mls_sync_local.runtime.loopback_guard import loopback_only
 from mls_sync_local.runtime.stack import FunctionSpec, TemplateFacts, template_facts
 
 Handler = Callable[[dict[str, Any], Any], Any]
+
+# Powertools warns on every invocation that emits no metric (a manual sync answered 404, a
+# skipped unpublish job). In Lambda that line lands in the log; on a terminal it reads as a
+# problem. It is not one.
+warnings.filterwarnings("ignore", message="No application metrics to publish", category=UserWarning)
 
 
 def load_handler(spec: FunctionSpec) -> Handler:
