@@ -184,6 +184,8 @@ def build_world(now: datetime | None = None, seed: int = 7) -> World:
                         connection_id=agent.connection_id,
                         listing_key=key,
                         status=status,
+                        # The MLS number: MLS Grid can only be asked by it (not by key).
+                        mls_listing_id=key if agent.vendor == "mlsgrid" else None,
                     )
                 )
                 key_of[listing_id] = key
@@ -270,6 +272,11 @@ def tell_story(world: World, now: datetime | None = None, seed: int = 11) -> Sto
                 at=at - timedelta(seconds=60 - offset),
             )
             story.changes[listing_id] = (conn, world.initial[listing_id], target)
+        if sim.visibility_field is not None:
+            # MLS Grid marks a listing that left the feed MlgCanView=false: it becomes deleted.
+            hidden = next(i for i in reversed(active_plain) if i not in story.changes)
+            sim.hide(world.key_of[hidden], at=at)
+            story.changes[hidden] = (conn, world.initial[hidden], Status.DELETED)
     # Misbehaviour: the first MLS throttles once, the second serves a slow page.
     first, second = list(world.mls.values())[:2]
     first.throttle_next(1, retry_after="1")
