@@ -42,7 +42,13 @@ def test_demo_converges_and_stops_everything(tmp_path: Path) -> None:
     out = done.stdout
     assert "Converged in" in out
     # every kind of change the story tells was detected
-    for transition in ("active>sold", "active>pending", "pending>active", "sold>active"):
+    for transition in (
+        "active>sold",
+        "active>pending",
+        "pending>active",
+        "sold>active",
+        "active>deleted",
+    ):
         assert transition in out
     # posts came down on all three platforms, Instagram Login posts wait for the agent
     assert re.search(r"facebook\s+\d+ unpublished", out)
