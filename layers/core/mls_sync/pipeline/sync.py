@@ -634,6 +634,7 @@ class _Sync:
             if current.sync_excluded:
                 self.counts["excluded"] += 1
                 return
+            self._finish_pending(current, update)
             change = status_change(
                 current,
                 update,
@@ -670,6 +671,24 @@ class _Sync:
         raise RuntimeError(f"listing {listing_id} kept changing under the sync")
 
     # ------------------------------------------------------------------ effects (outbox)
+
+    def _finish_pending(self, listing: Listing, update: MlsUpdate) -> None:
+        """A newer record is about to be applied: first deliver what a crashed delivery left
+        pending on the listing's latest change. SQS redelivers after the visibility timeout,
+        by when the MLS may have re-stamped or changed the listing: the record read then is
+        not the one whose change is pending, so ``_resume`` (by the record's own change key)
+        would never find it, and the sale's event and unpublish jobs would be lost. Costs a
+        read only for a listing we changed before and a record newer than what we hold."""
+        if listing.status_changed_at is None:
+            return  # never changed by a sync: no history entry of ours
+        if listing.mls_modified_at is not None and (
+            Instant.parse(listing.mls_modified_at) >= update.modified
+        ):
+            return  # stale: _resume finishes this record's own change
+        latest = self.deps.history.list_for_listing(listing.listing_id, limit=1)
+        if latest and latest[0].pending_effects:
+            self.counts["effectsResumed"] += 1
+            self._deliver(latest[0])
 
     def _resume(self, listing_id: str, key: str) -> None:
         """A record already applied: deliver whatever effects of its change are pending
