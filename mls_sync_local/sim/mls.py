@@ -467,6 +467,15 @@ class MlsSimulator:
             return listing.modified_raw
         return format_ns(listing.modified_ns, self.ts_digits, self.ts_offset)
 
+    def _served_ns(self, listing: SimListing) -> int:
+        """The instant of the timestamp as served (truncated to ``ts_digits``): what filters
+        compare, so also what ``$orderby`` sorts (OData orders by the property's value; sorting
+        by the hidden full precision put keys out of order within one served timestamp)."""
+        if listing.modified_raw is not None:
+            return int(Instant.parse(listing.modified_raw).epoch_ns)
+        step = int(10 ** (9 - min(self.ts_digits, 9)))
+        return listing.modified_ns - listing.modified_ns % step
+
     def _true_record(self, listing: SimListing) -> dict[str, Any]:
         record = dict(listing.fields)
         record[self.change_field] = self._format_ts(listing)
@@ -633,17 +642,18 @@ class MlsSimulator:
 
         def sort_value(lst: SimListing, record: dict[str, Any], name: str) -> Any:
             if name in _TIMESTAMP_FIELDS:
-                return lst.modified_ns
+                return self._served_ns(lst)
             value = record.get(name)
             return "" if value is None else value
 
+        # Key first, then stable sorts: ties end in key order, the order a $skiptoken
+        # (sort values + key) continues from.
+        rows.sort(key=lambda r: r[0].key)
         if orderby:
             for name, desc in reversed(orderby):
                 rows.sort(key=functools.partial(_row_value, sort_value, name), reverse=desc)
         elif self.vendor == "mlsgrid":
-            rows.sort(key=lambda r: r[0].modified_ns)
-        else:
-            rows.sort(key=lambda r: r[0].key)
+            rows.sort(key=lambda r: self._served_ns(r[0]))
         sort_names = [n for n, _ in orderby] or (
             [self.change_field] if self.vendor == "mlsgrid" else ["ListingKey"]
         )

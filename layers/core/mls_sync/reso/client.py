@@ -423,11 +423,12 @@ class ReplicationClient:
                     # are the net for this rare case.
                     seen_at_anchor.update(r.listing_key for r in records)
                     next_link = link
-                    if full and link is None:
-                        raise MlsProtocolError(
-                            f"{self._transport.host}: more than a page shares one timestamp "
-                            "and the server gave no nextLink"
-                        )
+                    if link is None:
+                        # A full page on the newest timestamp and no nextLink is the end:
+                        # Web API Core 2.1 makes the nextLink mandatory while more remains.
+                        # Raising here stalled the connection whenever exactly a page's worth
+                        # shared the newest timestamp, until something newer changed.
+                        full = False
                 else:
                     anchor, anchor_ns = last.modification.raw, last.modification.epoch_ns
                     seen_at_anchor = {
