@@ -118,6 +118,12 @@ class Listing(ItemModel):
     synced_at: UtcText | None = None
     sync_excluded: bool = False
     restored_at: UtcText | None = None
+    deleted_by_detection: bool = False
+    """Deleted because the MLS stopped returning the listing, not by an MLS record: the
+    stored MLS time is still the last one seen, and a record at that very time restores it."""
+    restored_change_key: str | None = None
+    """The history key of the restoration after such a deletion (it cannot be derived from
+    the record alone), so a redelivered record finds its pending effects."""
 
     @field_validator("status", mode="before")
     @classmethod

@@ -219,16 +219,98 @@ class ListingsRepo:
             sets.append("statusChangedAt = :now")
         if listing.status is Status.PENDING and update.status is Status.ACTIVE:
             sets.append("restoredAt = :now")
+        # Only a restoration after a deletion by detection has a key not derived from the
+        # record: remembered until the next write, for a redelivery to find its effects.
+        removes = ["deletedByDetection"]
+        if listing.deleted_by_detection and change is not None:
+            values[":rck"] = change.change_key
+            sets.append("restoredChangeKey = :rck")
+        else:
+            removes.append("restoredChangeKey")
+        # A deletion by detection kept the MLS time last seen: a record at that very time
+        # (the listing back, not re-stamped) is news, not a replay.
         condition = (
             "attribute_exists(listingId) AND #s = :expected"
             " AND (attribute_not_exists(syncExcluded) OR syncExcluded <> :true)"
-            " AND (attribute_not_exists(mlsModifiedKey) OR mlsModifiedKey < :mk)"
+            " AND (attribute_not_exists(mlsModifiedKey) OR mlsModifiedKey < :mk"
+            " OR (deletedByDetection = :true AND mlsModifiedKey <= :mk))"
         )
-        expression = "SET " + ", ".join(sets)
+        expression = "SET " + ", ".join(sets) + " REMOVE " + ", ".join(removes)
+        return self._write(
+            listing.listing_id,
+            update,
+            change,
+            expression=expression,
+            condition=condition,
+            names=names,
+            values=values,
+        )
+
+    def delete_by_detection(
+        self,
+        listing: Listing,
+        update: MlsUpdate,
+        change: StatusChange,
+        expected_key: str | None,
+    ) -> ApplyResult:
+        """Marks ``listing`` deleted because the MLS no longer returns it, with ``change``.
+
+        The stored MLS time is kept (the detection time is ours, not the MLS's: storing it
+        would make the listing's own records stale if it comes back unchanged) and the item
+        is flagged ``deletedByDetection``. Lands only while the status is still the one the
+        caller decided from and ``mlsModifiedKey`` is still ``expected_key``: a record
+        applied meanwhile means the MLS spoke, and its word wins over our inference."""
+        names = {"#s": "status"}
+        values: dict[str, Any] = {
+            ":s": update.status.value,
+            ":now": update.synced_at,
+            ":expected": listing.status.value,
+            ":true": True,
+        }
+        condition = (
+            "attribute_exists(listingId) AND #s = :expected"
+            " AND (attribute_not_exists(syncExcluded) OR syncExcluded <> :true)"
+        )
+        if expected_key is None:
+            condition += " AND attribute_not_exists(mlsModifiedKey)"
+        else:
+            values[":mk0"] = expected_key
+            condition += " AND mlsModifiedKey = :mk0"
+        expression = (
+            "SET #s = :s, standardStatus = :ss, mlsStatus = :ms, syncedAt = :now,"
+            " statusChangedAt = :now, deletedByDetection = :true"
+        )
+        values[":ss"] = update.standard_status
+        values[":ms"] = update.mls_status
+        return self._write(
+            listing.listing_id,
+            update,
+            change,
+            expression=expression,
+            condition=condition,
+            names=names,
+            values=values,
+            expected_key=expected_key or "",
+        )
+
+    def _write(
+        self,
+        listing_id: str,
+        update: MlsUpdate,
+        change: StatusChange | None,
+        *,
+        expression: str,
+        condition: str,
+        names: dict[str, str],
+        values: dict[str, Any],
+        expected_key: str | None = None,
+    ) -> ApplyResult:
+        """The listing update, in one transaction with ``change`` when there is one."""
+        listing_key = {"listingId": listing_id}
         try:
             if change is None:
                 self._table.update_item(
-                    Key={"listingId": listing.listing_id},
+                    Key=listing_key,
                     UpdateExpression=expression,
                     ConditionExpression=condition,
                     ExpressionAttributeNames=names,
@@ -240,7 +322,7 @@ class ListingsRepo:
                         {
                             "Update": {
                                 "TableName": self._table.name,
-                                "Key": {"listingId": _av(listing.listing_id)},
+                                "Key": {"listingId": _av(listing_id)},
                                 "UpdateExpression": expression,
                                 "ConditionExpression": condition,
                                 "ExpressionAttributeNames": names,
@@ -262,12 +344,18 @@ class ListingsRepo:
                 raise
             if code == "TransactionCanceledException" and not _conditional(exc):
                 raise
-            return self._explain(listing.listing_id, update, change)
+            return self._explain(listing_id, update, change, expected_key)
         return ApplyResult(applied=True)
 
     def _explain(
-        self, listing_id: str, update: MlsUpdate, change: StatusChange | None
+        self,
+        listing_id: str,
+        update: MlsUpdate,
+        change: StatusChange | None,
+        expected_key: str | None = None,
     ) -> ApplyResult:
+        """Why a write was refused. ``expected_key`` ("" for none) is given for a deletion by
+        detection: any other stored MLS time means newer MLS data arrived (``stale``)."""
         raw = self.get_raw(listing_id)
         if raw is None:
             return ApplyResult(False, "missing")
@@ -275,8 +363,13 @@ class ListingsRepo:
         if current.sync_excluded:
             return ApplyResult(False, "excluded", current)
         stored = raw.get("mlsModifiedKey")
-        if stored is not None and stored >= update.modified.sort_key():
-            return ApplyResult(False, "stale", current)
+        if expected_key is not None:
+            if (stored or "") != expected_key:
+                return ApplyResult(False, "stale", current)
+        elif stored is not None:
+            mk = update.modified.sort_key()
+            if stored > mk or (stored == mk and not current.deleted_by_detection):
+                return ApplyResult(False, "stale", current)
         if change is not None and current.status.value == (
             change.from_status.value if change.from_status else None
         ):

@@ -174,7 +174,9 @@ def mls_update(record: MlsRecord, synced_at: str) -> MlsUpdate:
 
 
 def deletion_update(detected: datetime) -> MlsUpdate:
-    """A listing the MLS no longer returns for its key: deleted as of the detection."""
+    """A listing the MLS no longer returns for its key: deleted as of the detection. The
+    detection time names the change (history key, event) but is never stored as the
+    listing's MLS time (``ListingsRepo.delete_by_detection``)."""
     return MlsUpdate(
         status=Status.DELETED,
         standard_status=None,
@@ -205,7 +207,7 @@ def status_change(
         return None
     return StatusChange(
         listing_id=listing.listing_id,
-        change_key=change_key(update.modified, update.status),
+        change_key=restoration_key(listing, update) or change_key(update.modified, update.status),
         from_status=listing.status,
         to_status=update.status,
         standard_status=update.standard_status,
@@ -219,6 +221,20 @@ def status_change(
         listing_key=listing.listing_key,
         pending_effects=effects_for(policy, listing.status, update.status),
     )
+
+
+def restoration_key(listing: Listing, update: MlsUpdate) -> str | None:
+    """The history key of a change that ends a deletion by detection, else None.
+
+    The record may carry the very MLS time (and status) of an entry recorded before the
+    deletion, so its own key could collide with that entry, and it would sort before the
+    deletion's. Derived from the deletion's key (its detection time is the listing's
+    ``statusChangedAt``), it is unique, sorts right after the deletion, and a retry of the
+    same restoration computes it again."""
+    if not listing.deleted_by_detection or listing.status_changed_at is None:
+        return None
+    deleted = change_key(Instant.parse(listing.status_changed_at), Status.DELETED)
+    return f"{deleted}#{update.status.value}"
 
 
 def event_for(change: StatusChange, policy: TransitionPolicy) -> Event:
@@ -611,8 +627,9 @@ class _Sync:
             )
 
     def _missing(self, listing_id: str) -> None:
-        listing = self.deps.listings.get(listing_id)
-        if listing is None or listing.sync_excluded:
+        raw = self.deps.listings.get_raw(listing_id)
+        listing = Listing.model_validate(raw) if raw else None
+        if raw is None or listing is None or listing.sync_excluded:
             self.counts["excluded" if listing else "vanished"] += 1
             return
         if listing.status is Status.DELETED:
@@ -623,7 +640,27 @@ class _Sync:
                 self._deliver(latest[0])
             self.counts["unchanged"] += 1
             return
-        self._apply(listing_id, deletion_update(self.now), listing)
+        update = deletion_update(self.now)
+        self._finish_pending(listing, update)
+        change = status_change(
+            listing,
+            update,
+            policy=self.deps.policy,
+            source=self.source,
+            correlation_id=self.job.correlation_id,
+        )
+        assert change is not None  # the listing is not deleted yet
+        result = self.deps.listings.delete_by_detection(
+            listing, update, change, raw.get("mlsModifiedKey")
+        )
+        if result.applied:
+            self.counts["statusChanges"] += 1
+            self.counts[f"{change.from_status}>{change.to_status}"] += 1
+            self._deliver(change)
+            return
+        # Not retried here: a record applied since the read (``stale``) means the MLS spoke
+        # after all; any other refusal is decided again by the next reconciliation.
+        self.counts["deletionRefused" if result.reason == "stale" else "unchanged"] += 1
 
     def _apply(self, listing_id: str, update: MlsUpdate, listing: Listing | None = None) -> None:
         current = listing or self.deps.listings.get(listing_id)
@@ -664,7 +701,7 @@ class _Sync:
                     # First confirmation (or a first ListingId): note it once, so the listing
                     # is not looked up again every run; later re-reads cost no write.
                     self.deps.listings.note_seen(listing_id, update)
-                self._resume(listing_id, change_key(update.modified, update.status))
+                self._resume(listing_id, update, seen)
                 return
             self.counts["excluded" if result.reason == "excluded" else "vanished"] += 1
             return
@@ -681,19 +718,36 @@ class _Sync:
         read only for a listing we changed before and a record newer than what we hold."""
         if listing.status_changed_at is None:
             return  # never changed by a sync: no history entry of ours
-        if listing.mls_modified_at is not None and (
-            Instant.parse(listing.mls_modified_at) >= update.modified
+        if (
+            listing.mls_modified_at is not None
+            and not listing.deleted_by_detection
+            and Instant.parse(listing.mls_modified_at) >= update.modified
         ):
-            return  # stale: _resume finishes this record's own change
+            # Stale: _resume finishes this record's own change. After a deletion by
+            # detection a record at the stored time is applied, and the deletion's
+            # effects must go first.
+            return
         latest = self.deps.history.list_for_listing(listing.listing_id, limit=1)
         if latest and latest[0].pending_effects:
             self.counts["effectsResumed"] += 1
             self._deliver(latest[0])
 
-    def _resume(self, listing_id: str, key: str) -> None:
+    def _resume(self, listing_id: str, update: MlsUpdate, seen: Listing | None) -> None:
         """A record already applied: deliver whatever effects of its change are pending
-        (a previous delivery crashed between the write and the effects)."""
-        entry = self.deps.history.get(listing_id, key)
+        (a previous delivery crashed between the write and the effects). A restoration after
+        a deletion by detection is keyed off the deletion: the listing remembers that key
+        until its next write."""
+        entry: StatusChange | None = None
+        if seen is not None and seen.restored_change_key:
+            # Checked first: an entry from before the deletion may hold the record's own key.
+            entry = self.deps.history.get(listing_id, seen.restored_change_key)
+            if entry is not None and (
+                entry.to_status != update.status
+                or entry.mls_modified_at != update.modified.iso_micro()
+            ):
+                entry = None  # the restoration came from another record
+        if entry is None:
+            entry = self.deps.history.get(listing_id, change_key(update.modified, update.status))
         if entry is not None and entry.pending_effects:
             self.counts["effectsResumed"] += 1
             self._deliver(entry)
