@@ -11,8 +11,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
-import time
 import uuid
 from collections import Counter
 from dataclasses import dataclass, field
@@ -20,11 +18,9 @@ from datetime import UTC, datetime
 from typing import Any, TextIO
 
 from mls_sync_local.cli import EXIT_FAILED, UsageError
-from mls_sync_local.runtime.dlq import dead_letter_counts
-from mls_sync_local.runtime.handlers import handler_output_to, process_environment
 from mls_sync_local.runtime.local import LocalRuntime
 from mls_sync_local.runtime.pollers import AcceleratedClock
-from mls_sync_local.runtime.tick import TickSummary, _snapshot, summarise
+from mls_sync_local.runtime.tick import TickSummary, drain
 
 _BAD_OUTCOMES = frozenset({"failed", "partial", "running"})
 
@@ -98,30 +94,31 @@ def run_reconcile(
     from mls_sync.pipeline.deps import build_manual_deps  # noqa: PLC0415 - needs the environment
     from mls_sync.pipeline.manual import ManualSyncError, request_reconcile  # noqa: PLC0415
 
-    started = time.monotonic()
     when = now or datetime.now(UTC)
-    tick = TickSummary(fired_at=when.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"))
-    dlq_before = dead_letter_counts(runtime.deployed)
-    before = _snapshot(runtime)
-    clock = clock or AcceleratedClock()
-    with (
-        handler_output_to(handler_output or sys.stderr),
-        process_environment(runtime.shared_environment()),
-    ):
+    requested: list[Any] = []
+
+    def enqueue(_clock: AcceleratedClock, _summary: TickSummary) -> None:
         try:
-            request = request_reconcile(
-                connection_id,
-                build_manual_deps(),
-                now=when,
-                correlation_id=f"reconcile-{uuid.uuid4()}",
+            requested.append(
+                request_reconcile(
+                    connection_id,
+                    build_manual_deps(),
+                    now=when,
+                    correlation_id=f"reconcile-{uuid.uuid4()}",
+                )
             )
         except ManualSyncError as exc:
             raise UsageError(exc.message) from None
-        stats = runtime.pollers(clock=clock, accelerate=accelerate).run_until_quiet()
-    summarise(before, _snapshot(runtime), stats, tick)
-    dlq_after = dead_letter_counts(runtime.deployed)
-    tick.dead_letters = sum(max(0, n - dlq_before.get(q, 0)) for q, n in dlq_after.items())
-    tick.duration_ms = int((time.monotonic() - started) * 1000)
+
+    tick = drain(
+        runtime,
+        when,
+        enqueue,
+        handler_output=handler_output,
+        clock=clock,
+        accelerate=accelerate,
+    )
+    request = requested[0]
     summary = ReconcileSummary(connection_id=connection_id, slot=request.slot, tick=tick)
     counts: Counter[str] = Counter()
     runs = sorted(summary.runs(), key=lambda r: str(r.get("startedAt", "")))

@@ -198,6 +198,39 @@ def _notes(failed: list[Invocation]) -> list[str]:
     ]
 
 
+def drain(
+    runtime: LocalRuntime,
+    when: datetime,
+    start: Callable[[AcceleratedClock, TickSummary], None],
+    *,
+    handler_output: TextIO | None = None,
+    clock: AcceleratedClock | None = None,
+    accelerate: bool = True,
+    on_invocation: Callable[[Invocation], None] | None = None,
+) -> TickSummary:
+    """Calls ``start`` (which puts work on the queues) in the functions' environment, runs
+    the pollers until every queue is empty, and summarises what the handlers wrote: the one
+    loop behind `tick`, `reconcile` and `demo`."""
+    started = time.monotonic()
+    summary = TickSummary(fired_at=when.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"))
+    dlq_before = dead_letter_counts(runtime.deployed)
+    before = _snapshot(runtime)
+    clock = clock or AcceleratedClock()
+    with (
+        handler_output_to(handler_output or sys.stderr),
+        process_environment(runtime.shared_environment()),
+    ):
+        start(clock, summary)
+        stats = runtime.pollers(
+            clock=clock, accelerate=accelerate, on_invocation=on_invocation
+        ).run_until_quiet()
+    summarise(before, _snapshot(runtime), stats, summary)
+    dlq_after = dead_letter_counts(runtime.deployed)
+    summary.dead_letters = sum(max(0, n - dlq_before.get(q, 0)) for q, n in dlq_after.items())
+    summary.duration_ms = int((time.monotonic() - started) * 1000)
+    return summary
+
+
 def run_tick(
     runtime: LocalRuntime,
     *,
@@ -209,38 +242,34 @@ def run_tick(
 ) -> TickSummary:
     """One schedule firing at ``fired_at`` (default now), to quiescence. ``demo`` calls this
     with successive firing times, so each tick falls in its own schedule slot."""
-    started = time.monotonic()
     when = fired_at or datetime.now(UTC)
-    summary = TickSummary(fired_at=when.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"))
-    dlq_before = dead_letter_counts(runtime.deployed)
-    before = _snapshot(runtime)
-    clock = clock or AcceleratedClock()
-    with (
-        handler_output_to(handler_output or sys.stderr),
-        process_environment(runtime.shared_environment()),
-    ):
-        if runtime.registry.has(DISPATCHER):
-            spec = runtime.facts.functions[DISPATCHER]
-            context = make_context(
-                runtime.deployed.physical(DISPATCHER),
-                timeout_seconds=spec.timeout_seconds,
-                memory_mb=spec.memory_mb,
-                region=runtime.deployed.region,
-                clock=clock,
-            )
-            try:
-                runtime.registry.get(DISPATCHER)(scheduled_event(runtime, when), context)
-            except Exception as exc:  # noqa: BLE001 - reported as the tick's failure
-                summary.failures += 1
-                summary.failure_notes.append(f"{DISPATCHER}: {type(exc).__name__}: {exc}")
-        stats = runtime.pollers(
-            clock=clock, accelerate=accelerate, on_invocation=on_invocation
-        ).run_until_quiet()
-    summarise(before, _snapshot(runtime), stats, summary)
-    dlq_after = dead_letter_counts(runtime.deployed)
-    summary.dead_letters = sum(max(0, n - dlq_before.get(q, 0)) for q, n in dlq_after.items())
-    summary.duration_ms = int((time.monotonic() - started) * 1000)
-    return summary
+
+    def fire(clock: AcceleratedClock, summary: TickSummary) -> None:
+        if not runtime.registry.has(DISPATCHER):
+            return
+        spec = runtime.facts.functions[DISPATCHER]
+        context = make_context(
+            runtime.deployed.physical(DISPATCHER),
+            timeout_seconds=spec.timeout_seconds,
+            memory_mb=spec.memory_mb,
+            region=runtime.deployed.region,
+            clock=clock,
+        )
+        try:
+            runtime.registry.get(DISPATCHER)(scheduled_event(runtime, when), context)
+        except Exception as exc:  # noqa: BLE001 - reported as the tick's failure
+            summary.failures += 1
+            summary.failure_notes.append(f"{DISPATCHER}: {type(exc).__name__}: {exc}")
+
+    return drain(
+        runtime,
+        when,
+        fire,
+        handler_output=handler_output,
+        clock=clock,
+        accelerate=accelerate,
+        on_invocation=on_invocation,
+    )
 
 
 # ------------------------------------------------------------------------------ CLI

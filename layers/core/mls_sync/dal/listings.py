@@ -28,6 +28,13 @@ RejectReason = Literal["missing", "excluded", "stale", "status_moved", "duplicat
 
 _serializer = TypeSerializer()
 
+# Every status write: the listing exists, still holds the status the caller decided from,
+# and the agent has not excluded it from sync.
+_DECIDED_FROM = (
+    "attribute_exists(listingId) AND #s = :expected"
+    " AND (attribute_not_exists(syncExcluded) OR syncExcluded <> :true)"
+)
+
 
 @dataclass(frozen=True, slots=True)
 class ApplyResult:
@@ -230,9 +237,7 @@ class ListingsRepo:
         # A deletion by detection kept the MLS time last seen: a record at that very time
         # (the listing back, not re-stamped) is news, not a replay.
         condition = (
-            "attribute_exists(listingId) AND #s = :expected"
-            " AND (attribute_not_exists(syncExcluded) OR syncExcluded <> :true)"
-            " AND (attribute_not_exists(mlsModifiedKey) OR mlsModifiedKey < :mk"
+            _DECIDED_FROM + " AND (attribute_not_exists(mlsModifiedKey) OR mlsModifiedKey < :mk"
             " OR (deletedByDetection = :true AND mlsModifiedKey <= :mk))"
         )
         expression = "SET " + ", ".join(sets) + " REMOVE " + ", ".join(removes)
@@ -267,10 +272,7 @@ class ListingsRepo:
             ":expected": listing.status.value,
             ":true": True,
         }
-        condition = (
-            "attribute_exists(listingId) AND #s = :expected"
-            " AND (attribute_not_exists(syncExcluded) OR syncExcluded <> :true)"
-        )
+        condition = _DECIDED_FROM
         if expected_key is None:
             condition += " AND attribute_not_exists(mlsModifiedKey)"
         else:
