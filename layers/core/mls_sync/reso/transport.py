@@ -11,6 +11,8 @@ import json
 import math
 import random
 from collections.abc import Callable, Mapping
+from datetime import UTC, datetime, timedelta
+from email.utils import parsedate_to_datetime
 from typing import Any
 from urllib.parse import quote_plus, urlsplit, urlunsplit
 
@@ -182,8 +184,39 @@ class Transport:
         self.requests_made = 0
         self.token_requests = 0
         self.retries = 0
+        self.server_date: datetime | None = None
+        """The MLS's clock (aware UTC) from the ``Date`` header of its last response."""
+        self._server_date_at: float = 0.0
         if isinstance(tokens.credentials, ClientCredentials):
             check_url(tokens.credentials.token_url, allow_loopback=allow_loopback, what="token URL")
+
+    # ------------------------------------------------------------------ server clock
+
+    def _note_server_date(self, headers: httpx.Headers) -> None:
+        """Remembers the MLS's ``Date`` header (RFC 7231 HTTP-date); unreadable ones are
+        ignored."""
+        value = headers.get("Date")
+        if not value:
+            return
+        try:
+            date = parsedate_to_datetime(value)
+        except (TypeError, ValueError, IndexError, OverflowError):
+            return
+        if date.tzinfo is None:  # "-0000" in RFC 5322 terms: UTC, source unknown
+            date = date.replace(tzinfo=UTC)
+        self.server_date = date.astimezone(UTC)
+        self._server_date_at = self.monotonic()
+
+    def server_now(self) -> datetime:
+        """The MLS's current time: its last ``Date`` header advanced by the (monotonic) time
+        since it arrived; our own clock until the MLS has sent one."""
+        if self.server_date is None:
+            return self.clock()
+        elapsed = max(0.0, self.monotonic() - self._server_date_at)
+        try:
+            return self.server_date + timedelta(seconds=elapsed)
+        except OverflowError:
+            return self.server_date
 
     # ------------------------------------------------------------------ deadline
 
@@ -347,6 +380,7 @@ class Transport:
             else:
                 status = response.status_code
                 if mls:
+                    self._note_server_date(response.headers)
                     hold = quota_wait(response.headers, self.profile.quota_headers, self.clock())
                     if hold:
                         self.limiter.block_for(hold)
