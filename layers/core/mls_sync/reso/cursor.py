@@ -4,11 +4,11 @@ server's own timestamp spelling (same fractional digits, same ``Z`` or offset)."
 from __future__ import annotations
 
 import re
-from datetime import UTC, datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 from mls_sync.models import Cursor
 from mls_sync.reso.odata import quote, timestamp_literal
-from mls_sync.timeutil import Instant, TimestampError
+from mls_sync.timeutil import MAX_NS, MIN_NS, Instant, TimestampError, format_seconds
 
 __all__ = ["Position", "after_filter", "initial_cursor", "position", "quote", "shift_literal"]
 
@@ -34,29 +34,36 @@ def initial_cursor(now: datetime) -> Cursor:
 
 def shift_literal(raw: str, seconds: float) -> str:
     """``raw`` moved ``seconds`` earlier, spelled like ``raw``: same fractional digits (floored,
-    so the result is never later than the exact instant) and the same zone form."""
+    so the result is never later than the exact instant) and the same zone form. Never raises
+    for a timestamp :class:`Instant` reads: where the offset's wall time would leave the years
+    1 to 9999 (``9999-12-31T23:59:59+01:00`` shifted later), the same instant is written in
+    UTC with ``Z``; an instant beyond those years in UTC as well keeps its zone and is
+    clamped to the wall time's ends (at ``0001-01-01`` the one case where the result can be
+    later than the exact instant).
+    Years are always four digits (``0999-…``)."""
     text = raw.strip()
     match = _FORM.match(text)
     if match is None:
         raise TimestampError(f"{raw!r} is not an ISO 8601 timestamp")
+    try:
+        shift = round(seconds * 1_000_000_000)
+    except (OverflowError, ValueError):
+        raise TimestampError(f"cannot shift {raw!r} by {seconds} seconds") from None
     digits = len(match["frac"] or "")
     tz = match["tz"]
-    instant = Instant.parse(text)
-    ns = instant.epoch_ns - round(seconds * 1_000_000_000)
-    if digits < 9:
-        step = 10 ** (9 - digits)
-        ns -= ns % step
-    if tz is None or tz in ("Z", "z"):
-        zone: timezone = UTC
-        suffix = tz or ""
-    else:
+    ns = Instant.parse(text).epoch_ns - shift
+    offset_ns = 0
+    suffix = tz or ""
+    if tz is not None and tz not in ("Z", "z"):
         sign = -1 if tz[0] == "-" else 1
-        hh, mm = int(tz[1:3]), int(tz[-2:])
-        zone = timezone(sign * timedelta(hours=hh, minutes=mm))
-        suffix = tz
-    whole, frac_ns = divmod(ns, 1_000_000_000)
-    local = datetime.fromtimestamp(whole, tz=zone)
-    out = local.strftime("%Y-%m-%dT%H:%M:%S")
+        offset_ns = sign * (int(tz[1:3]) * 3600 + int(tz[-2:]) * 60) * 1_000_000_000
+        if not MIN_NS <= ns + offset_ns <= MAX_NS and MIN_NS <= ns <= MAX_NS:
+            offset_ns, suffix = 0, "Z"
+    local = min(max(ns + offset_ns, MIN_NS), MAX_NS)
+    if digits < 9:
+        local -= local % 10 ** (9 - digits)
+    whole, frac_ns = divmod(local, 1_000_000_000)
+    out = format_seconds(datetime(1970, 1, 1, tzinfo=UTC) + timedelta(seconds=whole))
     if digits:
         out += "." + f"{frac_ns:09d}".ljust(digits, "0")[:digits]
     return out + suffix

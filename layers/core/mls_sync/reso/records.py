@@ -2,14 +2,28 @@
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import date, datetime
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, model_validator
 
 from mls_sync.reso.profiles import VendorProfile
 from mls_sync.status import StandardStatus, UnknownStatusError, parse_standard_status
-from mls_sync.timeutil import Instant, TimestampError
+from mls_sync.timeutil import (
+    EARLIEST_PLAUSIBLE,
+    PLAUSIBLE_FUTURE,
+    Instant,
+    TimestampError,
+    implausible,
+)
+
+__all__ = [
+    "EARLIEST_PLAUSIBLE",
+    "PLAUSIBLE_FUTURE",
+    "MlsRecord",
+    "SkippedRecord",
+    "parse_record",
+]
 
 
 class MlsRecord(BaseModel):
@@ -59,9 +73,16 @@ def _text(raw: dict[str, Any], field: str) -> str | None:
     raise ValueError(f"{field} is not text: {value!r}")
 
 
-def parse_record(raw: object, profile: VendorProfile) -> MlsRecord | SkippedRecord:
+def parse_record(
+    raw: object, profile: VendorProfile, *, now: datetime | None = None
+) -> MlsRecord | SkippedRecord:
     """Validates one entry of a page's ``value`` array. Never raises: bad data is returned as
-    a :class:`SkippedRecord` naming the record (when it has a key) and the reason."""
+    a :class:`SkippedRecord` naming the record (when it has a key) and the reason.
+
+    With ``now`` (aware; the server's clock where known), a change timestamp before
+    :data:`EARLIEST_PLAUSIBLE` (1900) or later than ``now`` + :data:`PLAUSIBLE_FUTURE` (365
+    days) is skipped as implausible: a ``0001-01-01`` or ``9999-12-31`` sentinel must neither
+    overwrite a real change nor carry the cursor away."""
     if not isinstance(raw, dict):
         return SkippedRecord(listing_key=None, reason=f"record is not an object: {raw!r:.80}")
     key: str | None = None
@@ -76,6 +97,13 @@ def parse_record(raw: object, profile: VendorProfile) -> MlsRecord | SkippedReco
             modification = Instant.parse(stamp)
         except TimestampError as exc:
             return SkippedRecord(listing_key=key, reason=f"{profile.change_field}: {exc}")
+        if now is not None:
+            why = implausible(modification.to_datetime(), now)
+            if why is not None:
+                return SkippedRecord(
+                    listing_key=key,
+                    reason=f"{profile.change_field} {stamp} is implausible ({why})",
+                )
         visible = True
         if profile.visibility_field:
             flag = raw.get(profile.visibility_field)
