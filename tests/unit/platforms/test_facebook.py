@@ -88,7 +88,7 @@ def test_success_sends_a_versioned_delete_with_the_token_in_a_header() -> None:
         (graph_error(100), "permanent_error"),
         (httpx.Response(502, text="<html>Bad gateway</html>"), "transient"),
         (httpx.Response(401), "reauth_required"),
-        (httpx.Response(400, text="nonsense"), "permanent_error"),
+        (httpx.Response(400, text="nonsense"), "transient"),
         (httpx.Response(200, text="not json"), "transient"),
     ],
 )

@@ -30,7 +30,13 @@ from mls_sync.platforms.base import (
     Transient,
     check_platform,
 )
-from mls_sync.platforms.http import PlatformHttp, json_body, meta_wait_seconds, scrub
+from mls_sync.platforms.http import (
+    PlatformHttp,
+    json_body,
+    meta_wait_seconds,
+    parse_retry_after,
+    scrub,
+)
 from mls_sync.platforms.settings import PlatformSettings
 
 DEFAULT_THROTTLE_WAIT = 15 * 60.0
@@ -295,20 +301,31 @@ class GraphClient:
         if code in c.policy_block:
             return PermanentError(**info)
         if error.is_transient or code in c.transient or error.http_status >= 500:
-            return Transient(**info)
+            return Transient(retry_after=self._retry_after(response), **info)
         return PermanentError(**info)
 
-    @staticmethod
-    def _classify_bare_status(response: httpx.Response) -> Outcome:
+    def _retry_after(self, response: httpx.Response) -> float | None:
+        return parse_retry_after(response.headers.get("retry-after"), self.http.clock())
+
+    def _classify_bare_status(self, response: httpx.Response) -> Outcome:
+        """An error answer without a readable Graph error object (not JSON, no ``error``).
+
+        Graph puts an error's meaning in its body; without one only the status is known.
+        401 is a rejected token and 429 a throttle (its wait from the usage headers or
+        ``Retry-After``, seconds or HTTP-date, else the default). Anything else (a proxy's
+        HTML, a truncated body) proves nothing about the post, so it is ``transient``: the
+        queue retries it up to its receive limit, and only then is the post ``failed``.
+        """
         status = response.status_code
-        reason = f"HTTP {status} without a Graph error body"
+        reason = f"HTTP {status} without a readable Graph error body"
         if status == 401:
             return ReauthRequired(reason=reason, http_status=status)
         if status == 429:
-            return RateLimited(retry_after=DEFAULT_THROTTLE_WAIT, reason=reason, http_status=429)
-        if status >= 500 or status == 408:
-            return Transient(reason=reason, http_status=status)
-        return PermanentError(reason=reason, http_status=status)
+            wait = meta_wait_seconds(
+                response.headers, self.http.clock(), default=self.throttle_default_wait
+            )
+            return RateLimited(retry_after=wait, reason=reason, http_status=429)
+        return Transient(reason=reason, http_status=status, retry_after=self._retry_after(response))
 
     def _classify_me(
         self, response: httpx.Response, secrets: list[SecretStr]

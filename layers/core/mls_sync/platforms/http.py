@@ -196,19 +196,18 @@ def parse_meta_usage(headers: Mapping[str, str]) -> MetaUsage:
 
 
 def meta_wait_seconds(headers: Mapping[str, str], now: datetime, *, default: float) -> float:
-    """How long to stay away after a Meta throttle error.
+    """How long to stay away after a Meta throttle, whatever the body said (or did not).
 
-    Meta's own estimate wins; then ``Retry-After``; else ``default`` (Meta's windows are
-    rolling: one hour for app limits, 24 h for Page limits, so a guess of minutes is safe).
+    The longer of Meta's own estimate and ``Retry-After`` (seconds or HTTP-date) when either
+    is present, so a wait the server asked for is always honoured; else ``default`` (Meta's
+    windows are rolling: one hour for app limits, 24 h for Page limits, so a guess of
+    minutes is safe).
     """
     usage = parse_meta_usage(headers)
-    if usage.regain_seconds:
-        return usage.regain_seconds
     lowered = {k.lower(): v for k, v in headers.items()}
     retry_after = parse_retry_after(lowered.get("retry-after"), now)
-    if retry_after:
-        return retry_after
-    return default
+    waits = [w for w in (usage.regain_seconds or None, retry_after) if w is not None]
+    return max(waits) if waits else default
 
 
 # --- Keeping tokens out of library logs ----------------------------------------------------

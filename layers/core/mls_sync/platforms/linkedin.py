@@ -73,6 +73,17 @@ def _describe(response: httpx.Response, secrets: list[SecretStr | None]) -> str:
     return scrub(f"LinkedIn HTTP {response.status_code}{detail}", secrets)
 
 
+def _readable_error(response: httpx.Response) -> bool:
+    """Whether the answer is one of LinkedIn's error bodies (``{"message",
+    "serviceErrorCode", "status"}``, or OAuth's ``{"error", "error_description"}``). Without
+    one, only the status is known: a refusal must not be believed from a proxy's page."""
+    body = json_body(response)
+    return isinstance(body, dict) and any(
+        body.get(key) is not None
+        for key in ("message", "serviceErrorCode", "status", "code", "error")
+    )
+
+
 def _service_code(response: httpx.Response) -> int | None:
     body = json_body(response)
     value: Any = body.get("serviceErrorCode") if isinstance(body, dict) else None
@@ -148,9 +159,17 @@ class LinkedInClient:
                 reason=f"LinkedIn-Version {self.settings.linkedin_version} refused: {reason}",
                 **info,
             )
+        retry_after = parse_retry_after(response.headers.get("retry-after"), self.http.clock())
         if status >= 500 or status == 408:
-            retry_after = parse_retry_after(response.headers.get("retry-after"), self.http.clock())
             return Transient(reason=reason, retry_after=retry_after, **info)
+        if not _readable_error(response):
+            # An unexpected status without LinkedIn's error body (a proxy's page, a cut-off
+            # answer) proves nothing: retried up to the queue's receive limit.
+            return Transient(
+                reason=f"{reason} (no readable LinkedIn error body)",
+                retry_after=retry_after,
+                **info,
+            )
         return PermanentError(reason=reason, **info)
 
     def _throttle_wait(self, response: httpx.Response) -> float:
@@ -218,5 +237,14 @@ class LinkedInClient:
             )
         if status >= 500 or status == 408:
             return Transient(reason=reason, http_status=status)
+        if status != 401 and not _readable_error(response):
+            # Not an OAuth error answer: nothing says the refresh token is dead.
+            return Transient(
+                reason=f"{reason} (no readable OAuth error body)",
+                http_status=status,
+                retry_after=parse_retry_after(
+                    response.headers.get("retry-after"), self.http.clock()
+                ),
+            )
         # 400 invalid_grant / 401 invalid_client: the refresh token is expired or revoked.
         return ReauthRequired(reason=reason, http_status=status)
