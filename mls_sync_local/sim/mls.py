@@ -108,6 +108,8 @@ class _Faults:
     timeout_next: list[float] = field(default_factory=list)
     drop_next: int = 0
     malformed_next: int = 0
+    drip_next: list[tuple[int, float]] = field(default_factory=list)  # (chunk bytes, delay)
+    huge_next: list[int] = field(default_factory=list)  # page sizes in bytes
     fail_rate: float = 0.0
     fail_status: int = 503
     rate_limit: tuple[int, float, bool] | None = None  # (max, per seconds, HTTP-date form)
@@ -449,6 +451,18 @@ class MlsSimulator:
         """The next pages are cut off mid-JSON (status 200)."""
         with self._lock:
             self._faults.malformed_next += count
+
+    def drip_next(self, count: int = 1, *, chunk: int = 64, delay: float = 0.05) -> None:
+        """The next pages (status 200) are written ``chunk`` bytes at a time with ``delay``
+        real seconds between pieces: a slow-drip server whose every read is quick."""
+        with self._lock:
+            self._faults.drip_next.extend([(max(1, chunk), delay)] * count)
+
+    def huge_next(self, count: int = 1, *, size: int = 60_000_000) -> None:
+        """The next pages (status 200) are padded with whitespace to ``size`` bytes (still
+        valid JSON) and sent chunked, without a Content-Length the client could check."""
+        with self._lock:
+            self._faults.huge_next.extend([size] * count)
 
     def clear_faults(self) -> None:
         """Removes every pending or standing fault (rates, queues, rate limit)."""
@@ -848,6 +862,11 @@ class _Handler(BaseHTTPRequestHandler):
             self._record(parts.path, params, 200)
             self._send(200, json.dumps(body).encode()[:-17])
             return
+        if status in (-3, -4):
+            # A slow-drip page, or one padded past any sane size.
+            self._record(parts.path, params, 200)
+            self._drip_or_huge(status == -3, json.dumps(body).encode(), headers)
+            return
         # Logged before the answer goes out, so a client that has its answer can read the log
         # entry for it (logging after the write raced with tests reading ``sim.log[-1]``).
         self._record(parts.path, params, status)
@@ -883,7 +902,46 @@ class _Handler(BaseHTTPRequestHandler):
         if status == 200 and faults.malformed_next > 0:
             faults.malformed_next -= 1
             return -2, body, {}
-        return status, body, sim._quota_headers()
+        headers = sim._quota_headers()
+        if status == 200 and faults.drip_next:
+            self._fault_args = faults.drip_next.pop(0)
+            return -3, body, headers
+        if status == 200 and faults.huge_next:
+            self._fault_args = (faults.huge_next.pop(0), 0.0)
+            return -4, body, headers
+        return status, body, headers
+
+    _fault_args: tuple[int, float] = (0, 0.0)
+
+    def _drip_or_huge(self, drip: bool, data: bytes, headers: Mapping[str, str]) -> None:
+        """Writes a page in ``chunk``-byte pieces ``delay`` seconds apart (drip), or padded
+        with whitespace to ``size`` bytes and chunked (huge), until the client hangs up."""
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        if drip:
+            self.send_header("Content-Length", str(len(data)))
+        else:
+            self.send_header("Transfer-Encoding", "chunked")
+        for name, value in headers.items():
+            self.send_header(name, value)
+        self.end_headers()
+        self.close_connection = True
+        try:
+            if drip:
+                chunk, delay = self._fault_args
+                for at in range(0, len(data), chunk):
+                    self.wfile.write(data[at : at + chunk])
+                    time.sleep(delay)
+                return
+            size = self._fault_args[0]
+            pad = max(0, size - len(data))
+            pieces = [data[:-1], *([b" " * 65_536] * (pad // 65_536)), b" " * (pad % 65_536)]
+            for piece in [*pieces, data[-1:]]:
+                if piece:
+                    self.wfile.write(b"%x\r\n%s\r\n" % (len(piece), piece))
+            self.wfile.write(b"0\r\n\r\n")
+        except OSError:
+            return  # the client hung up: what the fault is for
 
 
 def serve_forever(host: str = "127.0.0.1", port: int = 0, *, listings: int = 20) -> None:

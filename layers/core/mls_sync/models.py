@@ -86,6 +86,18 @@ class User(Model):
     email: str | None = None
 
 
+class ByKeyPhase(Model):
+    """A by-key read of every tracked listing in progress (first sync or reconciliation):
+    durable, so a continuation resumes after ``after`` instead of starting over."""
+
+    kind: Literal["first", "reconcile"]
+    started_at: UtcText
+    """When the phase began: a first sync's cursor starts before it; a reconciliation counts
+    as done as of this time."""
+    after: str = ""
+    """Every tracked ListingKey up to and including this one has been read and applied."""
+
+
 class Connection(ItemModel):
     connection_id: NonEmpty
     user_id: NonEmpty
@@ -100,6 +112,7 @@ class Connection(ItemModel):
     overlap_seconds: int | None = Field(default=None, ge=0, le=86_400)
     last_reconciled_at: UtcText | None = None
     last_synced_at: UtcText | None = None
+    by_key_phase: ByKeyPhase | None = None
 
 
 class Listing(ItemModel):
@@ -124,6 +137,14 @@ class Listing(ItemModel):
     restored_change_key: str | None = None
     """The history key of the restoration after such a deletion (it cannot be derived from
     the record alone), so a redelivered record finds its pending effects."""
+    quarantined: bool = False
+    """The MLS's record for this listing cannot be applied (refused by the table, or by our
+    validation, or failing again and again): the sync skips it so the connection moves on,
+    and the next read by key (reconciliation) tries again; a successful apply clears it."""
+    quarantine_reason: str | None = None
+    quarantined_at: UtcText | None = None
+    """When the failure was first seen."""
+    quarantine_attempts: int = 0
 
     @field_validator("status", mode="before")
     @classmethod
@@ -264,6 +285,7 @@ class ListingPostsUnpublishedDetail(Model):
 
 
 __all__ = [
+    "ByKeyPhase",
     "ChangeSource",
     "Connection",
     "Cursor",

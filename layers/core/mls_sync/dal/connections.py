@@ -10,7 +10,7 @@ from boto3.dynamodb.conditions import Key
 from botocore.exceptions import ClientError
 
 from mls_sync.dal.base import ConditionFailed, is_condition_failure, plain, query_all
-from mls_sync.models import Connection, Cursor
+from mls_sync.models import ByKeyPhase, Connection, Cursor
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb.service_resource import Table
@@ -107,6 +107,68 @@ class ConnectionsRepo:
         except ClientError as exc:
             if is_condition_failure(exc):
                 raise ConditionFailed("cursor moved", self.get_item(connection_id)) from None
+            raise
+
+    def save_phase(
+        self,
+        connection_id: str,
+        phase: ByKeyPhase,
+        *,
+        expected: ByKeyPhase | None,
+        cursor: Cursor | None = None,
+    ) -> None:
+        """Records the progress of a by-key phase, moving it on from ``expected`` (None: a new
+        phase). ``cursor`` is a first sync's starting cursor, stored in the same write and only
+        over no cursor at all. A concurrent writer makes this fail with
+        ConditionFailed('phase moved') rather than losing or rewinding progress."""
+        names = {"#phase": "byKeyPhase"}
+        values: dict[str, Any] = {":p": phase.to_item()}
+        sets = ["#phase = :p"]
+        conditions = ["attribute_exists(connectionId)"]
+        if expected is None:
+            conditions.append("attribute_not_exists(#phase)")
+        else:
+            conditions.append("#phase = :expected")
+            values[":expected"] = expected.to_item()
+        if cursor is not None:
+            names["#cursor"] = "cursor"
+            sets.append("#cursor = :c")
+            values[":c"] = cursor.to_item()
+            conditions.append("attribute_not_exists(#cursor)")
+        try:
+            self._table.update_item(
+                Key={"connectionId": connection_id},
+                UpdateExpression="SET " + ", ".join(sets),
+                ConditionExpression=" AND ".join(conditions),
+                ExpressionAttributeNames=names,
+                ExpressionAttributeValues=values,
+            )
+        except ClientError as exc:
+            if is_condition_failure(exc):
+                raise ConditionFailed("phase moved", self.get_item(connection_id)) from None
+            raise
+
+    def finish_phase(
+        self, connection_id: str, *, expected: ByKeyPhase | None, reconciled_at: str
+    ) -> None:
+        """Ends a by-key phase: every tracked listing was read, as of ``reconciled_at``."""
+        values: dict[str, Any] = {":t": reconciled_at}
+        condition = "attribute_exists(connectionId)"
+        if expected is None:
+            condition += " AND attribute_not_exists(byKeyPhase)"
+        else:
+            condition += " AND byKeyPhase = :expected"
+            values[":expected"] = expected.to_item()
+        try:
+            self._table.update_item(
+                Key={"connectionId": connection_id},
+                UpdateExpression="SET lastReconciledAt = :t REMOVE byKeyPhase",
+                ConditionExpression=condition,
+                ExpressionAttributeValues=values,
+            )
+        except ClientError as exc:
+            if is_condition_failure(exc):
+                raise ConditionFailed("phase moved", self.get_item(connection_id)) from None
             raise
 
     def mark_reconciled(self, connection_id: str, at: str) -> None:

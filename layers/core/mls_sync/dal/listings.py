@@ -168,6 +168,58 @@ class ListingsRepo:
             raise
         return True
 
+    def quarantine(
+        self, listing_id: str, *, reason: str, at: str, permanent: bool, after_attempts: int
+    ) -> int:
+        """Records that applying the MLS's record to this listing failed: ``reason`` (one
+        line, bounded), first seen ``at`` (kept from the first failure), attempts counted.
+        The listing becomes ``quarantined`` (skipped by syncs until a read by key applies it)
+        when the failure is ``permanent`` or has now happened ``after_attempts`` times.
+        Returns the attempts so far; 0 when the listing no longer exists."""
+        expression = (
+            "SET quarantineReason = :r, quarantinedAt = if_not_exists(quarantinedAt, :t),"
+            " quarantineAttempts = if_not_exists(quarantineAttempts, :zero) + :one"
+        )
+        values: dict[str, Any] = {":r": reason[:300], ":t": at, ":zero": 0, ":one": 1}
+        if permanent:
+            expression += ", quarantined = :true"
+            values[":true"] = True
+        try:
+            found = self._table.update_item(
+                Key={"listingId": listing_id},
+                UpdateExpression=expression,
+                ConditionExpression="attribute_exists(listingId)",
+                ExpressionAttributeValues=values,
+                ReturnValues="UPDATED_NEW",
+            )
+        except ClientError as exc:
+            if is_condition_failure(exc):
+                return 0
+            raise
+        attempts = int(str(found.get("Attributes", {}).get("quarantineAttempts", 1)))
+        if not permanent and attempts >= after_attempts:
+            self._table.update_item(
+                Key={"listingId": listing_id},
+                UpdateExpression="SET quarantined = :true",
+                ConditionExpression="attribute_exists(quarantineReason)",
+                ExpressionAttributeValues={":true": True},
+            )
+        return attempts
+
+    def clear_quarantine(self, listing_id: str) -> None:
+        """The listing's record applied after all: no longer quarantined."""
+        try:
+            self._table.update_item(
+                Key={"listingId": listing_id},
+                UpdateExpression=(
+                    "REMOVE quarantined, quarantineReason, quarantinedAt, quarantineAttempts"
+                ),
+                ConditionExpression="attribute_exists(listingId)",
+            )
+        except ClientError as exc:
+            if not is_condition_failure(exc):
+                raise
+
     def mark_posts_down(self, listing_id: str, marker: str) -> bool:
         """Records that every post of the listing is down for the change ``marker`` (its MLS
         time); True for the one caller that recorded it, so the announcement is made once."""

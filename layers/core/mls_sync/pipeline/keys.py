@@ -67,13 +67,18 @@ def keys_digest(listing_keys: Iterable[str] | None) -> str:
     return digest(*keys) if keys else ""
 
 
-def cursor_digest(cursor: Cursor | None) -> str:
-    if cursor is None:
+def cursor_digest(cursor: Cursor | None, progress: str = "") -> str:
+    """Where a continuation starts: the stored cursor and, during a by-key phase, the last
+    key it applied (so each continuation of a long first sync is a new run)."""
+    if cursor is None and not progress:
         return "start"
-    return digest(cursor.timestamp, cursor.listing_key)
+    parts = (cursor.timestamp, cursor.listing_key) if cursor is not None else ("start",)
+    if progress:
+        parts = (*parts, "phase", progress)
+    return digest(*parts)
 
 
-def dedup_id(job: SyncJob, cursor: Cursor | None = None) -> str:
+def dedup_id(job: SyncJob, cursor: Cursor | None = None, progress: str = "") -> str:
     """The SQS deduplication id of a job.
 
     schedule/reconcile: ``{connectionId}#{slot}`` (plus the reason for reconcile), so a
@@ -88,22 +93,22 @@ def dedup_id(job: SyncJob, cursor: Cursor | None = None) -> str:
         case "reconcile":
             text = f"{cid}#{job.slot}#reconcile"
         case "continuation":
-            text = f"{cid}#{job.slot}#c#{cursor_digest(cursor)}"
+            text = f"{cid}#{job.slot}#c#{cursor_digest(cursor, progress)}"
         case "manual":
             text = f"{cid}#{job.slot}#m#{keys_digest(job.listing_keys)}"
     return sqs_id(text)
 
 
-def run_key(job: SyncJob, cursor: Cursor | None = None) -> str:
+def run_key(job: SyncJob, cursor: Cursor | None = None, progress: str = "") -> str:
     """The SyncRuns sort key of a job's run: slot first, so runs list newest first.
 
     A continuation's key includes the cursor it starts from (the connection's stored cursor
-    when it runs): the same continuation delivered twice finds its own run, while the next
-    continuation of the same slot gets a new one."""
+    when it runs) and the progress of a by-key phase: the same continuation delivered twice
+    finds its own run, while the next continuation of the same slot gets a new one."""
     base = f"{job.slot}#{job.reason}"
     match job.reason:
         case "continuation":
-            return f"{base}#{cursor_digest(cursor)}"
+            return f"{base}#{cursor_digest(cursor, progress)}"
         case "manual":
             keys = keys_digest(job.listing_keys)
             return f"{base}#{keys}" if keys else base

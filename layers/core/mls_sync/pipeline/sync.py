@@ -32,6 +32,7 @@ from datetime import datetime, timedelta
 from typing import Any, Literal, Protocol
 
 from aws_lambda_powertools import Logger
+from botocore.exceptions import BotoCoreError, ClientError
 from pydantic import SecretStr
 
 from mls_sync.dal import ConnectionsRepo, HistoryRepo, ListingsRepo, PostsRepo, SyncRunsRepo
@@ -40,6 +41,7 @@ from mls_sync.dal.history import change_key
 from mls_sync.dal.listings import MlsUpdate
 from mls_sync.events import Event, EventPublisher
 from mls_sync.models import (
+    ByKeyPhase,
     ChangeSource,
     Connection,
     Cursor,
@@ -58,7 +60,7 @@ from mls_sync.reso.auth import BearerToken, ClientCredentials, Credentials
 from mls_sync.reso.client import ChangePage, KeyLookup, ReplicationClient, ReplicationTarget
 from mls_sync.reso.cursor import initial_cursor
 from mls_sync.reso.errors import DeadlineReached
-from mls_sync.reso.records import MlsRecord
+from mls_sync.reso.records import MlsRecord, SkippedRecord
 from mls_sync.secrets import SecretStore
 from mls_sync.status import Status
 from mls_sync.timeutil import Clock, Instant, format_utc, utc_now
@@ -71,6 +73,15 @@ continuation message. The client also never starts a request that could outlive 
 
 NEWLY_TRACKED_LIMIT = 1000
 """At most this many never-synced listings are looked up by key at the start of a run."""
+
+BY_KEY_CHUNK = 200
+"""Listings read by key and applied between two progress writes of a by-key phase: what a
+continuation may have to read again, and one DynamoDB write per this many listings."""
+
+QUARANTINE_AFTER = 3
+"""A listing whose record fails this many times in a row (a transient-looking error that
+does not go away) is quarantined, so it cannot hold its connection's cursor for ever. Not
+more than SyncQueue's maxReceiveCount (3): the last delivery must be able to move on."""
 
 LOOKUP_BY_KEY = "ListingKey"
 LOOKUP_BY_ID = "ListingId"
@@ -276,6 +287,29 @@ def describe_error(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {exc}"[:300]
 
 
+def is_permanent(exc: BaseException) -> bool:
+    """Whether applying a record failed for a reason that retrying cannot cure: DynamoDB
+    refusing the item itself (too large, invalid value) or our own validation rejecting the
+    data. Throttling, timeouts and service errors are transient: the record is retried (and
+    quarantined only if it keeps failing, ``QUARANTINE_AFTER``)."""
+    if isinstance(exc, ClientError):
+        code = exc.response.get("Error", {}).get("Code", "")
+        if code == "ValidationException":
+            return True
+        if code == "TransactionCanceledException":
+            reasons = exc.response.get("CancellationReasons", [])
+            return any(r.get("Code") == "ValidationError" for r in reasons)
+        return False
+    if isinstance(exc, BotoCoreError | OSError):
+        return False
+    return isinstance(exc, ValueError | TypeError | LookupError)
+
+
+def chunks(keys: Sequence[str], size: int) -> Iterator[list[str]]:
+    for start in range(0, len(keys), size):
+        yield list(keys[start : start + size])
+
+
 # ---------------------------------------------------------------------------- the run
 
 
@@ -297,6 +331,8 @@ class SyncDeps:
     monotonic: Callable[[], float] = time.monotonic
     reserve_ms: int = RESERVE_MS
     newly_tracked_limit: int = NEWLY_TRACKED_LIMIT
+    by_key_chunk: int = BY_KEY_CHUNK
+    quarantine_after: int = QUARANTINE_AFTER
 
 
 @dataclass
@@ -354,6 +390,15 @@ class _OutOfTime(Exception):  # noqa: N818 - control flow, never escapes this mo
     pass
 
 
+class _ChunkFailed(Exception):  # noqa: N818 - control flow, never escapes this module
+    """A first sync's chunk had a failed listing before any cursor could be stored."""
+
+
+def _progress(connection: Connection) -> str:
+    phase = connection.by_key_phase
+    return f"{phase.kind}:{phase.after}" if phase is not None else ""
+
+
 class _Sync:
     def __init__(self, deps: SyncDeps, job: SyncJob, remaining_ms: Callable[[], int]) -> None:
         self.deps = deps
@@ -363,6 +408,9 @@ class _Sync:
         self.errors: list[str] = []
         self.now = deps.clock()
         self.now_text = format_utc(self.now)
+        self.sample_timestamp: str | None = None
+        """A change timestamp as this MLS spells it (from any record read): how a first
+        sync's cursor is written, so a server comparing literals as text still matches."""
         self.source: ChangeSource = job.reason
         # The client's deadline on its monotonic scale: no request starts that could end
         # inside the reserve.
@@ -380,7 +428,7 @@ class _Sync:
                 "connection not synced", extra={"connectionId": job.connection_id, "state": state}
             )
             return SyncResult(job.connection_id, "", "skipped", {state: 1})
-        key = run_key(job, connection.cursor)
+        key = run_key(job, connection.cursor, _progress(connection))
         if not self._claim(key):
             logger.info(
                 "duplicate sync job", extra={"connectionId": job.connection_id, "runKey": key}
@@ -394,6 +442,8 @@ class _Sync:
             outcome = "partial" if self.counts["failed"] else "succeeded"
         except (_OutOfTime, DeadlineReached):
             outcome = self._continue(connection.connection_id)
+        except _ChunkFailed:
+            outcome = "partial"
         except Exception as exc:  # recorded on the run and retried
             logger.exception("sync failed", extra={"connectionId": job.connection_id})
             self.errors.insert(0, describe_error(exc))
@@ -473,6 +523,7 @@ class _Sync:
         is the last one durably applied, so the continuation starts exactly there."""
         connection = self.deps.connections.get(connection_id)
         cursor = connection.cursor if connection else None
+        progress = _progress(connection) if connection else ""
         job = SyncJob(
             connection_id=connection_id,
             reason="continuation",
@@ -480,7 +531,13 @@ class _Sync:
             correlation_id=self.job.correlation_id,
         )
         self.deps.sync_queue.send(
-            [OutgoingMessage(job, group_id=group_id(connection_id), dedup_id=dedup_id(job, cursor))]
+            [
+                OutgoingMessage(
+                    job,
+                    group_id=group_id(connection_id),
+                    dedup_id=dedup_id(job, cursor, progress),
+                )
+            ]
         )
         self.counts["continuations"] += 1
         logger.info("continuation enqueued", extra={"connectionId": connection_id})
@@ -499,42 +556,96 @@ class _Sync:
             self.counts["notTracked"] += len(self.job.listing_keys) - len(wanted)
             self._by_key(client, wanted, tracked)
             return
+        phase = connection.by_key_phase
         cursor = connection.cursor
         if cursor is None:
-            # First sync: what we track, by key; then replicate from now on. The start is
-            # taken before the reads so a change made during them is not missed.
-            start = initial_cursor(self.now)
-            self._by_key(client, list(tracked.ids), tracked)
-            if self.counts["failed"]:
-                return  # retried whole: the next delivery reads the keys again
-            self.deps.connections.advance_cursor(
-                connection.connection_id, start, expected=None, synced_at=self.now_text
-            )
-            self.deps.connections.mark_reconciled(connection.connection_id, self.now_text)
-            cursor = start
+            # First sync: what we track, by key, durably in chunks; the cursor starts before
+            # the reads (stored with the first chunk's progress), so a change made during them
+            # is not missed, and later runs replicate from it while the reads go on.
+            if phase is None or phase.kind != "first":
+                phase = None
+            cursor = self._phase(connection, client, tracked, "first", phase)
+            self._incremental(connection, client, cursor, tracked)
+            return
+        # Changes first: a long reconciliation or first sync never delays a sale's detection.
+        self._incremental(connection, client, cursor, tracked)
+        if phase is not None:
+            self._phase(connection, client, tracked, phase.kind, phase)
         elif self.job.reason == "reconcile" or reconcile_due(
             connection, self.now, self.deps.reconcile_every_hours
         ):
-            self._by_key(client, list(tracked.ids), tracked)
-            if not self.counts["failed"]:
-                self.deps.connections.mark_reconciled(connection.connection_id, self.now_text)
-            self.counts["reconciled"] += 1
+            self._phase(connection, client, tracked, "reconcile", None)
         else:
             self._newly_tracked(client, tracked)
-        self._incremental(connection, client, cursor, tracked)
+
+    def _phase(
+        self,
+        connection: Connection,
+        client: MlsClient,
+        tracked: Tracked,
+        kind: Literal["first", "reconcile"],
+        resumed: ByKeyPhase | None,
+    ) -> Cursor:
+        """Reads every tracked listing by key, in key order and in chunks, recording after
+        each chunk how far it got: a continuation (or the next scheduled run) resumes there,
+        under a run key of its own. A chunk with a failed listing ends the phase for this run
+        (the next delivery reads that chunk again). Returns the connection's cursor."""
+        cid = connection.connection_id
+        if resumed is None:
+            phase = ByKeyPhase(kind=kind, started_at=self.now_text)
+            self.counts["reconciled" if kind == "reconcile" else "firstSync"] += 1
+        else:
+            phase = resumed
+            self.counts["phaseResumed"] += 1
+        expected = resumed
+        cursor = connection.cursor
+        keys = sorted(k for k in tracked.ids if k > phase.after)
+        for chunk in chunks(keys, self.deps.by_key_chunk):
+            if self._short_of_time():
+                raise _OutOfTime
+            failed_before = self.counts["failed"]
+            self._by_key(client, chunk, tracked)
+            if self.counts["failed"] > failed_before:
+                # Progress stops before this chunk; the run is partial and retried.
+                if cursor is None:
+                    raise _ChunkFailed
+                return cursor
+            moved = phase.model_copy(update={"after": chunk[-1]})
+            first_cursor = None
+            if cursor is None:
+                first_cursor = self._first_cursor(phase)
+            self.deps.connections.save_phase(cid, moved, expected=expected, cursor=first_cursor)
+            cursor = cursor or first_cursor
+            expected = moved
+        if cursor is None:
+            # Nothing tracked (or all already read): start replicating from the phase's start.
+            cursor = self._first_cursor(phase)
+            self.deps.connections.advance_cursor(
+                cid, cursor, expected=None, synced_at=self.now_text
+            )
+        self.deps.connections.finish_phase(
+            cid, expected=expected, reconciled_at=phase.started_at
+        )
+        self.counts["phaseCompleted"] += 1
+        return cursor
+
+    def _first_cursor(self, phase: ByKeyPhase) -> Cursor:
+        return initial_cursor(Instant.parse(phase.started_at).to_datetime())
 
     def _newly_tracked(self, client: MlsClient, tracked: Tracked) -> None:
         """Listings added after the cursor passed their last MLS change would otherwise wait
         for the next reconciliation: look up the never-synced ones by key now (bounded).
         Those the MLS cannot be asked about (no ListingId yet on MLS Grid) are left out, so a
-        quiet connection costs no extra request."""
+        quiet connection costs no extra request. Read in chunks: each applied listing gets
+        its ``syncedAt``, so a continuation does not read it again."""
         askable = tracked.lookup_values(tracked.never_synced, client.lookup_field)
         keys = newly_tracked_batch(
             list(askable.values()), self.job.slot, self.deps.newly_tracked_limit
         )
         if keys:
             self.counts["newlyTracked"] += len(keys)
-            self._by_key(client, keys, tracked)
+            for chunk in chunks(keys, self.deps.by_key_chunk):
+                self._by_key(client, chunk, tracked)
 
     def _by_key(self, client: MlsClient, keys: list[str], tracked: Tracked) -> None:
         """Reads ``keys`` by key and applies what the MLS says; a listing it no longer
@@ -551,7 +662,8 @@ class _Sync:
             raise _OutOfTime
         lookup = client.fetch_by_keys(list(asked), deadline=self.deadline)
         self.counts["recordsRead"] += len(lookup.found) + len(lookup.skipped)
-        self._note_skipped(lookup.skipped)
+        self.counts["readByKey"] += len(lookup.found) + len(lookup.skipped)
+        self._note_skipped(lookup.skipped, tracked)
         for value, record in lookup.found.items():
             # Applied by its own ListingKey, never by what we asked: a ListingId we hold that
             # now names another MLS listing must neither give ours that listing's status nor
@@ -564,7 +676,8 @@ class _Sync:
                     self.errors.append(f"{key}: ListingId {value} is now {record.listing_key}")
         for value in lookup.missing:
             key = asked[value]
-            self._guarded(key, functools.partial(self._missing, tracked.ids[key]))
+            listing_id = tracked.ids[key]
+            self._guarded(key, listing_id, functools.partial(self._missing, listing_id))
 
     def _incremental(
         self, connection: Connection, client: MlsClient, cursor: Cursor, tracked: Tracked
@@ -577,7 +690,7 @@ class _Sync:
         for page in pages:
             self.counts["pages"] += 1
             self.counts["recordsRead"] += len(page.records) + len(page.skipped)
-            self._note_skipped(page.skipped)
+            self._note_skipped(page.skipped, tracked)
             failed_before = self.counts["failed"]
             for record in page.records:
                 self._record(record, tracked)
@@ -598,11 +711,18 @@ class _Sync:
             if self._short_of_time():
                 raise _OutOfTime
 
-    def _note_skipped(self, skipped: Sequence[Any]) -> None:
+    def _note_skipped(self, skipped: Sequence[SkippedRecord], tracked: Tracked) -> None:
+        """Records the client could not read. One naming a listing we track is quarantined
+        on it, so the agent's listing shows why it is not in step (``dump``, ``report``)."""
         for item in skipped:
             self.counts["skipped"] += 1
             if len(self.errors) < 10:
                 self.errors.append(f"skipped {item.listing_key or '?'}: {item.reason}"[:300])
+            listing_id = tracked.ids.get(item.listing_key or "")
+            if listing_id is not None:
+                self._quarantine(
+                    item.listing_key or "", listing_id, f"unreadable MLS record: {item.reason}"
+                )
 
     # ------------------------------------------------------------------ one listing
 
@@ -611,20 +731,64 @@ class _Sync:
         if listing_id is None:
             self.counts["untracked"] += 1
             return
+        if self.sample_timestamp is None and record.modification.raw:
+            self.sample_timestamp = record.modification.raw
         update = mls_update(record, self.now_text)
-        self._guarded(record.listing_key, lambda: self._apply(listing_id, update))
+        self._guarded(record.listing_key, listing_id, lambda: self._apply(listing_id, update))
 
-    def _guarded(self, listing_key: str, work: Callable[[], None]) -> None:
-        """One failing listing never stops the others: the failure is counted and named."""
+    def _guarded(self, listing_key: str, listing_id: str, work: Callable[[], None]) -> None:
+        """One failing listing never stops the others, and never stops its connection for
+        good: a failure retrying cannot cure (or one that keeps coming back) quarantines the
+        listing and the sync moves on; any other failure is counted, named and retried by
+        the next delivery (the cursor stays before its page)."""
         try:
             work()
-        except Exception as exc:  # recorded, retried by the next delivery
-            self.counts["failed"] += 1
-            self.errors.append(f"{listing_key}: {describe_error(exc)}"[:300])
+        except Exception as exc:  # classified below; never escapes one listing
+            reason = describe_error(exc)
             logger.exception(
                 "listing failed",
                 extra={"connectionId": self.job.connection_id, "listingKey": listing_key},
             )
+            if not self._quarantine(listing_key, listing_id, reason, permanent=is_permanent(exc)):
+                self.counts["failed"] += 1
+                self.errors.append(f"{listing_key}: {reason}"[:300])
+
+    def _quarantine(
+        self, listing_key: str, listing_id: str, reason: str, *, permanent: bool = True
+    ) -> bool:
+        """Records a listing's failure; True when it is now quarantined (skip it, move on)."""
+        try:
+            attempts = self.deps.listings.quarantine(
+                listing_id,
+                reason=reason,
+                at=self.now_text,
+                permanent=permanent,
+                after_attempts=self.deps.quarantine_after,
+            )
+        except Exception:  # the table itself is failing: retry the whole listing later
+            logger.exception("could not record a listing's failure", extra={"key": listing_key})
+            return False
+        if attempts == 0 or not (permanent or attempts >= self.deps.quarantine_after):
+            return False
+        self.counts["quarantined"] += 1
+        if len(self.errors) < 10:
+            self.errors.append(f"quarantined {listing_key}: {reason}"[:300])
+        logger.warning(
+            "listing quarantined",
+            extra={
+                "connectionId": self.job.connection_id,
+                "listingKey": listing_key,
+                "reason": reason,
+                "attempts": attempts,
+            },
+        )
+        return True
+
+    def _cleared(self, listing: Listing | None) -> None:
+        """A quarantined listing's record applied (or was already held): lift the quarantine."""
+        if listing is not None and (listing.quarantined or listing.quarantine_reason):
+            self.deps.listings.clear_quarantine(listing.listing_id)
+            self.counts["quarantineCleared"] += 1
 
     def _missing(self, listing_id: str) -> None:
         raw = self.deps.listings.get_raw(listing_id)
@@ -681,6 +845,7 @@ class _Sync:
             )
             result = self.deps.listings.apply(current, update, change)
             if result.applied:
+                self._cleared(current)
                 if change is None:
                     self.counts["updated"] += 1
                 else:
@@ -694,6 +859,7 @@ class _Sync:
             if result.reason in ("stale", "duplicate_change"):
                 self.counts["unchanged"] += 1
                 seen = result.current
+                self._cleared(seen)
                 if seen is not None and (
                     seen.synced_at is None
                     or (update.mls_listing_id is not None and seen.mls_listing_id is None)

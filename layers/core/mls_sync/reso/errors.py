@@ -36,6 +36,16 @@ class MlsProtocolError(MlsError):
     """The server answered in a way the cursor cannot trust (e.g. unordered page, 400)."""
 
 
+class MlsPageTooLarge(MlsProtocolError):  # noqa: N818 - beside MlsProtocolError
+    """A response body larger than the limit (``VendorProfile.max_page_bytes`` for pages, a
+    small fixed cap for the token endpoint). Reading stopped at the limit; not retried, since
+    the same query would bring the same page: ask for smaller pages."""
+
+    def __init__(self, message: str, limit: int) -> None:
+        super().__init__(message)
+        self.limit = limit
+
+
 class MlsQueryRefused(MlsProtocolError):  # noqa: N818 - beside MlsProtocolError
     """The server refused a query as such (4xx other than auth), e.g. an operator it lacks."""
 

@@ -84,6 +84,10 @@ class VendorProfile(BaseModel):
     path: str = "{resource}"
     """Resource path below the base URL; bridge puts the dataset in front."""
     gzip: bool = True
+    max_page_bytes: int = Field(default=50_000_000, gt=0)
+    """Largest decoded page body read (bytes); a larger one is cut off as soon as it passes
+    the limit (or refused from its ``Content-Length``) with ``MlsPageTooLarge``, so one huge
+    page cannot exhaust the worker's memory."""
 
     def resource_path(self, resource: str, dataset: str | None) -> str:
         if "{dataset}" in self.path and not dataset:

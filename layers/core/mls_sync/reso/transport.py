@@ -1,16 +1,23 @@
 """One MLS connection's HTTP: auth header, rate limiter, retries with capped exponential
 backoff and full jitter, Retry-After and quota headers, circuit breaker and the caller's
-deadline. Every wait goes through the injected ``sleep``; every time read through the
-injected clocks."""
+deadline, a total time budget and a size cap per response, and the server's clock from its
+``Date`` header. Every wait goes through the injected ``sleep``; every time read through the
+injected clocks (plus one real-time timer that cuts a socket whose response outlasts its
+budget)."""
 
 from __future__ import annotations
 
 import base64
+import contextlib
 import ipaddress
 import json
 import math
 import random
-from collections.abc import Callable, Mapping
+import socket
+import threading
+import zlib
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from email.utils import parsedate_to_datetime
 from typing import Any
@@ -26,6 +33,7 @@ from mls_sync.reso.errors import (
     MlsAuthError,
     MlsError,
     MlsMalformedPage,
+    MlsPageTooLarge,
     MlsProtocolError,
     MlsQueryRefused,
     MlsRateLimited,
@@ -46,6 +54,124 @@ from mls_sync.timeutil import Clock
 # OAuth2 errors after which the other client-authentication method is worth one try: the
 # server did not recognise how we authenticated (RFC 6749 §5.2).
 _RETRY_OTHER_METHOD = {"invalid_client", "invalid_request", "unauthorized_client", None}
+
+
+TOKEN_MAX_BYTES = 1_000_000
+"""Largest token endpoint answer read: a token response is a few hundred bytes."""
+ERROR_BODY_BYTES = 65_536
+"""Of a non-2xx body only this much is read (its message is cut to 200 characters anyway)."""
+_PIECE = 65_536
+"""Largest piece decoded at once, so a gzip bomb cannot inflate past the cap in one go."""
+
+
+@dataclass(frozen=True, slots=True)
+class _Answer:
+    status: int
+    headers: httpx.Headers
+    body: bytes
+
+
+class _TooSlow(Exception):  # noqa: N818 - internal signal, never escapes the transport
+    def __init__(self, budget: float) -> None:
+        super().__init__(f"response took longer than {budget:g}s")
+        self.budget = budget
+
+
+class _Undecodable(Exception):  # noqa: N818 - internal signal, never escapes the transport
+    pass
+
+
+class _Watchdog:
+    """Shuts a response's socket down when its time budget runs out (real time), so a read
+    blocked on a dripping server returns. Without a socket (mock transports) it does
+    nothing: the checks between chunks, on the injected clock, still apply."""
+
+    def __init__(self, response: httpx.Response, seconds: float) -> None:
+        self.fired = False
+        self._done = False
+        self._lock = threading.Lock()
+        self._timer: threading.Timer | None = None
+        self._sock: socket.socket | None = None
+        stream = response.extensions.get("network_stream")
+        get_info = getattr(stream, "get_extra_info", None)
+        sock = get_info("socket") if callable(get_info) else None
+        if isinstance(sock, socket.socket):
+            self._sock = sock
+            self._timer = threading.Timer(max(0.0, seconds), self._fire)
+            self._timer.daemon = True
+            self._timer.start()
+
+    def _fire(self) -> None:
+        with self._lock:
+            if self._done or self._sock is None:
+                return
+            self.fired = True
+            # The plain socket's shutdown (not SSLSocket's, which drops its TLS state under
+            # the reading thread): the blocked read returns, the fd stays ours.
+            with contextlib.suppress(OSError):
+                socket.socket.shutdown(self._sock, socket.SHUT_RDWR)
+
+    def cancel(self) -> bool:
+        """Stops the timer; True if it had already cut the socket."""
+        with self._lock:
+            self._done = True
+        if self._timer is not None:
+            self._timer.cancel()
+        return self.fired
+
+
+def _content_length(headers: httpx.Headers) -> int | None:
+    value = (headers.get("Content-Length") or "").strip()
+    return int(value) if value.isdigit() else None
+
+
+def _size(limit: int) -> str:
+    if limit >= 1_000_000:
+        return f"{limit / 1_000_000:g} MB"
+    return f"{limit:,} bytes"
+
+
+def _decoded(response: httpx.Response) -> Iterator[bytes]:
+    """The body as it arrives, decoded, in pieces of at most ``_PIECE`` bytes for gzip and
+    deflate (httpx would inflate a whole network read at once: up to ~1000x its size)."""
+    try:
+        content = response.content  # a response already read (mock transports)
+    except httpx.ResponseNotRead:
+        pass
+    else:
+        yield content
+        return
+    coding = (response.headers.get("Content-Encoding") or "").strip().lower()
+    if coding in ("", "identity"):
+        yield from response.iter_raw()
+        return
+    if coding not in ("gzip", "x-gzip", "deflate"):
+        yield from response.iter_bytes()  # never asked for; httpx decodes it
+        return
+    inflater = zlib.decompressobj(16 + zlib.MAX_WBITS) if coding != "deflate" else None
+    try:
+        for chunk in response.iter_raw():
+            if inflater is None:  # deflate: zlib-wrapped (RFC 9110) or raw (seen in practice)
+                wrapped = (
+                    len(chunk) >= 2
+                    and chunk[0] & 0x0F == 8
+                    and (chunk[0] << 8 | chunk[1]) % 31 == 0
+                )
+                inflater = zlib.decompressobj(zlib.MAX_WBITS if wrapped else -zlib.MAX_WBITS)
+            data = chunk
+            while data:
+                out = inflater.decompress(data, _PIECE)
+                if out:
+                    yield out
+                elif inflater.unconsumed_tail == data:
+                    break
+                data = inflater.unconsumed_tail
+        if inflater is not None:
+            tail = inflater.flush()
+            if tail:
+                yield tail
+    except zlib.error:
+        raise _Undecodable(f"{coding} body could not be decoded") from None
 
 
 class _TokenRefused(Exception):  # noqa: N818 - internal signal, never escapes the transport
@@ -224,12 +350,6 @@ class Transport:
         """A request may start only if it can also time out before the deadline."""
         return deadline is None or self.monotonic() + wait + self.timeout <= deadline
 
-    def _request_timeout(self, deadline: float | None) -> httpx.Timeout:
-        seconds = self.timeout
-        if deadline is not None:
-            seconds = max(0.001, min(seconds, deadline - self.monotonic()))
-        return httpx.Timeout(seconds)
-
     # ------------------------------------------------------------------ auth
 
     def _authorization(self, deadline: float | None) -> str:
@@ -316,11 +436,19 @@ class Transport:
     # ------------------------------------------------------------------ requests
 
     def get_json(
-        self, url: str, params: Mapping[str, str] | None, *, deadline: float | None
+        self,
+        url: str,
+        params: Mapping[str, str] | None,
+        *,
+        deadline: float | None,
+        headers: Mapping[str, str] | None = None,
     ) -> dict[str, Any]:
-        """GET one MLS page (a URL we built, or an absolute nextLink on the same origin)."""
+        """GET one MLS page (a URL we built, or an absolute nextLink on the same origin);
+        ``headers`` are sent as well (e.g. ``Prefer: odata.maxpagesize``)."""
         target = build_url(same_service(url, self.base_url), params)
-        return self._send("GET", target, deadline=deadline, authed=True, kind="mls")
+        return self._send(
+            "GET", target, headers=headers, deadline=deadline, authed=True, kind="mls"
+        )
 
     def _send(
         self,
@@ -333,28 +461,13 @@ class Transport:
         authed: bool,
         kind: str,
     ) -> dict[str, Any]:
+        mls = kind == "mls"
         attempt = 0
         refreshed = False
         last_problem = ""
         last_retry_after: float | None = None
         while True:
-            mls = kind == "mls"
-            if mls:
-                retry_in = self.breaker.retry_in()
-                if retry_in > 0:
-                    raise CircuitOpen(
-                        f"circuit open for {self.host} after repeated failures; "
-                        f"next try in {retry_in:.0f}s",
-                        retry_in,
-                    )
-                wait = self.limiter.reserve()
-                if not self._fits(wait, deadline):
-                    self.limiter.refund()
-                    raise DeadlineReached(f"no time left for another request to {self.host}")
-                if wait > 0:
-                    self.sleep(wait)
-            elif not self._fits(0.0, deadline):
-                raise DeadlineReached(f"no time left for a token request to {self.host}")
+            self._admit(mls, deadline)
             sent = {"Accept": "application/json", "Accept-Encoding": "gzip", **(headers or {})}
             token = ""
             if authed:
@@ -366,96 +479,212 @@ class Transport:
                 self.token_requests += 1
             retry_after: float | None = None
             try:
-                response = self.http.request(
-                    method,
-                    url,
-                    data=data,
-                    headers=sent,
-                    timeout=self._request_timeout(deadline),
+                answer = self._exchange(
+                    method, url, data=data, headers=sent, deadline=deadline, mls=mls
                 )
             except httpx.TimeoutException:
                 last_problem = "timed out"
+            except _TooSlow as exc:
+                last_problem = f"response took longer than {exc.budget:g}s (slow server)"
             except httpx.TransportError as exc:
                 last_problem = f"connection failed ({type(exc).__name__})"
+            except _Undecodable as exc:
+                last_problem = f"page is not valid JSON ({exc})"
             else:
-                status = response.status_code
                 if mls:
-                    self._note_server_date(response.headers)
-                    hold = quota_wait(response.headers, self.profile.quota_headers, self.clock())
-                    if hold:
-                        self.limiter.block_for(hold)
-                if status == 401 and authed and not self.tokens.static and not refreshed:
+                    self._note_headers(answer.headers)
+                if answer.status == 401 and authed and not self.tokens.static and not refreshed:
                     # Expired or revoked early: one fresh token, then the same request again.
                     refreshed = True
                     self.tokens.invalidate(token)
                     continue
-                if not authed and status in (400, 401):
-                    raise _TokenRefused(
-                        status, _oauth_error(response.content), self._detail(response)
-                    )
-                if status in (401, 403):
-                    what = "MLS" if authed else "token endpoint"
-                    challenge = www_authenticate_error(response.headers.get("WWW-Authenticate"))
-                    why = f"{status}, {challenge}" if challenge else str(status)
-                    raise MlsAuthError(
-                        f"{what} of {self.host} refused the credentials "
-                        f"({why}: {self._detail(response)})"
-                    )
-                if 300 <= status < 400:
-                    location = urlsplit(response.headers.get("Location", ""))
-                    raise MlsProtocolError(
-                        f"{self.host} redirected ({status}) to "
-                        f"{location.scheme}://{location.hostname}{location.path}; not followed "
-                        "(fix the base URL)"
-                    )
-                if status == 429 or status >= 500:
-                    retry_after = parse_retry_after(
-                        response.headers.get("Retry-After"), self.clock()
-                    )
-                    last_problem = f"HTTP {status} ({self._detail(response)})"
-                    if status == 429:
+                outcome = self._judge(answer, authed=authed)
+                if isinstance(outcome, dict):
+                    if mls:
+                        self.breaker.success()
+                    return outcome
+                last_problem = outcome
+                if answer.status == 429 or answer.status >= 500:
+                    retry_after = parse_retry_after(answer.headers.get("Retry-After"), self.clock())
+                    if answer.status == 429:
                         last_retry_after = retry_after
-                elif status >= 400:
-                    raise MlsQueryRefused(
-                        f"{self.host} refused the query ({status}): {self._detail(response)}",
-                        status,
-                    )
-                elif status == 204:
-                    last_problem = "page is not valid JSON (204 No Content)"
-                else:
-                    try:
-                        body = json.loads(response.content)
-                    except (ValueError, UnicodeDecodeError):
-                        last_problem = "page is not valid JSON"
-                    else:
-                        if isinstance(body, dict):
-                            if mls:
-                                self.breaker.success()
-                            return body
-                        last_problem = "page is not a JSON object"
             attempt += 1
             self.retries += 1
             if attempt >= self.max_attempts:
                 if mls:
                     self.breaker.failure()
                 raise self._give_up(last_problem, last_retry_after, attempt)
-            if retry_after is not None and mls:
-                # The limiter carries the wait, so every connection on this token honours it.
-                self.limiter.block_for(retry_after)
-                delay = 0.0
-            elif retry_after is not None:
-                delay = retry_after
-            else:
-                delay = backoff_delay(attempt - 1, self.rng)
-            if not self._fits(delay, deadline):
-                raise DeadlineReached(
-                    f"{self.host}: {last_problem}; no time left to retry before the deadline"
-                )
-            if delay > 0:
-                self.sleep(delay)
+            self._wait_to_retry(attempt, retry_after, last_problem, mls=mls, deadline=deadline)
 
-    def _detail(self, response: httpx.Response) -> str:
-        return self._redact(error_detail(response.content, response.headers.get("Content-Type")))
+    def _admit(self, mls: bool, deadline: float | None) -> None:
+        """Breaker, rate limiter and deadline before one attempt (waits for the limiter)."""
+        if not mls:
+            if not self._fits(0.0, deadline):
+                raise DeadlineReached(f"no time left for a token request to {self.host}")
+            return
+        retry_in = self.breaker.retry_in()
+        if retry_in > 0:
+            raise CircuitOpen(
+                f"circuit open for {self.host} after repeated failures; "
+                f"next try in {retry_in:.0f}s",
+                retry_in,
+            )
+        wait = self.limiter.reserve()
+        if not self._fits(wait, deadline):
+            self.limiter.refund()
+            raise DeadlineReached(f"no time left for another request to {self.host}")
+        if wait > 0:
+            self.sleep(wait)
+
+    def _wait_to_retry(
+        self,
+        attempt: int,
+        retry_after: float | None,
+        problem: str,
+        *,
+        mls: bool,
+        deadline: float | None,
+    ) -> None:
+        if retry_after is not None and mls:
+            # The limiter carries the wait, so every connection on this token honours it.
+            self.limiter.block_for(retry_after)
+            delay = 0.0
+        elif retry_after is not None:
+            delay = retry_after
+        else:
+            delay = backoff_delay(attempt - 1, self.rng)
+        if not self._fits(delay, deadline):
+            raise DeadlineReached(
+                f"{self.host}: {problem}; no time left to retry before the deadline"
+            )
+        if delay > 0:
+            self.sleep(delay)
+
+    def _note_headers(self, headers: httpx.Headers) -> None:
+        """What every MLS answer tells us whatever its status: its clock and its quotas."""
+        self._note_server_date(headers)
+        hold = quota_wait(headers, self.profile.quota_headers, self.clock())
+        if hold:
+            self.limiter.block_for(hold)
+
+    def _judge(self, answer: _Answer, *, authed: bool) -> dict[str, Any] | str:
+        """One complete answer: the JSON object of a good page, a problem worth a retry, or an
+        error raised."""
+        status = answer.status
+        if not authed and status in (400, 401):
+            raise _TokenRefused(status, _oauth_error(answer.body), self._detail(answer))
+        if status in (401, 403):
+            what = "MLS" if authed else "token endpoint"
+            challenge = www_authenticate_error(answer.headers.get("WWW-Authenticate"))
+            why = f"{status}, {challenge}" if challenge else str(status)
+            raise MlsAuthError(
+                f"{what} of {self.host} refused the credentials ({why}: {self._detail(answer)})"
+            )
+        if 300 <= status < 400:
+            location = urlsplit(answer.headers.get("Location", ""))
+            raise MlsProtocolError(
+                f"{self.host} redirected ({status}) to "
+                f"{location.scheme}://{location.hostname}{location.path}; not followed "
+                "(fix the base URL)"
+            )
+        if status == 429 or status >= 500:
+            return f"HTTP {status} ({self._detail(answer)})"
+        if status >= 400:
+            raise MlsQueryRefused(
+                f"{self.host} refused the query ({status}): {self._detail(answer)}", status
+            )
+        if status == 204:
+            return "page is not valid JSON (204 No Content)"
+        try:
+            body = json.loads(answer.body)
+        except (ValueError, UnicodeDecodeError):
+            return "page is not valid JSON"
+        if isinstance(body, dict):
+            return body
+        return "page is not a JSON object"
+
+    # ------------------------------------------------------------------ one exchange
+
+    def _budget(self, deadline: float | None) -> float:
+        """Seconds one request may take in all: the request timeout, or less before the
+        caller's deadline."""
+        seconds = self.timeout
+        if deadline is not None:
+            seconds = max(0.001, min(seconds, deadline - self.monotonic()))
+        return seconds
+
+    def _exchange(
+        self,
+        method: str,
+        url: str,
+        *,
+        data: Mapping[str, str] | None,
+        headers: Mapping[str, str],
+        deadline: float | None,
+        mls: bool,
+    ) -> _Answer:
+        """Sends one request and reads its whole body, within a total time budget and a size
+        limit. httpx's timeouts bound each read, not the response: a server dripping a byte
+        at a time would hold us for ever. So the body is streamed, the elapsed time checked
+        between chunks (injected monotonic clock), and on a real socket a timer shuts the
+        socket down when the budget runs out, so no single read can outlast it either."""
+        budget = self._budget(deadline)
+        started = self.monotonic()
+        limit = self.profile.max_page_bytes if mls else TOKEN_MAX_BYTES
+        request = self.http.build_request(
+            method, url, data=data, headers=headers, timeout=httpx.Timeout(budget)
+        )
+        response = self.http.send(request, stream=True)
+        watchdog: _Watchdog | None = None
+        try:
+            remaining = budget - (self.monotonic() - started)
+            if remaining <= 0:
+                raise _TooSlow(budget)
+            watchdog = _Watchdog(response, remaining)
+            cap = limit if 200 <= response.status_code < 300 else ERROR_BODY_BYTES
+            truncate = cap != limit
+            declared = _content_length(response.headers)
+            if declared is not None and declared > cap and not truncate:
+                raise self._too_large(limit, mls, declared=declared)
+            body = bytearray()
+            try:
+                for chunk in _decoded(response):
+                    body += chunk
+                    if len(body) > cap:
+                        if truncate:
+                            del body[cap:]
+                            break
+                        raise self._too_large(limit, mls)
+                    if self.monotonic() - started > budget:
+                        raise _TooSlow(budget)
+            except httpx.TransportError:
+                if watchdog.cancel() or self.monotonic() - started > budget:
+                    raise _TooSlow(budget) from None
+                raise
+            if watchdog.cancel():
+                raise _TooSlow(budget)  # cut at the budget: the body may be incomplete
+            return _Answer(response.status_code, response.headers, bytes(body))
+        finally:
+            if watchdog is not None:
+                watchdog.cancel()
+            response.close()
+
+    def _too_large(self, limit: int, mls: bool, *, declared: int | None = None) -> MlsPageTooLarge:
+        size = _size(limit)
+        said = f" (Content-Length {declared:,})" if declared is not None else ""
+        if mls:
+            return MlsPageTooLarge(
+                f"{self.host}: page larger than {size}{said} (limit max_page_bytes); "
+                "ask for smaller pages",
+                limit,
+            )
+        return MlsPageTooLarge(
+            f"token endpoint of {self.host} answered more than {size}{said}; not a token",
+            limit,
+        )
+
+    def _detail(self, answer: _Answer) -> str:
+        return self._redact(error_detail(answer.body, answer.headers.get("Content-Type")))
 
     def _give_up(self, problem: str, retry_after: float | None, attempts: int) -> MlsError:
         message = f"{self.host}: {problem} after {attempts} attempts"
