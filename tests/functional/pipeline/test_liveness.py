@@ -31,7 +31,9 @@ def _run_to_quiescence(world: World, first: SyncJob, *, limit: int = 50) -> list
         response = world.run_worker(jobs)
         assert response == {"batchItemFailures": []}
         new = [
-            r for r in world.runs.list_for_connection(CONNECTION, limit=1000) if r.run_key not in seen
+            r
+            for r in world.runs.list_for_connection(CONNECTION, limit=1000)
+            if r.run_key not in seen
         ]
         assert len(new) == 1, "each invocation is a run of its own"
         seen.add(new[0].run_key)

@@ -623,9 +623,7 @@ class _Sync:
             self.deps.connections.advance_cursor(
                 cid, cursor, expected=None, synced_at=self.now_text
             )
-        self.deps.connections.finish_phase(
-            cid, expected=expected, reconciled_at=phase.started_at
-        )
+        self.deps.connections.finish_phase(cid, expected=expected, reconciled_at=phase.started_at)
         self.counts["phaseCompleted"] += 1
         return cursor
 
