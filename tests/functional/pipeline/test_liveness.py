@@ -21,6 +21,16 @@ from mls_sync.status import Status
 from tests.support.pipeline import CONNECTION, World
 
 
+def _slow_mls(world: World, seconds: float) -> None:
+    """Every MLS request takes ``seconds`` of the invocation's time (and the MLS's)."""
+
+    def spend(_log: object) -> None:
+        world.mono.advance(seconds)
+        world.sim.advance(seconds)
+
+    world.sim.after_request = spend
+
+
 def _run_to_quiescence(world: World, first: SyncJob, *, limit: int = 50) -> list[str]:
     """Runs ``first`` and every continuation it hands over; the outcomes, in order."""
     outcomes: list[str] = []
@@ -58,7 +68,7 @@ def test_first_sync_larger_than_one_invocation_finishes_across_continuations(
     world.add_connection()
     for n in range(100):
         world.track(f"l-{n:03d}", f"K{n:03d}", Status.ACTIVE, mls_status="Pending")
-    world.sim.after_request = lambda _log: (world.mono.advance(40), world.sim.advance(40))
+    _slow_mls(world, 40)
     deps = world.sync_deps(by_key_chunk=5)
     world.deps = deps
     # When the first sync runs, with every continuation it hands over
@@ -85,7 +95,7 @@ def test_a_sale_during_a_long_first_sync_is_seen_while_it_goes_on(world: World) 
     for n in range(60):
         world.track(f"l-{n:03d}", f"K{n:03d}", Status.ACTIVE)
     world.post("p-1", "l-059", PostStatus.PUBLISHED, "facebook")
-    world.sim.after_request = lambda _log: (world.mono.advance(40), world.sim.advance(40))
+    _slow_mls(world, 40)
     world.deps = world.sync_deps(by_key_chunk=5)
     response = world.run_worker([world.job(slot="2026-11-28T12:00:00Z")])
     assert response == {"batchItemFailures": []}
@@ -112,7 +122,7 @@ def test_reconciliation_resumes_and_scheduled_runs_keep_reading_changes(world: W
     world.run_worker([world.job(slot="2026-11-28T12:00:00Z")])
     world.sim.advance(60)
     world.sim.remove_listing("K050")
-    world.sim.after_request = lambda _log: (world.mono.advance(40), world.sim.advance(40))
+    _slow_mls(world, 40)
     world.deps = world.sync_deps(by_key_chunk=5)
     # When a reconciliation runs out of time, and a scheduled run (not a continuation)
     # comes next after a sale
