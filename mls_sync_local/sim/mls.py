@@ -43,6 +43,9 @@ NextLinkStyle = Literal["offset", "cursor"]
 LinkForm = Literal["absolute", "relative"]
 ClientAuth = Literal["either", "basic", "body"]
 QueryDecoding = Literal["form", "strict"]
+DefaultOrder = Literal["timestamp", "key"]
+TopSemantics = Literal["page", "total"]
+CompareTimestamps = Literal["instant", "text"]
 _DEFAULT_START = datetime(2026, 11, 28, 12, 0, 0, tzinfo=UTC)
 _TIMESTAMP_FIELDS = ("ModificationTimestamp", "BridgeModificationTimestamp")
 
@@ -137,7 +140,7 @@ class MlsSimulator:
 
     ``vendor`` selects quirks: ``mlsgrid`` requires exactly one lowercase
     ``OriginatingSystemName eq`` filter, refuses ListingKey in filters and more than 5 ``or``,
-    orders by ModificationTimestamp whatever ``$orderby`` says, and serves ``MlgCanView``;
+    orders by ModificationTimestamp unless ``$orderby`` says otherwise, and serves ``MlgCanView``;
     ``bridge`` serves ``BridgeModificationTimestamp`` under ``/{dataset}/Property``.
 
     Spec variants other servers may choose (defaults are the common case):
@@ -149,6 +152,15 @@ class MlsSimulator:
     ``query_decoding`` ``strict`` for RFC 3986 decoding (a ``+`` is a plus, a ``%24filter`` key is
     not ``$filter`` and is ignored as a custom option), ``supports_in`` False for an OData 4.0
     server answering 400 to ``in``.
+    ``default_order`` what is served without ``$orderby`` (``None``: the vendor's,
+    ModificationTimestamp for mlsgrid, ListingKey for the others; a database with a primary
+    key serves ``key``),
+    ``ignore_orderby`` True for a server that serves its default order whatever ``$orderby``
+    says (MLS Grid as the simulator used to model it), ``top_semantics`` ``total`` for a server
+    that applies ``$top`` to the whole result (OData 4.01 §11.2.6.3) and pages inside it at
+    ``page_cap`` (or a smaller ``Prefer: odata.maxpagesize``, answered with
+    ``Preference-Applied``), ``compare_timestamps`` ``text`` for a server that compares
+    DateTimeOffset filter literals with the served strings as text (SQLite).
     """
 
     def __init__(
@@ -178,6 +190,10 @@ class MlsSimulator:
         odata_prefix: bool = True,
         query_decoding: QueryDecoding = "form",
         supports_in: bool = True,
+        default_order: DefaultOrder | None = None,
+        ignore_orderby: bool = False,
+        top_semantics: TopSemantics = "page",
+        compare_timestamps: CompareTimestamps = "instant",
     ) -> None:
         if host not in ("127.0.0.1", "::1", "localhost"):
             raise ValueError("the simulator binds to loopback only")
@@ -203,6 +219,12 @@ class MlsSimulator:
         self.odata_prefix = odata_prefix
         self.query_decoding = query_decoding
         self.supports_in = supports_in
+        self.default_order: DefaultOrder = default_order or (
+            "timestamp" if vendor == "mlsgrid" else "key"
+        )
+        self.ignore_orderby = ignore_orderby
+        self.top_semantics = top_semantics
+        self.compare_timestamps = compare_timestamps
         self.hour_quota: int | None = None
         """Trestle-style quota headers: requests left this hour (None: no headers)."""
         self.rng = random.Random(seed)  # noqa: S311 - fault injection, not security
@@ -592,7 +614,8 @@ class MlsSimulator:
             name, wanted = found.values
             table = self._index.by_field[name]
             return [self._listings[k] for v in wanted for k in table.get(v, ())]
-        if found.ts_min is not None:
+        if found.ts_min is not None and self.compare_timestamps == "instant":
+            # (Compared as text, a literal's instant is no bound on what matches.)
             at = bisect.bisect_left(self._index.by_time, (found.ts_min, ""))
             return [self._listings[k] for _, k in self._index.by_time[at:]]
         return list(self._listings.values())
@@ -626,8 +649,11 @@ class MlsSimulator:
             return "at most 5 'or' operators"
         return None
 
-    def query(self, params: Mapping[str, str]) -> tuple[int, dict[str, Any]]:
-        """Answers one Property query (no faults, no auth): (status, body)."""
+    def query(
+        self, params: Mapping[str, str], *, max_page_size: int | None = None
+    ) -> tuple[int, dict[str, Any]]:
+        """Answers one Property query (no faults, no auth): (status, body). ``max_page_size``
+        is the client's ``Prefer: odata.maxpagesize`` (honoured when smaller than the cap)."""
         filter_text = params.get("$filter")
         try:
             quirk = self._vendor_quirks(filter_text)
@@ -641,8 +667,8 @@ class MlsSimulator:
             return 400, {"error": {"code": "400", "message": str(exc)}}
         if top < 0 or skip < 0:
             return 400, {"error": {"code": "400", "message": "negative $top or $skip"}}
-        if self.vendor == "mlsgrid":
-            orderby = []  # served in its own timestamp order whatever was asked
+        if self.ignore_orderby:
+            orderby = []  # served in its default order whatever was asked
         listings = [
             lst
             for lst in self._candidates(node)
@@ -651,7 +677,9 @@ class MlsSimulator:
         rows: list[tuple[SimListing, dict[str, Any]]] = []
         for lst in listings:
             record = self._true_record(lst)
-            if node is None or evaluate(node, record):
+            if node is None or evaluate(
+                node, record, text_timestamps=self.compare_timestamps == "text"
+            ):
                 rows.append((lst, record))
 
         def sort_value(lst: SimListing, record: dict[str, Any], name: str) -> Any:
@@ -666,10 +694,10 @@ class MlsSimulator:
         if orderby:
             for name, desc in reversed(orderby):
                 rows.sort(key=functools.partial(_row_value, sort_value, name), reverse=desc)
-        elif self.vendor == "mlsgrid":
+        elif self.default_order == "timestamp":
             rows.sort(key=lambda r: self._served_ns(r[0]))
         sort_names = [n for n, _ in orderby] or (
-            [self.change_field] if self.vendor == "mlsgrid" else ["ListingKey"]
+            [self.change_field] if self.default_order == "timestamp" else ["ListingKey"]
         )
         token = params.get("$skiptoken")
         if token:
@@ -682,9 +710,16 @@ class MlsSimulator:
                 for r in rows
                 if [sort_value(r[0], r[1], n) for n in sort_names] + [r[0].key] > after
             ]
-        page_size = min(top, self.page_cap)
+        cap = self.page_cap if max_page_size is None else min(self.page_cap, max_page_size)
+        total = self.top_semantics == "total"
+        if total and "$top" not in params:
+            top = len(rows)
+        page_size = min(top, cap)
         page = rows[skip : skip + page_size]
         more = len(rows) > skip + page_size
+        if total:
+            # $top limits the whole result; the nextLink carries what is left of it.
+            more = len(rows) > skip + len(page) and top > len(page)
         select = [s.strip() for s in params.get("$select", "").split(",") if s.strip()]
         values: list[dict[str, Any]] = []
         for lst, record in page:
@@ -702,6 +737,8 @@ class MlsSimulator:
         }
         if more:
             rest = {k: v for k, v in params.items() if k not in ("$skip", "$skiptoken")}
+            if total:
+                rest["$top"] = str(top - len(page))
             if self.nextlink == "cursor" and page:
                 lst, record = page[-1]
                 after_vals = [sort_value(lst, record, n) for n in sort_names] + [lst.key]
@@ -743,6 +780,19 @@ def _strict_params(query: str) -> dict[str, str]:
     return params
 
 
+def _max_page_size(prefer: str | None) -> int | None:
+    """``odata.maxpagesize=N`` (4.01 also ``maxpagesize=N``) from a ``Prefer`` header."""
+    for part in (prefer or "").split(","):
+        name, _, value = part.strip().partition("=")
+        if name.strip().lower() in ("odata.maxpagesize", "maxpagesize"):
+            try:
+                size = int(value.strip().strip('"'))
+            except ValueError:
+                return None
+            return size if size > 0 else None
+    return None
+
+
 def _retry_header(value: str | None) -> dict[str, str]:
     return {"Retry-After": value} if value else {}
 
@@ -757,6 +807,13 @@ class _Handler(BaseHTTPRequestHandler):
     def log_message(self, *_: Any) -> None:
         # Quiet: tests and the demo print their own summaries.
         return
+
+    def date_time_string(self, timestamp: float | None = None) -> str:
+        """The ``Date`` header on the simulator's clock (clients read the server's time from
+        it), not the host's."""
+        if timestamp is not None:
+            return super().date_time_string(timestamp)
+        return format_datetime(self.simulator.now.replace(microsecond=0), usegmt=True)
 
     def _send(self, status: int, body: bytes, headers: Mapping[str, str] | None = None) -> None:
         self.send_response(status)
@@ -898,11 +955,14 @@ class _Handler(BaseHTTPRequestHandler):
             return faults.fail_status, {"error": "injected"}, {}
         if faults.timeout_next or faults.drop_next > 0:
             return -1, {}, {}
-        status, body = sim.query(params)
+        wanted = _max_page_size(self.headers.get("Prefer"))
+        status, body = sim.query(params, max_page_size=wanted)
         if status == 200 and faults.malformed_next > 0:
             faults.malformed_next -= 1
             return -2, body, {}
         headers = sim._quota_headers()
+        if wanted is not None and status == 200:
+            headers["Preference-Applied"] = f"odata.maxpagesize={wanted}"
         if status == 200 and faults.drip_next:
             self._fault_args = faults.drip_next.pop(0)
             return -3, body, headers

@@ -41,6 +41,8 @@ class ODataError(ValueError):
 class Lit:
     kind: str  # string | datetime | date | number | bool | null
     value: Any
+    text: str = ""
+    """The literal as written (DateTimeOffsets: what a text-comparing server compares)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -184,7 +186,7 @@ class _Parser:
             return Lit("string", inner.replace("''", "'"))
         if kind == "datetime":
             try:
-                return Lit("datetime", Instant.parse(value).epoch_ns)
+                return Lit("datetime", Instant.parse(value).epoch_ns, value)
             except TimestampError as exc:
                 raise ODataError(str(exc)) from None
         if kind == "date":
@@ -198,8 +200,16 @@ class _Parser:
         raise ODataError(f"expected a field or literal, got {value!r}")
 
 
-def _side(operand: Operand, record: Mapping[str, Any], kind: str | None) -> Any:
-    """A literal's own value, or a record's field value in the literal's terms."""
+def _side(operand: Operand, record: Mapping[str, Any], kind: str | None, text: bool = False) -> Any:
+    """A literal's own value, or a record's field value in the literal's terms. With
+    ``text``, DateTimeOffsets are compared as the strings written and served (SQLite)."""
+    if text and kind == "datetime":
+        if isinstance(operand, Lit):
+            return operand.text
+        value = record.get(operand.name)
+        if value is not None and not isinstance(value, str):
+            raise TypeError("not a timestamp")
+        return value
     if isinstance(operand, Lit):
         return operand.value
     return _coerce(record.get(operand.name), kind)
@@ -250,13 +260,21 @@ def _compare(op: str, a: Any, b: Any) -> bool:
         return False
 
 
-def evaluate(node: Node, record: Mapping[str, Any]) -> bool:
+def evaluate(node: Node, record: Mapping[str, Any], *, text_timestamps: bool = False) -> bool:
+    """Whether ``record`` matches. ``text_timestamps``: DateTimeOffset literals compare with
+    the served strings as text, as a server storing them in SQLite TEXT columns does
+    (``…:03Z`` sorts after ``…:03.698Z``)."""
+    text = text_timestamps
     if isinstance(node, BoolOp):
         if node.op == "and":
-            return evaluate(node.left, record) and evaluate(node.right, record)
-        return evaluate(node.left, record) or evaluate(node.right, record)
+            return evaluate(node.left, record, text_timestamps=text) and evaluate(
+                node.right, record, text_timestamps=text
+            )
+        return evaluate(node.left, record, text_timestamps=text) or evaluate(
+            node.right, record, text_timestamps=text
+        )
     if isinstance(node, Not):
-        return not evaluate(node.inner, record)
+        return not evaluate(node.inner, record, text_timestamps=text)
     if isinstance(node, In):
         for lit in node.values:
             try:
@@ -267,8 +285,8 @@ def evaluate(node: Node, record: Mapping[str, Any]) -> bool:
         return False
     kind = _kind(node.right) or _kind(node.left)
     try:
-        left = _side(node.left, record, kind)
-        right = _side(node.right, record, kind)
+        left = _side(node.left, record, kind, text)
+        right = _side(node.right, record, kind, text)
     except TypeError:
         return False
     return _compare(node.op, left, right)

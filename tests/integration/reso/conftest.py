@@ -5,13 +5,14 @@ from __future__ import annotations
 
 import random
 from collections.abc import Callable, Iterator
+from datetime import timedelta
 from typing import Any
 
 import pytest
 from mls_sync.models import Cursor
 from mls_sync.reso.auth import BearerToken, ClientCredentials, Credentials, TokenCache
 from mls_sync.reso.client import ChangePage, ReplicationClient, ReplicationTarget
-from mls_sync.reso.cursor import initial_cursor
+from mls_sync.reso.cursor import INITIAL_CURSOR_LEAD_SECONDS, initial_cursor
 from mls_sync.reso.limits import CircuitBreaker, RateLimiter
 from mls_sync.reso.profiles import Quotas, VendorProfile, profile_for
 from pydantic import SecretStr
@@ -113,7 +114,9 @@ def drain(pages: Iterator[ChangePage]) -> tuple[list[ChangePage], list[str]]:
 
 
 def cursor_at(sim: MlsSimulator) -> Cursor:
-    return initial_cursor(sim.now)
+    """A cursor at the simulator's now, in whole seconds (``initial_cursor`` starts a few
+    seconds earlier: these tests want nothing before now)."""
+    return initial_cursor(sim.now + timedelta(seconds=INITIAL_CURSOR_LEAD_SECONDS))
 
 
 def collect(pages: Iterator[ChangePage], into: list[ChangePage]) -> None:

@@ -6,7 +6,14 @@ from datetime import UTC, datetime
 
 import pytest
 from mls_sync.models import Cursor
-from mls_sync.reso.cursor import after_filter, initial_cursor, position, quote, shift_literal
+from mls_sync.reso.cursor import (
+    INITIAL_CURSOR_LEAD_SECONDS,
+    after_filter,
+    initial_cursor,
+    position,
+    quote,
+    shift_literal,
+)
 from mls_sync.timeutil import Instant
 
 
@@ -58,9 +65,10 @@ def test_position_orders_by_instant_not_text() -> None:
     assert position(b) > position(a)
 
 
-def test_initial_cursor_is_whole_seconds_utc() -> None:
+def test_initial_cursor_is_whole_seconds_utc_a_few_seconds_early() -> None:
     now = datetime(2026, 1, 1, 1, 2, 3, 999_999, tzinfo=UTC)
-    assert initial_cursor(now) == Cursor(timestamp="2026-01-01T01:02:03Z", listing_key="")
+    assert INITIAL_CURSOR_LEAD_SECONDS == 5
+    assert initial_cursor(now) == Cursor(timestamp="2026-01-01T01:01:58Z", listing_key="")
 
 
 def test_quote_escapes_single_quotes() -> None:

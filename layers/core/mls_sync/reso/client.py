@@ -11,10 +11,12 @@ from __future__ import annotations
 
 import itertools
 import json
+import logging
 import os
 import random
 import time
 from collections.abc import Callable, Iterator, Sequence
+from datetime import datetime
 from typing import Any
 
 import httpx
@@ -32,6 +34,7 @@ from mls_sync.reso.cursor import (
     Position,
     after_filter,
     initial_cursor,
+    literal_like,
     position,
     quote,
     shift_literal,
@@ -49,10 +52,14 @@ from mls_sync.reso.odata import control, error_detail, resolve_link, timestamp_l
 from mls_sync.reso.profiles import VendorProfile, profile_for
 from mls_sync.reso.records import MlsRecord, SkippedRecord, parse_record
 from mls_sync.reso.transport import Transport, build_url, check_url
-from mls_sync.timeutil import Clock, utc_now
+from mls_sync.timeutil import Clock, Instant, utc_now
 
 MAX_EMPTY_PAGES = 20
 """Empty pages with a nextLink followed in a row before the server is called broken."""
+
+logger = logging.getLogger(__name__)
+
+_Page = tuple[list[Any], list[MlsRecord], list[SkippedRecord], str | None]
 
 __all__ = [
     "ChangePage",
@@ -95,6 +102,11 @@ class ChangePage(BaseModel):
     """Safe to persist once this page's records are applied."""
     complete: bool
     """True on the last page of this run of changes."""
+    future: list[str] = Field(default_factory=list)
+    """Keys of this page's records stamped later than the server's clock plus the skew: they
+    are in ``records`` (apply them), but ``cursor`` stops at that clock (count and warn)."""
+    degraded: str | None = None
+    """Why this page was read in a slower safe mode (see ``ReplicationClient.degraded``)."""
 
 
 class KeyLookup(BaseModel):
@@ -132,9 +144,14 @@ class ReplicationClient:
         timeout: float = 10.0,
         max_attempts: int = 5,
         allow_loopback: bool | None = None,
+        future_skew_seconds: float | None = None,
     ) -> None:
         self.target = target
         self.profile = profile or profile_for(target.vendor)
+        self.future_skew_seconds = (
+            self.profile.future_skew_seconds if future_skew_seconds is None else future_skew_seconds
+        )
+        self._degraded: str | None = None
         loopback = loopback_allowed_from_env() if allow_loopback is None else allow_loopback
         base = check_url(target.base_url, allow_loopback=loopback)
         self.url = f"{base}/{self.profile.resource_path(target.resource, target.dataset)}"
@@ -173,6 +190,13 @@ class ReplicationClient:
         return self._transport.token_requests
 
     @property
+    def degraded(self) -> str | None:
+        """Why this client reads changes in a slower safe mode (``None``: it does not): a
+        server that served a page out of the order asked for is traversed to the end, and
+        the cursor moves only once everything was read. Lasts for the client's life."""
+        return self._degraded
+
+    @property
     def lookup_field(self) -> str:
         """What ``fetch_by_keys`` takes: ListingKey, or ListingId on MLS Grid."""
         return self.profile.lookup_field
@@ -200,7 +224,9 @@ class ReplicationClient:
         parts.append(condition)
         return " and ".join(parts)
 
-    def _params(self, condition: str, *, top: int, ordered: bool) -> dict[str, str]:
+    def _params(
+        self, condition: str, *, top: int, ordered: bool, orderby: str | None = None
+    ) -> dict[str, str]:
         params = {
             "$filter": self._filter(condition),
             "$select": ",".join(self.profile.select_fields),
@@ -208,14 +234,57 @@ class ReplicationClient:
         }
         if ordered:
             params["$orderby"] = f"{self.profile.change_field} asc,{self.profile.key_field} asc"
+        elif orderby:
+            params["$orderby"] = orderby
         return params
 
     def _get(
-        self, url: str, params: dict[str, str] | None, deadline: float | None
+        self,
+        url: str,
+        params: dict[str, str] | None,
+        deadline: float | None,
+        headers: dict[str, str] | None = None,
     ) -> tuple[dict[str, Any], str]:
         """One page, and the URL it was asked at (what a relative nextLink resolves against)."""
-        body = self._transport.get_json(url, params, deadline=deadline)
+        body = self._transport.get_json(url, params, deadline=deadline, headers=headers)
         return body, build_url(url, params)
+
+    def _server_now(self) -> datetime:
+        return self._transport.server_now()
+
+    def _limit_ns(self) -> int:
+        """The latest instant a yielded cursor may name: the server's clock (its last
+        ``Date`` header advanced by monotonic time, else ours) plus the skew."""
+        now = Instant.from_datetime(self._server_now()).epoch_ns
+        return now + round(self.future_skew_seconds * 1_000_000_000)
+
+    def _capped(self, record: MlsRecord, limit_ns: int) -> Cursor:
+        """The cursor after ``record``, but never past ``limit_ns``: a record stamped later is
+        applied, and the cursor stops at the limit, spelled like the server's own timestamps
+        (its digits and zone form) so a text-comparing server reads it right."""
+        if record.modification.epoch_ns <= limit_ns:
+            return self._cursor_of(record)
+        return Cursor(timestamp=literal_like(limit_ns, record.modification.raw), listing_key="")
+
+    @staticmethod
+    def _future(records: list[MlsRecord], limit_ns: int) -> list[str]:
+        return [r.listing_key for r in records if r.modification.epoch_ns > limit_ns]
+
+    def _heal(self, cursor: Cursor) -> Cursor:
+        """A stored cursor later than the server's clock plus the skew (written before the
+        cursor was capped: one record stamped ``9999-…`` blinded the connection) is brought
+        back to that limit; re-reading from there is safe, staying there misses everything."""
+        limit = self._limit_ns()
+        if position(cursor)[0] <= limit:
+            return cursor
+        healed = Cursor(timestamp=literal_like(limit, cursor.timestamp), listing_key="")
+        logger.warning(
+            "%s: cursor %s is later than the server's clock; restarting from %s",
+            self._transport.host,
+            cursor.timestamp,
+            healed.timestamp,
+        )
+        return healed
 
     def _parse_page(
         self, body: dict[str, Any], request_url: str
@@ -228,8 +297,9 @@ class ReplicationClient:
             raise MlsMalformedPage(f"{self._transport.host}: {problem}")
         records: list[MlsRecord] = []
         skipped: list[SkippedRecord] = []
+        now = self._server_now()
         for raw in values:
-            parsed = parse_record(raw, self.profile)
+            parsed = parse_record(raw, self.profile, now=now)
             if isinstance(parsed, MlsRecord):
                 records.append(parsed)
             else:
@@ -331,19 +401,21 @@ class ReplicationClient:
 
         ``cursor`` must not be None: a new connection reads its tracked listings with
         :meth:`fetch_by_keys` and starts from :func:`initial_cursor` (never a full download).
+        No yielded cursor is later than the server's clock plus ``future_skew_seconds``.
         """
         if cursor is None:
             raise ValueError(
                 "changes() needs a cursor: read tracked listings with fetch_by_keys() and "
                 "start from initial_cursor(now)"
             )
+        cursor = self._heal(cursor)
         overlap = self.profile.overlap_seconds if overlap_seconds is None else overlap_seconds
         start: Cursor = cursor
         if overlap > 0:
             start = Cursor(timestamp=shift_literal(cursor.timestamp, overlap), listing_key="")
         if self.profile.paging == "keyset":
             return self._keyset(cursor, start, deadline)
-        if self.profile.paging == "anchor":
+        if self.profile.paging == "anchor" and self._degraded is None:
             return self._anchor(cursor, start, deadline)
         return self._traverse(cursor, start, deadline)
 
@@ -369,26 +441,66 @@ class ReplicationClient:
                     f"{self._transport.host} ignored the keyset filter; cursor not advanced"
                 )
             first = False
+            limit = self._limit_ns()
             if records:
+                # In-run, the keyset moves on past records stamped in the future (or the run
+                # would never end); the cursor handed out stops at the server's clock.
                 after = self._cursor_of(records[-1])
-                cursor = self._later(cursor, after)
+                cursor = self._later(cursor, self._capped(records[-1], limit))
             elif values and len(values) >= top:
-                raise MlsProtocolError(
-                    f"{self._transport.host}: a full page without one readable record; "
-                    "cannot place the cursor"
-                )
+                beyond = self._last_readable(values)
+                if beyond is None:
+                    raise MlsProtocolError(
+                        f"{self._transport.host}: a full page without one readable record; "
+                        "cannot place the cursor"
+                    )
+                # A full page of skipped records (e.g. implausible timestamps): page on past
+                # them; the cursor stays (they are reported in ``skipped``).
+                after = beyond
             # A short page without a nextLink is the end; a server that caps $top below ours
             # sends a nextLink, and we then continue from our own keyset, never its offset.
             complete = not values or (len(values) < top and link is None)
-            yield ChangePage(records=records, skipped=skipped, cursor=cursor, complete=complete)
+            yield ChangePage(
+                records=records,
+                skipped=skipped,
+                cursor=cursor,
+                complete=complete,
+                future=self._future(records, limit),
+            )
             if complete:
                 return
+
+    def _last_readable(self, values: list[Any]) -> Cursor | None:
+        """(timestamp, key) of the last value whose key and change timestamp can be read,
+        accepted or not."""
+        for raw in reversed(values):
+            if not isinstance(raw, dict):
+                continue
+            key, stamp = raw.get(self.profile.key_field), raw.get(self.profile.change_field)
+            if isinstance(key, str) and key.strip() and isinstance(stamp, str):
+                try:
+                    Instant.parse(stamp)
+                except ValueError:
+                    continue
+                return Cursor(timestamp=stamp.strip(), listing_key=key.strip())
+        return None
+
+    def _degrade(self, reason: str) -> None:
+        self._degraded = reason
+        logger.warning(
+            "%s: %s; reading changes by full traversal for this client's life (the cursor "
+            "moves only once everything was read)",
+            self._transport.host,
+            reason,
+        )
 
     def _anchor(
         self, cursor: Cursor, start: Cursor, deadline: float | None
     ) -> Iterator[ChangePage]:
-        """Server orders by timestamp, key not filterable: re-anchor each page at the last
-        timestamp seen and drop the keys already seen there."""
+        """Server orders by timestamp (asked with ``$orderby``), key not filterable: re-anchor
+        each page at the last timestamp seen and drop the keys already seen there. A page out
+        of timestamp order (a server that ignores ``$orderby`` and serves another default
+        order) degrades the client to a full traversal: never a stalled connection."""
         top = self.profile.page_size
         anchor = start.timestamp
         anchor_ns = position(start)[0]
@@ -400,11 +512,23 @@ class ReplicationClient:
                 body, url = self._get(self._follow(next_link, seen), None, deadline)
             else:
                 condition = f"{self.profile.change_field} ge {timestamp_literal(anchor)}"
-                params = self._params(condition, top=top, ordered=False)
+                params = self._params(
+                    condition, top=top, ordered=False, orderby=f"{self.profile.change_field} asc"
+                )
                 body, url = self._get(self.url, params, deadline)
             page = self._skip_empty(self._parse_page(body, url), seen, deadline)
             values, records, skipped, link = page
-            self._check_order(records, by_key=False)
+            try:
+                self._check_order(records, by_key=False)
+            except MlsProtocolError:
+                self._degrade(
+                    f"a page out of {self.profile.change_field} order ($orderby not honoured)"
+                )
+                # Everything from the start again; the cursor already handed out stays (the
+                # pages before this one were in order), and moves once the traversal is whole.
+                yield from self._traverse(cursor, start, deadline)
+                return
+            limit = self._limit_ns()
             fresh = [
                 r
                 for r in records
@@ -416,7 +540,7 @@ class ReplicationClient:
             next_link = None
             if records:
                 last = records[-1]
-                cursor = self._later(cursor, self._cursor_of(last))
+                cursor = self._later(cursor, self._capped(last, limit))
                 if last.modification.epoch_ns == anchor_ns:
                     # The whole page sits on one timestamp: only the server's own paging can
                     # get past it. Offset links may shift here; overlap and reconciliation
@@ -439,7 +563,13 @@ class ReplicationClient:
                     f"{self._transport.host}: a full page without one readable record"
                 )
             complete = not full
-            yield ChangePage(records=fresh, skipped=skipped, cursor=cursor, complete=complete)
+            yield ChangePage(
+                records=fresh,
+                skipped=skipped,
+                cursor=cursor,
+                complete=complete,
+                future=self._future(fresh, limit),
+            )
             if complete:
                 return
 
@@ -447,30 +577,86 @@ class ReplicationClient:
         self, cursor: Cursor, start: Cursor, deadline: float | None
     ) -> Iterator[ChangePage]:
         """Order not ours to set: read every page from the start and move the cursor only once
-        the whole traversal has been read."""
-        condition = f"{self.profile.change_field} ge {timestamp_literal(start.timestamp)}"
-        params: dict[str, str] | None = self._params(
-            condition, top=self.profile.page_size, ordered=False
-        )
-        url = self.url
+        the whole traversal has been read.
+
+        ``$top`` is a limit on the whole result in OData (4.01 §11.2.6.3), not a page size:
+        the page size is asked with ``Prefer: odata.maxpagesize``, and a result exactly
+        ``$top`` long may have been cut, so the traversal goes on in further windows until
+        one comes back short: by key (``<key> gt <last key>``, ``$orderby=<key> asc``) where
+        the key can be filtered, else by ``$skip``."""
+        top = self.profile.page_size
+        headers = {"Prefer": f"odata.maxpagesize={top}"}
+        since = f"{self.profile.change_field} ge {timestamp_literal(start.timestamp)}"
+        key_field = self.profile.key_field
+        by_key = self.profile.key_filterable
+        after_key: str | None = None
+        skip = 0
+        keyed = False  # whether this window asks for key order (the first asks for none)
+        previous: list[str] | None = None
         newest = cursor
-        seen: set[str] = set()
         while True:
-            body, asked = self._get(url, params, deadline)
-            _, records, skipped, link = self._parse_page(body, asked)
-            for record in records:
-                newest = self._later(newest, self._cursor_of(record))
-            # An empty page with a nextLink is not the end; only a missing nextLink is.
-            complete = link is None
-            yield ChangePage(
-                records=records,
-                skipped=skipped,
-                cursor=newest if complete else cursor,
-                complete=complete,
+            if keyed and after_key is not None:
+                condition = f"{since} and {key_field} gt {quote(after_key)}"
+            else:
+                condition = since
+            url = self.url
+            params: dict[str, str] | None = self._params(
+                condition, top=top, ordered=False, orderby=f"{key_field} asc" if keyed else None
             )
-            if link is None:
+            if skip and params is not None:
+                params["$skip"] = str(skip)
+            seen: set[str] = set()
+            count = 0
+            keys: list[str] = []
+            while True:
+                body, asked = self._get(url, params, deadline, headers)
+                values, records, skipped, link = self._parse_page(body, asked)
+                count += len(values)
+                keys.extend(self._raw_keys(values))
+                limit = self._limit_ns()
+                for record in records:
+                    newest = self._later(newest, self._capped(record, limit))
+                # An empty page with a nextLink is not the end; only a missing nextLink is.
+                # A window exactly $top long may have been cut short by $top.
+                complete = link is None and count != top
+                yield ChangePage(
+                    records=records,
+                    skipped=skipped,
+                    cursor=newest if complete else cursor,
+                    complete=complete,
+                    future=self._future(records, limit),
+                    degraded=self._degraded,
+                )
+                if link is None:
+                    break
+                url, params = self._follow(link, seen), None
+            if complete:
                 return
-            url, params = self._follow(link, seen), None
+            ascending = all(self._key_after(a, b) for a, b in itertools.pairwise(keys))
+            if keyed and ascending and keys:
+                after_key = keys[-1]  # the next window starts after the last key read
+            elif by_key and not keyed:
+                # The first window came in the server's order: read again from the start,
+                # asking for key order, so "after the last key" means what it says.
+                keyed = True
+            elif by_key:
+                # Key order asked for and not served: $skip windows from the start.
+                by_key, keyed, after_key, skip, previous = False, False, None, 0, None
+            else:
+                if keys == previous:
+                    raise MlsProtocolError(
+                        f"{self._transport.host} ignored $skip; cursor not advanced"
+                    )
+                previous = keys
+                skip += count
+
+    def _raw_keys(self, values: list[Any]) -> list[str]:
+        out: list[str] = []
+        for raw in values:
+            key = raw.get(self.profile.key_field) if isinstance(raw, dict) else None
+            if isinstance(key, str) and key.strip():
+                out.append(key.strip())
+        return out
 
     # ------------------------------------------------------------------ by key
 
@@ -509,9 +695,10 @@ class ReplicationClient:
             while True:
                 body, request_url = self._get(url, params, deadline)
                 values, _, _, link = self._parse_page(body, request_url)
+                now = self._server_now()
                 for raw in values:
                     asked = raw.get(field) if isinstance(raw, dict) else None
-                    parsed = parse_record(raw, self.profile)
+                    parsed = parse_record(raw, self.profile, now=now)
                     if isinstance(parsed, SkippedRecord):
                         skipped.append(parsed)
                         if isinstance(asked, str) and asked in wanted:

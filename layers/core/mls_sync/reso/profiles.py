@@ -16,13 +16,16 @@ Paging = Literal["keyset", "anchor", "traverse"]
 - ``keyset``: ``$orderby=<ts> asc,ListingKey asc`` and, per page, a filter strictly after the
   last (timestamp, key) seen, with ``$top`` alone. nextLinks are never followed, so an
   offset nextLink over records that change between pages cannot skip anything.
-- ``anchor``: for servers that order by timestamp themselves but cannot filter on the key
-  (MLS Grid). Each page re-anchors at ``<ts> ge <last timestamp>`` and drops keys already
-  seen at that timestamp; only a run of equal timestamps longer than a page falls back to
-  the server's nextLink.
+- ``anchor``: for servers that can order by timestamp but cannot filter on the key (MLS
+  Grid). ``$orderby=<ts> asc``; each page re-anchors at ``<ts> ge <last timestamp>`` and
+  drops keys already seen at that timestamp; only a run of equal timestamps longer than a
+  page falls back to the server's nextLink. A page out of timestamp order degrades the
+  client to ``traverse`` for its life (``ReplicationClient.degraded``).
 - ``traverse``: for servers whose order we cannot set (Spark orders by ListingKey). Follow
-  the nextLinks from ``<ts> ge <start>`` to the end; the cursor moves only when the whole
-  traversal has been read.
+  the nextLinks from ``<ts> ge <start>`` to the end (``Prefer: odata.maxpagesize``); a result
+  exactly ``$top`` long may have been cut by ``$top`` (a limit on the whole result in OData),
+  so it continues in further windows until one comes back short. The cursor moves only when
+  the whole traversal has been read.
 """
 
 
@@ -80,6 +83,10 @@ class VendorProfile(BaseModel):
     quotas: Quotas = Quotas()
     quota_headers: tuple[QuotaHeader, ...] = ()
     overlap_seconds: float = Field(default=300.0, ge=0)
+    future_skew_seconds: float = Field(default=60.0, ge=0)
+    """How far past the server's clock (its ``Date`` header, else ours) a cursor may go. A
+    record stamped later is still applied, but the cursor stops there, so one record stamped in
+    the future (a zone bug, a ``9999`` sentinel) cannot carry it past every later change."""
     auth: Literal["bearer", "client_credentials", "either"] = "either"
     path: str = "{resource}"
     """Resource path below the base URL; bridge puts the dataset in front."""
