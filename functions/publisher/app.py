@@ -1,7 +1,13 @@
 """PublisherFunction: SQS UnpublishQueue → take one post down per job.
 
-Thin: parse each record, run the job once per (platform, post) through Powertools
-idempotency, report the records that must be retried.
+Thin: parse each record, run the job once per (platform, post, takedown round) through
+Powertools idempotency, report the records that must be retried. A record whose post is
+already settled with effects pending (a previous delivery failed after the outcome write)
+gets those delivered instead.
+
+A direct invoke ``{"action": "accountReauthorized", "accountId": ...}`` (an admin, after
+replacing the account's token secret) retries the account's ``reauth_required`` posts
+(``mls_sync.unpublish.reauth``).
 """
 
 from __future__ import annotations
@@ -22,6 +28,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from mls_sync import aws
 from mls_sync.models import UnpublishJob
 from mls_sync.unpublish.deps import PublisherDeps, default_deps
+from mls_sync.unpublish.reauth import ADMIN_ACTION, ReauthorizationError
 from mls_sync.unpublish.service import Attempt, GaveUp, RetryLater
 from pydantic import Json
 
@@ -52,19 +59,42 @@ def _require_time(context: LambdaContext) -> None:
         raise RetryLater("not enough time left in this invocation", delay=1)
 
 
+def handle_admin(event: dict[str, Any], deps: PublisherDeps) -> dict[str, Any]:
+    """An admin's direct invoke: ``{"action": "accountReauthorized", "accountId": "..."}``
+    once the account's token secret holds the new token. Answers what was done, or
+    ``{"error": ...}`` for a request that cannot be carried out."""
+    if event.get("action") != ADMIN_ACTION or not isinstance(event.get("accountId"), str):
+        return {"error": f'expected {{"action": "{ADMIN_ACTION}", "accountId": "..."}}'}
+    correlation = event.get("correlationId")
+    try:
+        done = deps.reauth.reauthorized(
+            event["accountId"], correlation if isinstance(correlation, str) else None
+        )
+    except ReauthorizationError as exc:
+        logger.warning("re-authorisation refused", extra={"error": str(exc)})
+        return {"error": str(exc)}
+    _count("AccountsReauthorized")
+    return done.to_json()
+
+
 def handle(event: dict[str, Any], context: LambdaContext, deps: PublisherDeps | None = None) -> Any:
     deps = deps or default_deps()
+    if "Records" not in event:
+        return handle_admin(event, deps)
     config = IdempotencyConfig(
-        event_key_jmespath="[platform, postId]",
+        # The round changes when a post is put back to `published` for another try (its
+        # account re-authorised): that takedown is new, not a duplicate of the last one.
+        event_key_jmespath="[platform, postId, takedownRound]",
         expires_after_seconds=86_400,
         raise_on_no_idempotency_key=True,
     )
     config.register_lambda_context(context)
 
     def take_down(job: dict[str, Any], attempt: Attempt) -> str:
-        return deps.service.take_down(UnpublishJob.model_validate(job), attempt)
+        body = {k: v for k, v in job.items() if k != "takedownRound"}
+        return deps.service.take_down(UnpublishJob.model_validate(body), attempt)
 
-    # Keyed on (platform, post): a job delivered twice makes one delete call.
+    # Keyed on (platform, post, round): a job delivered twice makes one delete call.
     run_job = cast(
         "Callable[..., str]",
         idempotent_function(
@@ -82,9 +112,15 @@ def handle(event: dict[str, Any], context: LambdaContext, deps: PublisherDeps | 
         try:
             _require_time(context)
             skipped = deps.service.precheck(job)
+            if skipped == "effects_delivered":
+                _count("Unpublish_effects_delivered")
             if skipped is not None:
                 return skipped
-            result = run_job(job=job.to_item(), attempt=attempt)
+            data = job.to_item()
+            takedown_round = deps.service.takedown_round(job.post_id)
+            if takedown_round:
+                data["takedownRound"] = takedown_round
+            result = run_job(job=data, attempt=attempt)
         except RetryLater as exc:
             if exc.delay is not None:
                 # Never retry into a throttle: hide the message for as long as the platform said.

@@ -160,12 +160,12 @@ def test_crash_between_delete_and_status_write_converges_without_a_second_effect
     real_record = posts_repo.record_outcome
     crashes: list[int] = []
 
-    def crash_once(*args: Any, **kwargs: Any) -> None:
+    def crash_once(*args: Any, **kwargs: Any) -> Any:
         if not crashes:
             assert sim_post.deletions == 1  # the platform already did the work
             crashes.append(1)
             raise ConnectionError("simulated crash before the status write")
-        real_record(*args, **kwargs)
+        return real_record(*args, **kwargs)
 
     monkeypatch.setattr(posts_repo, "record_outcome", crash_once)
     pub.enqueue(pub.job(post))

@@ -1,7 +1,15 @@
-"""Posts: an agent's social posts about a listing, and what became of them."""
+"""Posts: an agent's social posts about a listing, and what became of them.
+
+A post's outcome is written together with its outbox (``pendingEffects``: what must still
+follow from it — the account's status, the ``PostUnpublishOutcome`` event, the listing's
+"all posts down" announcement), the job's correlation id and the listing change it was for;
+each effect is ticked off once delivered (:meth:`PostsRepo.complete_effect`).
+"""
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from boto3.dynamodb.conditions import Key
@@ -20,6 +28,30 @@ _FROM_PUBLISHED = {
     PostStatus.REAUTH_REQUIRED,
     PostStatus.FAILED,
 }
+
+
+@dataclass(frozen=True, slots=True)
+class SettledPost:
+    """A post item with its outbox: the effects of its outcome still to deliver."""
+
+    post: Post
+    pending: frozenset[str]
+    correlation_id: str | None
+    """The correlation id of the job that recorded the outcome."""
+    sale: str | None
+    """The listing change (its ``postsDownFor`` marker) the takedown was for."""
+    takedown_round: int
+    """How many times the post was put back to ``published`` for another takedown."""
+
+    @classmethod
+    def from_item(cls, item: Mapping[str, Any]) -> SettledPost:
+        return cls(
+            post=Post.model_validate(item),
+            pending=frozenset(str(e) for e in item.get("pendingEffects") or ()),
+            correlation_id=item.get("outcomeCorrelationId"),
+            sale=item.get("outcomeFor"),
+            takedown_round=int(item.get("takedownRound") or 0),
+        )
 
 
 class PostsRepo:
@@ -45,6 +77,10 @@ class PostsRepo:
         item = self.get_raw(post_id)
         return Post.model_validate(item) if item else None
 
+    def get_settled(self, post_id: str) -> SettledPost | None:
+        item = self.get_raw(post_id)
+        return SettledPost.from_item(item) if item else None
+
     def list_by_listing(self, listing_id: str) -> list[Post]:
         return [
             Post.model_validate(i)
@@ -63,8 +99,13 @@ class PostsRepo:
         reason: str | None,
         at: str,
         expected: PostStatus = PostStatus.PUBLISHED,
-    ) -> None:
-        """Moves a post from ``expected`` to ``status`` with the time and reason.
+        effects: Iterable[str] = (),
+        correlation_id: str | None = None,
+        sale: str | None = None,
+    ) -> SettledPost:
+        """Moves a post from ``expected`` to ``status`` with the time and reason, and with
+        the outbox of that outcome (``effects`` still to deliver, the job's correlation id,
+        the listing change ``sale`` it was for) in the same write. Returns the item as written.
 
         Only a post still in ``expected`` changes: a post that is no longer published is never
         touched (ConditionFailed('status <current>')).
@@ -72,20 +113,30 @@ class PostsRepo:
         if expected is PostStatus.PUBLISHED and status not in _FROM_PUBLISHED:
             raise ValueError(f"a published post cannot become {status.value}")
         sets = ["#s = :s", "outcomeReason = :r", "updatedAt = :at"]
+        values: dict[str, Any] = {
+            ":s": status.value,
+            ":r": reason,
+            ":at": at,
+            ":expected": expected.value,
+        }
         if status is PostStatus.UNPUBLISHED:
             sets.append("unpublishedAt = :at")
+        pending = set(effects)
+        if pending:
+            sets.append("pendingEffects = :e")
+            values[":e"] = pending
+        for name, value in (("outcomeCorrelationId", correlation_id), ("outcomeFor", sale)):
+            if value is not None:
+                sets.append(f"{name} = :{name}")
+                values[f":{name}"] = value
         try:
-            self._table.update_item(
+            found = self._table.update_item(
                 Key={"postId": post_id},
                 UpdateExpression="SET " + ", ".join(sets),
                 ConditionExpression="#s = :expected",
                 ExpressionAttributeNames={"#s": "status"},
-                ExpressionAttributeValues={
-                    ":s": status.value,
-                    ":r": reason,
-                    ":at": at,
-                    ":expected": expected.value,
-                },
+                ExpressionAttributeValues=values,
+                ReturnValues="ALL_NEW",
             )
         except ClientError as exc:
             if is_condition_failure(exc):
@@ -93,3 +144,48 @@ class PostsRepo:
                 state = current.get("status") if current else "missing"
                 raise ConditionFailed(f"status {state}", current) from None
             raise
+        return SettledPost.from_item(plain(found["Attributes"]))
+
+    def complete_effect(self, post_id: str, effect: str) -> None:
+        """Ticks one delivered effect off the post's outbox (idempotent)."""
+        try:
+            self._table.update_item(
+                Key={"postId": post_id},
+                UpdateExpression="DELETE pendingEffects :e",
+                ConditionExpression="attribute_exists(postId)",
+                ExpressionAttributeValues={":e": {effect}},
+            )
+        except ClientError as exc:
+            if is_condition_failure(exc):
+                raise ConditionFailed("missing") from None
+            raise
+
+    def reopen(
+        self, post_id: str, *, at: str, expected: PostStatus = PostStatus.REAUTH_REQUIRED
+    ) -> bool:
+        """Puts a post the platform still shows back to ``published`` (its account works
+        again), as a new takedown round: the publisher's idempotency is keyed on the round,
+        so the next job for it makes a fresh call. Only from ``expected`` and with nothing
+        left in its outbox; False when the post is not (or no longer) in that state."""
+        try:
+            self._table.update_item(
+                Key={"postId": post_id},
+                UpdateExpression=(
+                    "SET #s = :published, updatedAt = :at"
+                    " ADD takedownRound :one"
+                    " REMOVE outcomeReason, outcomeCorrelationId, outcomeFor"
+                ),
+                ConditionExpression="#s = :expected AND attribute_not_exists(pendingEffects)",
+                ExpressionAttributeNames={"#s": "status"},
+                ExpressionAttributeValues={
+                    ":published": PostStatus.PUBLISHED.value,
+                    ":expected": expected.value,
+                    ":at": at,
+                    ":one": 1,
+                },
+            )
+        except ClientError as exc:
+            if is_condition_failure(exc):
+                return False
+            raise
+        return True

@@ -21,8 +21,11 @@ from mls_sync.platforms.http import PlatformHttp
 from mls_sync.platforms.linkedin import OAuthApp
 from mls_sync.platforms.registry import PlatformDeps, PlatformRegistry
 from mls_sync.platforms.settings import PlatformSettings
+from mls_sync.queues import QueueSender
 from mls_sync.secrets import SecretStore
 from mls_sync.timeutil import Clock, utc_now
+from mls_sync.unpublish.outbox import PostsDownClaims
+from mls_sync.unpublish.reauth import Reauthorization
 from mls_sync.unpublish.service import UnpublishService
 from mls_sync.unpublish.tokens import TokenService
 
@@ -35,6 +38,7 @@ class PublisherDeps:
     persistence: DynamoDBPersistenceLayer
     queue_url: str
     max_receives: int
+    reauth: Reauthorization
 
 
 def build(
@@ -65,14 +69,28 @@ def build(
         )
     )
     accounts = AccountsRepo(tables.accounts)
+    posts = PostsRepo(tables.posts)
+    listings = ListingsRepo(tables.listings, aws.dynamodb(), settings.history_table)
+    tokens = TokenService(accounts, secrets, clock=clock, sleep=sleep)
     service = UnpublishService(
-        posts=PostsRepo(tables.posts),
-        listings=ListingsRepo(tables.listings, aws.dynamodb(), settings.history_table),
+        posts=posts,
+        listings=listings,
         accounts=accounts,
-        tokens=TokenService(accounts, secrets, clock=clock, sleep=sleep),
+        tokens=tokens,
         platforms=platforms,
         events=EventPublisher(aws.events(), settings.event_bus_name, sleep=sleep),
         policy=settings.policy,
+        claims=PostsDownClaims(tables.listings),
+        clock=clock,
+    )
+    reauth = Reauthorization(
+        posts=posts,
+        listings=listings,
+        accounts=accounts,
+        tokens=tokens,
+        policy=settings.policy,
+        unpublish_queue=QueueSender(aws.sqs(), settings.unpublish_queue_url, sleep=sleep),
+        deliver=service.deliver,
         clock=clock,
     )
     return PublisherDeps(
@@ -82,6 +100,7 @@ def build(
         ),
         queue_url=settings.unpublish_queue_url,
         max_receives=int(env.get("UNPUBLISH_MAX_RECEIVES") or DEFAULT_MAX_RECEIVES),
+        reauth=reauth,
     )
 
 

@@ -3,9 +3,12 @@
 Decisions, in order: a post that is not ``published`` is never touched; a post whose listing
 is no longer in ``UnpublishOnStatuses`` (relisted before the job ran) is left up; otherwise
 the platform is asked to delete it and the outcome is written on the post, conditionally on
-it still being ``published``, then announced. A crash between the delete and the write is
-safe: the retry deletes again, the platform answers "already gone", and the post converges
-to ``unpublished`` with no second effect.
+it still being ``published``, together with its outbox (``outbox.py``: the account's status,
+the ``PostUnpublishOutcome`` event, the listing's announcement), which is then delivered. A
+crash between the delete and the write is safe: the retry deletes again, the platform
+answers "already gone", and the post converges to ``unpublished`` with no second effect.
+A failure after the write (the bus, the account write) is safe too: the job is retried,
+finds the post settled with effects pending, and delivers only those.
 """
 
 from __future__ import annotations
@@ -19,7 +22,7 @@ from aws_lambda_powertools import Logger
 from mls_sync.dal.accounts import AccountsRepo
 from mls_sync.dal.base import ConditionFailed
 from mls_sync.dal.listings import ListingsRepo
-from mls_sync.dal.posts import PostsRepo
+from mls_sync.dal.posts import PostsRepo, SettledPost
 from mls_sync.events import Event, EventPublisher
 from mls_sync.models import (
     ListingPostsUnpublishedDetail,
@@ -43,6 +46,14 @@ from mls_sync.platforms.base import (
 from mls_sync.platforms.registry import PlatformRegistry
 from mls_sync.policy import TransitionPolicy
 from mls_sync.timeutil import Clock, format_utc, utc_now
+from mls_sync.unpublish.outbox import (
+    DELIVERY_ORDER,
+    EFFECT_ACCOUNT,
+    EFFECT_ANNOUNCE,
+    EFFECT_EVENT,
+    PostsDownClaims,
+    owner_of,
+)
 from mls_sync.unpublish.tokens import RefreshBusyError, StoredToken, TokenService, is_expired
 
 logger = Logger(child=True)
@@ -55,6 +66,7 @@ Result = Literal[
     "skipped_not_published",
     "skipped_relisted",
     "skipped_missing",
+    "effects_delivered",
 ]
 
 
@@ -65,6 +77,16 @@ class RetryLater(Exception):  # noqa: N818 - reads as the instruction it carries
         super().__init__(reason)
         self.reason = reason
         self.delay = delay
+
+
+class EffectsPending(RetryLater):
+    """The outcome is recorded but some of its effects could not be delivered: the job is
+    retried, and the retry delivers what is still pending (and nothing else)."""
+
+    def __init__(self, post_id: str, failed: dict[str, str]) -> None:
+        detail = "; ".join(f"{effect}: {error}" for effect, error in failed.items())
+        super().__init__(f"post {post_id}: effects still pending ({detail})")
+        self.failed = failed
 
 
 class GaveUp(Exception):  # noqa: N818 - reads as what happened
@@ -99,8 +121,10 @@ class UnpublishService:
         platforms: PlatformRegistry,
         events: EventPublisher,
         policy: TransitionPolicy,
+        claims: PostsDownClaims,
         clock: Clock = utc_now,
     ) -> None:
+        self._claims = claims
         self._posts = posts
         self._listings = listings
         self._accounts = accounts
@@ -118,12 +142,22 @@ class UnpublishService:
         """Why the job no longer applies, or None when the post must come down.
 
         Kept outside the idempotent section: a skip must never be remembered, or a listing
-        sold, relisted and sold again would keep its posts up.
+        sold, relisted and sold again would keep its posts up. A post already settled whose
+        outcome still has effects pending (a previous delivery failed after the write) gets
+        them delivered here: raises :class:`EffectsPending` if some still fail.
         """
-        post = self._posts.get(job.post_id)
-        if post is None:
+        settled = self._posts.get_settled(job.post_id)
+        if settled is None:
             logger.warning("unpublish job for an unknown post", extra={"postId": job.post_id})
             return "skipped_missing"
+        post = settled.post
+        if post.status is not PostStatus.PUBLISHED and settled.pending:
+            logger.info(
+                "post already settled; delivering its pending effects",
+                extra={"postId": post.post_id, "pending": sorted(settled.pending)},
+            )
+            self.deliver(settled, job)
+            return "effects_delivered"
         if post.status is not PostStatus.PUBLISHED:
             logger.info(
                 "post is not published; left alone",
@@ -138,6 +172,13 @@ class UnpublishService:
             )
             return "skipped_relisted"
         return None
+
+    def takedown_round(self, post_id: str) -> int:
+        """The post's takedown round: part of the idempotency key, so a post put back to
+        ``published`` (its account re-authorised) is taken down afresh, not answered from
+        the stored result of its earlier try."""
+        settled = self._posts.get_settled(post_id)
+        return settled.takedown_round if settled is not None else 0
 
     def take_down(self, job: UnpublishJob, attempt: Attempt | None = None) -> Result:
         """Deletes the post on its platform and records the outcome (run once per post)."""
@@ -201,16 +242,71 @@ class UnpublishService:
     ) -> Result:
         status, reason, gave_up = self._status_for(outcome, attempt)
         at = format_utc(self._clock())
+        effects = [EFFECT_EVENT, EFFECT_ANNOUNCE]
+        if status is PostStatus.REAUTH_REQUIRED:
+            effects.insert(0, EFFECT_ACCOUNT)
+        listing = self._listings.get_raw(post.listing_id)
         try:
-            self._posts.record_outcome(post.post_id, status, reason=reason, at=at)
+            settled = self._posts.record_outcome(
+                post.post_id,
+                status,
+                reason=reason,
+                at=at,
+                effects=effects,
+                correlation_id=job.correlation_id,
+                sale=_sale_of(listing) if listing is not None else "",
+            )
         except ConditionFailed as exc:
-            # Another delivery recorded it first: its outcome stands, nothing more to do.
+            # Another delivery recorded it first: its outcome (and outbox) stands.
             logger.info(
                 "post outcome already recorded", extra={"postId": post.post_id, "why": exc.reason}
             )
             return "skipped_not_published"
-        if status is PostStatus.REAUTH_REQUIRED:
-            self._accounts.set_status(post.account_id, "reauth_required", at=at)
+        self.deliver(settled, job)
+        if gave_up:
+            raise GaveUp(reason)
+        return status.value  # type: ignore[return-value]
+
+    # ------------------------------------------------------------------ the outbox
+
+    def deliver(self, settled: SettledPost, job: UnpublishJob | None = None) -> None:
+        """Delivers each effect still pending on a settled post, ticking each off once done.
+        Each is tried independently (a bus failure does not hold the account write back);
+        raises :class:`EffectsPending` naming those that failed, for the job to be retried."""
+        failed: dict[str, str] = {}
+        for effect in DELIVERY_ORDER:
+            if effect not in settled.pending:
+                continue
+            try:
+                if effect == EFFECT_ACCOUNT:
+                    self._mark_account(settled)
+                elif effect == EFFECT_EVENT:
+                    self._send_outcome(settled, job)
+                else:
+                    self._announce_when_all_down(settled, job)
+                self._posts.complete_effect(settled.post.post_id, effect)
+            except Exception as exc:  # noqa: BLE001 - kept pending, retried with the job
+                logger.warning(
+                    "post outcome effect not delivered; kept pending",
+                    extra={"postId": settled.post.post_id, "effect": effect, "error": str(exc)},
+                )
+                failed[effect] = f"{type(exc).__name__}: {exc}"
+        if failed:
+            raise EffectsPending(settled.post.post_id, failed)
+
+    def _mark_account(self, settled: SettledPost) -> None:
+        at = settled.post.updated_at or format_utc(self._clock())
+        try:
+            self._accounts.set_status(settled.post.account_id, "reauth_required", at=at)
+        except ConditionFailed:
+            logger.warning("the post's account is gone", extra={"postId": settled.post.post_id})
+
+    @staticmethod
+    def _correlation(settled: SettledPost, job: UnpublishJob | None) -> str:
+        return settled.correlation_id or (job.correlation_id if job else "") or "unknown"
+
+    def _send_outcome(self, settled: SettledPost, job: UnpublishJob | None) -> None:
+        post = settled.post
         self._events.publish(
             [
                 Event(
@@ -219,21 +315,62 @@ class UnpublishService:
                         post_id=post.post_id,
                         listing_id=post.listing_id,
                         platform=post.platform,
-                        outcome=status,
-                        reason=reason,
-                        at=at,
-                        correlation_id=job.correlation_id,
+                        outcome=post.status,
+                        reason=post.outcome_reason,
+                        at=post.updated_at or format_utc(self._clock()),
+                        correlation_id=self._correlation(settled, job),
                         permalink=post.permalink
-                        if status is PostStatus.MANUAL_ACTION_REQUIRED
+                        if post.status is PostStatus.MANUAL_ACTION_REQUIRED
                         else None,
                     ),
                 )
             ]
         )
-        self._announce_when_all_down(post, job, at)
-        if gave_up:
-            raise GaveUp(reason)
-        return status.value  # type: ignore[return-value]
+
+    def _announce_when_all_down(self, settled: SettledPost, job: UnpublishJob | None) -> None:
+        """One ListingPostsUnpublished per sale: when no post of the listing is published.
+
+        Every settled post checks after its own write, so the last of them to settle sees
+        all down. Of those that see it, the one whose claim on the listing wins announces
+        (``outbox.PostsDownClaims``); a redelivery of that same post may claim again, since
+        its announcement may not have gone out; any other post's claim fails.
+        """
+        post = settled.post
+        # The byListing index lags behind writes: confirm every post it still shows as
+        # published with a consistent read, or two workers taking down a listing's last two
+        # posts at once could each see the other's as still up, and nobody would announce.
+        posts = [
+            (self._posts.get(p.post_id) or p) if p.status is PostStatus.PUBLISHED else p
+            for p in self._posts.list_by_listing(post.listing_id)
+        ]
+        if any(p.status is PostStatus.PUBLISHED for p in posts):
+            return  # a later one announces
+        listing = self._listings.get_raw(post.listing_id)
+        if listing is None:
+            return
+        sale = settled.sale if settled.sale is not None else _sale_of(listing)
+        owner = owner_of(post.post_id, settled.takedown_round)
+        if not self._claims.claim(post.listing_id, sale, owner):
+            return  # another post announces this sale
+        outcomes: dict[str, Counter[str]] = {}
+        for p in posts:
+            if p.status not in _TAKEN_DOWN:
+                continue  # drafts and scheduled posts were never up
+            outcomes.setdefault(p.platform.value, Counter())[p.status.value] += 1
+        self._events.publish(
+            [
+                Event(
+                    "ListingPostsUnpublished",
+                    ListingPostsUnpublishedDetail(
+                        listing_id=post.listing_id,
+                        user_id=str(listing.get("userId")),
+                        outcomes={k: dict(v) for k, v in outcomes.items()},
+                        at=post.updated_at or format_utc(self._clock()),
+                        correlation_id=self._correlation(settled, job),
+                    ),
+                )
+            ]
+        )
 
     def _status_for(
         self, outcome: Outcome | Result, attempt: Attempt
@@ -269,43 +406,6 @@ class UnpublishService:
                 raise RetryLater(outcome.reason or "transient failure", delay=outcome.retry_after)
         raise PlatformError(f"unexpected outcome {outcome.kind}")  # pragma: no cover
 
-    def _announce_when_all_down(self, post: Post, job: UnpublishJob, at: str) -> None:
-        """One ListingPostsUnpublished per sale: when no post of the listing is published."""
-        # The byListing index lags behind writes: confirm every post it still shows as
-        # published with a consistent read, or two workers taking down a listing's last two
-        # posts at once could each see the other's as still up, and nobody would announce.
-        posts = [
-            (self._posts.get(p.post_id) or p) if p.status is PostStatus.PUBLISHED else p
-            for p in self._posts.list_by_listing(post.listing_id)
-        ]
-        if any(p.status is PostStatus.PUBLISHED for p in posts):
-            return
-        listing = self._listings.get_raw(post.listing_id)
-        if listing is None:
-            return
-        marker = str(listing.get("mlsModifiedKey") or listing.get("statusChangedAt") or "")
-        if not self._listings.mark_posts_down(post.listing_id, marker):
-            return  # another worker announced it
-        outcomes: dict[str, Counter[str]] = {}
-        for p in posts:
-            if p.status not in _TAKEN_DOWN:
-                continue  # drafts and scheduled posts were never up
-            outcomes.setdefault(p.platform.value, Counter())[p.status.value] += 1
-        self._events.publish(
-            [
-                Event(
-                    "ListingPostsUnpublished",
-                    ListingPostsUnpublishedDetail(
-                        listing_id=post.listing_id,
-                        user_id=str(listing.get("userId")),
-                        outcomes={k: dict(v) for k, v in outcomes.items()},
-                        at=at,
-                        correlation_id=job.correlation_id,
-                    ),
-                )
-            ]
-        )
-
 
 _TAKEN_DOWN = frozenset(
     {
@@ -315,6 +415,11 @@ _TAKEN_DOWN = frozenset(
         PostStatus.FAILED,
     }
 )
+
+
+def _sale_of(listing: dict[str, object]) -> str:
+    """The listing change a takedown is for: its MLS time (else when its status changed)."""
+    return str(listing.get("mlsModifiedKey") or listing.get("statusChangedAt") or "")
 
 
 def _ref(account: PlatformAccount, token: StoredToken) -> AccountRef:
