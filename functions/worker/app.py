@@ -46,6 +46,15 @@ def _emit(result: SyncResult) -> None:
     metrics.add_metric(
         name="UnpublishJobs", unit=MetricUnit.Count, value=counts.get("unpublishJobs", 0)
     )
+    metrics.add_metric(
+        name="QuarantinedRecords", unit=MetricUnit.Count, value=counts.get("quarantined", 0)
+    )
+    metrics.add_metric(
+        name="FutureStampedRecords", unit=MetricUnit.Count, value=counts.get("futureStamped", 0)
+    )
+    metrics.add_metric(
+        name="DegradedPaging", unit=MetricUnit.Count, value=counts.get("degraded", 0)
+    )
     metrics.add_metric(name=f"Sync_{result.outcome}", unit=MetricUnit.Count, value=1)
 
 

@@ -628,7 +628,11 @@ class _Sync:
         return cursor
 
     def _first_cursor(self, phase: ByKeyPhase) -> Cursor:
-        return initial_cursor(Instant.parse(phase.started_at).to_datetime())
+        """A little before the phase began, spelled the way this MLS spells its timestamps
+        (a server that compares literals as text matches only its own form)."""
+        return initial_cursor(
+            Instant.parse(phase.started_at).to_datetime(), like=self.sample_timestamp
+        )
 
     def _newly_tracked(self, client: MlsClient, tracked: Tracked) -> None:
         """Listings added after the cursor passed their last MLS change would otherwise wait
@@ -689,6 +693,7 @@ class _Sync:
             self.counts["pages"] += 1
             self.counts["recordsRead"] += len(page.records) + len(page.skipped)
             self._note_skipped(page.skipped, tracked)
+            self._note_page(page)
             failed_before = self.counts["failed"]
             for record in page.records:
                 self._record(record, tracked)
@@ -708,6 +713,21 @@ class _Sync:
                 return
             if self._short_of_time():
                 raise _OutOfTime
+
+    def _note_page(self, page: ChangePage) -> None:
+        """Records stamped ahead of the MLS's own clock are applied, but the cursor stops at
+        that clock (so one bad stamp cannot blind the connection): counted and named. A page
+        read in the client's slower safe mode (the server did not order as asked) too."""
+        if page.future:
+            self.counts["futureStamped"] += len(page.future)
+            logger.warning(
+                "records stamped in the future: applied, cursor held at the MLS's clock",
+                extra={"connectionId": self.job.connection_id, "listingKeys": page.future[:20]},
+            )
+        if page.degraded and not self.counts["degraded"]:
+            self.counts["degraded"] = 1
+            if len(self.errors) < 10:
+                self.errors.append(f"degraded paging: {page.degraded}"[:300])
 
     def _note_skipped(self, skipped: Sequence[SkippedRecord], tracked: Tracked) -> None:
         """Records the client could not read. One naming a listing we track is quarantined
