@@ -75,6 +75,18 @@ def _table(title: str, columns: Sequence[str], rows: Sequence[Sequence[str]]) ->
     return out
 
 
+def _cap(text: str, width: int) -> str:
+    return text if len(text) <= width else text[: width - 1] + "…"
+
+
+def _phase(phase: Any) -> str:
+    """A by-key phase in progress: which, and how far (the last key applied)."""
+    if not isinstance(phase, dict):
+        return "-"
+    after = phase.get("after") or "(start)"
+    return f"{phase.get('kind')} since {phase.get('startedAt')}, after {_cap(str(after), 24)}"
+
+
 def render_text(data: dict[str, list[dict[str, Any]]]) -> str:
     def s(value: Any) -> str:
         return "-" if value is None or value == "" else str(value)
@@ -87,6 +99,7 @@ def render_text(data: dict[str, list[dict[str, Any]]]) -> str:
             "yes" if c.get("enabled") else "no",
             s((c.get("cursor") or {}).get("timestamp")),
             s(c.get("lastSyncedAt")),
+            _phase(c.get("byKeyPhase")),
         ]
         for c in data["connections"]
     ]
@@ -98,8 +111,22 @@ def render_text(data: dict[str, list[dict[str, Any]]]) -> str:
             s(li["status"]),
             s(li.get("standardStatus")),
             s(li.get("mlsModifiedAt")),
+            "quarantined"
+            if li.get("quarantined")
+            else ("excluded" if li.get("syncExcluded") else "-"),
         ]
         for li in data["listings"]
+    ]
+    quarantined = [
+        [
+            s(li["listingId"]),
+            s(li["listingKey"]),
+            s(li.get("quarantinedAt")),
+            s(li.get("quarantineAttempts")),
+            _cap(s(li.get("quarantineReason")), 80),
+        ]
+        for li in data["listings"]
+        if li.get("quarantined")
     ]
     posts = [
         [
@@ -115,16 +142,28 @@ def render_text(data: dict[str, list[dict[str, Any]]]) -> str:
     lines = [
         *_table(
             "CONNECTIONS",
-            ["ID", "USER", "VENDOR", "ENABLED", "CURSOR", "LAST SYNC"],
+            ["ID", "USER", "VENDOR", "ENABLED", "CURSOR", "LAST SYNC", "READING BY KEY"],
             connections,
         ),
         "",
         *_table(
             "LISTINGS",
-            ["ID", "CONNECTION", "KEY", "STATUS", "STANDARD STATUS", "MLS MODIFIED"],
+            ["ID", "CONNECTION", "KEY", "STATUS", "STANDARD STATUS", "MLS MODIFIED", "SYNC"],
             listings,
         ),
         "",
+        *(
+            [
+                *_table(
+                    "QUARANTINED (skipped until a read by key applies them)",
+                    ["LISTING", "KEY", "SINCE", "ATTEMPTS", "REASON"],
+                    quarantined,
+                ),
+                "",
+            ]
+            if quarantined
+            else []
+        ),
         *_table("POSTS", ["ID", "LISTING", "PLATFORM", "STATUS", "REASON", "UNPUBLISHED"], posts),
     ]
     return "\n".join(lines)

@@ -108,8 +108,25 @@ def render(data: RunData, *, stack: str, now: datetime | None = None) -> str:
                 sum(int(r.get("counts", {}).get("recordsRead", 0)) for r in runs),
                 sum(len(r.get("errors", [])) for r in runs),
                 max((int(r.get("durationMs", 0)) for r in runs), default=0),
+                sum(
+                    1
+                    for li in data.listings
+                    if li.get("connectionId") == cid and li.get("quarantined")
+                ),
             ]
         )
+    quarantined_rows = [
+        [
+            li.get("listingId"),
+            li.get("connectionId"),
+            li.get("listingKey"),
+            li.get("quarantinedAt"),
+            li.get("quarantineAttempts"),
+            str(li.get("quarantineReason") or "")[:120],
+        ]
+        for li in sorted(data.listings, key=lambda i: str(i.get("listingId")))
+        if li.get("quarantined")
+    ]
     recent = sorted(data.history, key=lambda h: str(h.get("detectedAt")), reverse=True)[:25]
     recent_rows = [
         [
@@ -162,11 +179,26 @@ svg text {{ font-size: 12px; }} svg rect {{ fill: #3b7dd8; }}
 <div>{_bars("Posts by platform and status", post_status)}</div>
 <div><h2>Connections</h2>{
         _table(
-            ["connection", "vendor", "runs", "MLS requests", "records", "errors", "longest ms"],
+            [
+                "connection",
+                "vendor",
+                "runs",
+                "MLS requests",
+                "records",
+                "errors",
+                "longest ms",
+                "quarantined",
+            ],
             per_connection,
         )
     }</div>
 </div>
+<h2>Quarantined listings</h2>
+{
+        _table(["listing", "connection", "key", "since", "attempts", "reason"], quarantined_rows)
+        if quarantined_rows
+        else "<p class=muted>none</p>"
+    }
 <h2>Latest status changes</h2>
 {_table(["detected", "listing", "from", "to", "source"], recent_rows)}
 </body></html>

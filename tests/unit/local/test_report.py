@@ -34,3 +34,28 @@ def test_report_escapes_values() -> None:
     page = render(data, stack="s")
     assert "<script>" not in page.split("<style>")[1]
     assert "&lt;script&gt;" in page
+
+
+def test_report_lists_quarantined_listings_with_their_reason() -> None:
+    # Given a listing whose MLS record the table refused
+    data = RunData(
+        connections=[{"connectionId": "c-1", "vendor": "reso"}],
+        listings=[
+            {
+                "listingId": "l-9",
+                "connectionId": "c-1",
+                "listingKey": "K9",
+                "status": "active",
+                "quarantined": True,
+                "quarantinedAt": "2026-11-28T12:15:00.000000Z",
+                "quarantineAttempts": 1,
+                "quarantineReason": "ClientError: ValidationException: Item size too large",
+            }
+        ],
+    )
+    # When it is rendered
+    page = render(data, stack="demo")
+    # Then the listing, its connection's count and the reason are shown
+    assert "<h2>Quarantined listings</h2>" in page
+    assert "<td>l-9</td>" in page
+    assert "Item size too large" in page
