@@ -103,6 +103,11 @@ class PortfolioConnection(Model):
     credentials: MlsCredentials
     enabled: bool = True
     overlap_seconds: int | None = Field(default=None, ge=0, le=86_400)
+    brake_share: float = Field(default=0.2, gt=0, le=1)
+    """Mass-change brake: hold takedowns when one run would take down (or delete) more than
+    this share of the connection's listings ..."""
+    brake_min_listings: int = Field(default=10, ge=0)
+    """... and more than this many."""
 
 
 class PortfolioAccount(Model):

@@ -130,6 +130,8 @@ class Seeder:
             credentials_secret_arn=arn,
             enabled=conn.enabled,
             overlap_seconds=conn.overlap_seconds,
+            brake_share=conn.brake_share,
+            brake_min_listings=conn.brake_min_listings,
         )
         _create("connections", lambda: self._connections.create(item), report)
 

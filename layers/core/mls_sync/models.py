@@ -98,6 +98,18 @@ class ByKeyPhase(Model):
     """Every tracked ListingKey up to and including this one has been read and applied."""
 
 
+class BrakeState(Model):
+    """The mass-change brake tripped: takedowns are held until an operator decides."""
+
+    run_key: NonEmpty
+    """The run that tripped it."""
+    at: UtcText
+    listings: int = Field(ge=0)
+    """Listings whose takedown (or deletion) made the run unusual."""
+    share: float = Field(ge=0)
+    """That many as a share of the connection's tracked listings."""
+
+
 class Connection(ItemModel):
     connection_id: NonEmpty
     user_id: NonEmpty
@@ -113,6 +125,12 @@ class Connection(ItemModel):
     last_reconciled_at: UtcText | None = None
     last_synced_at: UtcText | None = None
     by_key_phase: ByKeyPhase | None = None
+    brake_share: float = Field(default=0.2, gt=0, le=1)
+    """The mass-change brake trips when one run would take down posts of (or mark deleted)
+    more than this share of the tracked listings ..."""
+    brake_min_listings: int = Field(default=10, ge=0)
+    """... and more than this many listings."""
+    braked: BrakeState | None = None
 
 
 class Listing(ItemModel):
@@ -145,6 +163,11 @@ class Listing(ItemModel):
     quarantined_at: UtcText | None = None
     """When the failure was first seen."""
     quarantine_attempts: int = 0
+    takedown_key: str | None = None
+    """The history key of a change whose takedown (unpublish jobs) is not yet settled: set in
+    the transaction that records the change, cleared once its jobs are sent or discarded.
+    Listed through the sparse ``byTakedown`` index, so a run settles (or the brake holds)
+    every pending takedown of its connection without reading all its listings."""
 
     @field_validator("status", mode="before")
     @classmethod
@@ -246,6 +269,8 @@ EventType = Literal[
     "ListingDeleted",
     "PostUnpublishOutcome",
     "ListingPostsUnpublished",
+    "MassChangeHeld",
+    "MassChangeReleased",
 ]
 
 
@@ -276,6 +301,26 @@ class PostUnpublishOutcomeDetail(Model):
     permalink: str | None = None
 
 
+class MassChangeHeldDetail(Model):
+    connection_id: str
+    user_id: str
+    run_key: str
+    listings: int
+    """Listings affected (takedowns held, or deletions) in the run that tripped the brake."""
+    posts_held: int
+    """Published posts whose takedown is held."""
+    share: float
+    at: str
+
+
+class MassChangeReleasedDetail(Model):
+    connection_id: str
+    run_key: str
+    decision: Literal["release", "discard"]
+    posts_sent: int
+    at: str
+
+
 class ListingPostsUnpublishedDetail(Model):
     listing_id: str
     user_id: str
@@ -285,6 +330,7 @@ class ListingPostsUnpublishedDetail(Model):
 
 
 __all__ = [
+    "BrakeState",
     "ByKeyPhase",
     "ChangeSource",
     "Connection",
@@ -293,6 +339,8 @@ __all__ = [
     "Listing",
     "ListingEventDetail",
     "ListingPostsUnpublishedDetail",
+    "MassChangeHeldDetail",
+    "MassChangeReleasedDetail",
     "Platform",
     "PlatformAccount",
     "Post",

@@ -114,6 +114,7 @@ def test_tables_with_their_indexes(deployed: dict[str, Any]) -> None:
     assert {i["IndexName"] for i in listings["GlobalSecondaryIndexes"]} == {
         "byConnectionKey",
         "byUser",
+        "byTakedown",
     }
 
 

@@ -74,6 +74,18 @@ def _plain(value: Any) -> Any:
     return value
 
 
+def storable(value: Any) -> Any:
+    """``value`` as boto3's DynamoDB serializer takes it: floats become Decimals (through
+    their shortest text, so 0.2 is stored as 0.2, not 0.2000000000000000111)."""
+    if isinstance(value, float):
+        return Decimal(repr(value))
+    if isinstance(value, dict):
+        return {k: storable(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [storable(v) for v in value]
+    return value
+
+
 def query_all(table: Table, **kwargs: Any) -> Iterator[dict[str, Any]]:
     """Every item of a query, following LastEvaluatedKey."""
     while True:

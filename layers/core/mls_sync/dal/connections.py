@@ -9,8 +9,8 @@ from typing import TYPE_CHECKING, Any
 from boto3.dynamodb.conditions import Key
 from botocore.exceptions import ClientError
 
-from mls_sync.dal.base import ConditionFailed, is_condition_failure, plain, query_all
-from mls_sync.models import ByKeyPhase, Connection, Cursor
+from mls_sync.dal.base import ConditionFailed, is_condition_failure, plain, query_all, storable
+from mls_sync.models import BrakeState, ByKeyPhase, Connection, Cursor
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb.service_resource import Table
@@ -31,7 +31,7 @@ class ConnectionsRepo:
 
     def create(self, connection: Connection) -> None:
         """Creates a connection; fails with ConditionFailed('exists') when the id is taken."""
-        item = connection.to_item()
+        item = storable(connection.to_item())
         if connection.enabled:
             item["enabledShard"] = enabled_shard(connection.connection_id)
         try:
@@ -170,6 +170,39 @@ class ConnectionsRepo:
             if is_condition_failure(exc):
                 raise ConditionFailed("phase moved", self.get_item(connection_id)) from None
             raise
+
+    def set_braked(self, connection_id: str, brake: BrakeState) -> bool:
+        """Trips the mass-change brake; False when it was already tripped (the first run that
+        tripped it stays the one named)."""
+        try:
+            self._table.update_item(
+                Key={"connectionId": connection_id},
+                UpdateExpression="SET braked = :b",
+                ConditionExpression=(
+                    "attribute_exists(connectionId) AND attribute_not_exists(braked)"
+                ),
+                ExpressionAttributeValues={":b": storable(brake.to_item())},
+            )
+        except ClientError as exc:
+            if is_condition_failure(exc):
+                return False
+            raise
+        return True
+
+    def clear_braked(self, connection_id: str, run_key: str) -> bool:
+        """Lifts the brake tripped by ``run_key``; False when it is not (or no longer) that."""
+        try:
+            self._table.update_item(
+                Key={"connectionId": connection_id},
+                UpdateExpression="REMOVE braked",
+                ConditionExpression="braked.runKey = :r",
+                ExpressionAttributeValues={":r": run_key},
+            )
+        except ClientError as exc:
+            if is_condition_failure(exc):
+                return False
+            raise
+        return True
 
     def mark_reconciled(self, connection_id: str, at: str) -> None:
         self._update(connection_id, "SET lastReconciledAt = :t", {":t": at})

@@ -28,6 +28,9 @@ RejectReason = Literal["missing", "excluded", "stale", "status_moved", "duplicat
 
 _serializer = TypeSerializer()
 
+TAKEDOWN_EFFECT = "unpublish"
+"""The outbox effect that takes posts down (``pipeline.sync.EFFECT_UNPUBLISH``)."""
+
 # Every status write: the listing exists, still holds the status the caller decided from,
 # and the agent has not excluded it from sync.
 _DECIDED_FROM = (
@@ -220,6 +223,32 @@ class ListingsRepo:
             if not is_condition_failure(exc):
                 raise
 
+    def pending_takedowns(self, connection_id: str) -> list[tuple[str, str]]:
+        """(listingId, change key) of every listing of the connection whose takedown is not
+        settled. The index is eventually consistent: callers check the history entry."""
+        return [
+            (str(item["listingId"]), str(item["takedownKey"]))
+            for item in query_all(
+                self._table,
+                IndexName="byTakedown",
+                KeyConditionExpression=Key("connectionId").eq(connection_id),
+            )
+        ]
+
+    def clear_takedown(self, listing_id: str, change_key: str) -> None:
+        """The takedown of ``change_key`` is settled (only that one: a newer change may have
+        marked the listing since)."""
+        try:
+            self._table.update_item(
+                Key={"listingId": listing_id},
+                UpdateExpression="REMOVE takedownKey",
+                ConditionExpression="takedownKey = :k",
+                ExpressionAttributeValues={":k": change_key},
+            )
+        except ClientError as exc:
+            if not is_condition_failure(exc):
+                raise
+
     def mark_posts_down(self, listing_id: str, marker: str) -> bool:
         """Records that every post of the listing is down for the change ``marker`` (its MLS
         time); True for the one caller that recorded it, so the announcement is made once."""
@@ -359,8 +388,14 @@ class ListingsRepo:
         values: dict[str, Any],
         expected_key: str | None = None,
     ) -> ApplyResult:
-        """The listing update, in one transaction with ``change`` when there is one."""
+        """The listing update, in one transaction with ``change`` when there is one. A change
+        that takes posts down also marks the listing ``takedownKey`` (the sparse byTakedown
+        index), in the same transaction: the takedown can never be recorded and not found."""
         listing_key = {"listingId": listing_id}
+        if change is not None and TAKEDOWN_EFFECT in change.pending_effects:
+            assert expression.startswith("SET ")
+            expression = "SET takedownKey = :tdk, " + expression[len("SET ") :]
+            values = {**values, ":tdk": change.change_key}
         try:
             if change is None:
                 self._table.update_item(

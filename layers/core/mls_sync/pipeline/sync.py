@@ -41,19 +41,20 @@ from mls_sync.dal.history import change_key
 from mls_sync.dal.listings import MlsUpdate
 from mls_sync.events import Event, EventPublisher
 from mls_sync.models import (
+    BrakeState,
     ByKeyPhase,
     ChangeSource,
     Connection,
     Cursor,
     Listing,
     ListingEventDetail,
-    PostStatus,
+    MassChangeHeldDetail,
     StatusChange,
     SyncJob,
     SyncRun,
-    UnpublishJob,
 )
 from mls_sync.pipeline.keys import dedup_id, digest, group_id, run_key
+from mls_sync.pipeline.takedowns import Pending, Takedowns, brake_trips
 from mls_sync.policy import Action, TransitionPolicy
 from mls_sync.queues import OutgoingMessage, QueueSender
 from mls_sync.reso.auth import BearerToken, ClientCredentials, Credentials
@@ -77,6 +78,10 @@ NEWLY_TRACKED_LIMIT = 1000
 BY_KEY_CHUNK = 200
 """Listings read by key and applied between two progress writes of a by-key phase: what a
 continuation may have to read again, and one DynamoDB write per this many listings."""
+
+IMPLAUSIBLE_MISSING = 5
+"""A by-key answer in which every one of at least this many keys is missing is a server
+failure (an outage answering empty), not that many deletions at once."""
 
 QUARANTINE_AFTER = 3
 """A listing whose record fails this many times in a row (a transient-looking error that
@@ -390,6 +395,15 @@ class _OutOfTime(Exception):  # noqa: N818 - control flow, never escapes this mo
     pass
 
 
+class EffectsPendingError(RuntimeError):
+    """A change is recorded but one of its notifications could not be delivered yet: the
+    outbox keeps it and the next delivery finishes it (never a reason to quarantine)."""
+
+
+class ImplausibleAnswerError(RuntimeError):
+    """The MLS answered a by-key lookup in a way no real change explains (all missing)."""
+
+
 class _ChunkFailed(Exception):  # noqa: N818 - control flow, never escapes this module
     """A first sync's chunk had a failed listing before any cursor could be stored."""
 
@@ -408,6 +422,11 @@ class _Sync:
         self.errors: list[str] = []
         self.now = deps.clock()
         self.now_text = format_utc(self.now)
+        self.run_key = ""
+        self.deleted: set[str] = set()
+        """Listings this run marked deleted: they count towards the mass-change brake."""
+        self.takedowns: set[Pending] = set()
+        """Changes this run wrote (or resumed) whose takedown is still to settle."""
         self.sample_timestamp: str | None = None
         """A change timestamp as this MLS spells it (from any record read): how a first
         sync's cursor is written, so a server comparing literals as text still matches."""
@@ -429,6 +448,7 @@ class _Sync:
             )
             return SyncResult(job.connection_id, "", "skipped", {state: 1})
         key = run_key(job, connection.cursor, _progress(connection))
+        self.run_key = key
         if not self._claim(key):
             logger.info(
                 "duplicate sync job", extra={"connectionId": job.connection_id, "runKey": key}
@@ -436,12 +456,14 @@ class _Sync:
             return SyncResult(job.connection_id, key, "duplicate")
         client: MlsClient | None = None
         outcome: Outcome
+        continued = False
         try:
             client = deps.client_factory(connection)
             self._work(connection, client)
             outcome = "partial" if self.counts["failed"] else "succeeded"
         except (_OutOfTime, DeadlineReached):
-            outcome = self._continue(connection.connection_id)
+            continued = True
+            outcome = "continued"
         except _ChunkFailed:
             outcome = "partial"
         except Exception as exc:  # recorded on the run and retried
@@ -453,6 +475,12 @@ class _Sync:
             if client is not None:
                 with suppress(Exception):
                     client.close()
+        # Whatever happened to the reads, the takedowns of the changes written are settled
+        # now (sent, or held by the brake): they never wait for the rest of the run.
+        if not self._settle(connection) and outcome == "succeeded":
+            outcome = "partial"
+        if continued:
+            self._continue(connection.connection_id)
         result = SyncResult(
             connection_id=job.connection_id,
             run_key=key,
@@ -543,6 +571,81 @@ class _Sync:
         logger.info("continuation enqueued", extra={"connectionId": connection_id})
         return "continued"
 
+    def _settle(self, connection: Connection) -> bool:
+        """Settles every pending takedown of the connection: sends the jobs, or holds them
+        all when the connection is braked or this run trips the brake. False (and the run is
+        retried) when that could not be done; the takedowns stay pending, none is lost."""
+        try:
+            self._settle_takedowns(connection)
+        except Exception as exc:  # the marks stay on the listings: the next run settles them
+            logger.exception(
+                "takedowns not settled", extra={"connectionId": self.job.connection_id}
+            )
+            self.counts["failed"] += 1
+            self.errors.insert(0, f"takedowns not settled: {describe_error(exc)}"[:300])
+            return False
+        return True
+
+    def _settle_takedowns(self, connection: Connection) -> None:
+        deps = self.deps
+        cid = connection.connection_id
+        takedowns = Takedowns(deps.listings, deps.history, deps.posts, deps.unpublish_queue)
+        pending = takedowns.pending(cid, also=self.takedowns)
+        affected = {lid for lid, _ in pending} | self.deleted
+        if not affected:
+            return
+        current = deps.connections.get(cid) or connection
+        if current.braked is not None:
+            self.counts["takedownsHeld"] += len(pending)
+            logger.warning(
+                "takedowns held: the connection is braked",
+                extra={"connectionId": cid, "held": len(pending), "since": current.braked.run_key},
+            )
+            return
+        tracked = self.counts["tracked"]
+        if brake_trips(
+            len(affected),
+            tracked,
+            share=current.brake_share,
+            minimum=current.brake_min_listings,
+        ):
+            self._brake(current, pending, len(affected), tracked)
+            return
+        sent = takedowns.deliver(pending, self.job.correlation_id)
+        self.counts["unpublishJobs"] += sent
+
+    def _brake(
+        self, connection: Connection, pending: list[Pending], affected: int, tracked: int
+    ) -> None:
+        """Holds every pending takedown: the connection is marked braked (by this run), and
+        the operator is told (event, metric, alarm)."""
+        takedowns = Takedowns(
+            self.deps.listings, self.deps.history, self.deps.posts, self.deps.unpublish_queue
+        )
+        share = affected / max(tracked, affected)
+        brake = BrakeState(
+            run_key=self.run_key, at=self.now_text, listings=affected, share=round(share, 4)
+        )
+        self.counts["takedownsHeld"] += len(pending)
+        if not self.deps.connections.set_braked(connection.connection_id, brake):
+            return  # tripped meanwhile by another run: that one told the operator
+        self.counts["massChangeHeld"] = 1
+        detail = MassChangeHeldDetail(
+            connection_id=connection.connection_id,
+            user_id=connection.user_id,
+            run_key=self.run_key,
+            listings=affected,
+            posts_held=takedowns.published_posts(pending),
+            share=brake.share,
+            at=self.now_text,
+        )
+        logger.warning("mass-change brake tripped: takedowns held", extra=detail.to_item())
+        try:
+            self.deps.events.publish([Event(detail_type="MassChangeHeld", detail=detail)])
+        except Exception:  # the brake holds regardless; the metric and alarm still fire
+            logger.exception("MassChangeHeld event not delivered")
+            self.counts["eventsFailed"] += 1
+
     def _short_of_time(self) -> bool:
         return self.remaining_ms() < self.deps.reserve_ms
 
@@ -604,7 +707,13 @@ class _Sync:
             if self._short_of_time():
                 raise _OutOfTime
             failed_before = self.counts["failed"]
-            self._by_key(client, chunk, tracked)
+            try:
+                self._by_key(client, chunk, tracked)
+            except ImplausibleAnswerError as exc:
+                self.counts["failed"] += 1
+                self.counts["implausibleAnswers"] += 1
+                self.errors.insert(0, str(exc))
+                logger.warning(str(exc), extra={"connectionId": cid})
             if self.counts["failed"] > failed_before:
                 # Progress stops before this chunk; the run is partial and retried.
                 if cursor is None:
@@ -663,6 +772,16 @@ class _Sync:
         if self._short_of_time():
             raise _OutOfTime
         lookup = client.fetch_by_keys(list(asked), deadline=self.deadline)
+        if (
+            len(asked) >= IMPLAUSIBLE_MISSING
+            and len(lookup.missing) == len(asked)
+            and not lookup.found
+            and not lookup.skipped
+        ):
+            raise ImplausibleAnswerError(
+                f"the MLS returned none of {len(asked)} listings asked for by key: "
+                "taken as a server failure, nothing deleted"
+            )
         self.counts["recordsRead"] += len(lookup.found) + len(lookup.skipped)
         self.counts["readByKey"] += len(lookup.found) + len(lookup.skipped)
         self._note_skipped(lookup.skipped, tracked)
@@ -761,6 +880,14 @@ class _Sync:
         the next delivery (the cursor stays before its page)."""
         try:
             work()
+        except EffectsPendingError as exc:  # the change is recorded; the outbox finishes it
+            self.counts["failed"] += 1
+            self.counts["effectsPending"] += 1
+            self.errors.append(f"{listing_key}: {exc}"[:300])
+            logger.warning(
+                "effects pending",
+                extra={"connectionId": self.job.connection_id, "listingKey": listing_key},
+            )
         except Exception as exc:  # classified below; never escapes one listing
             reason = describe_error(exc)
             logger.exception(
@@ -937,34 +1064,25 @@ class _Sync:
             self._deliver(entry)
 
     def _deliver(self, change: StatusChange) -> None:
+        """Delivers a change's outbox. Each effect on its own: the takedown is only noted
+        here (settled for the whole connection at the end of the run, behind the brake), so a
+        failing event bus can delay the event and nothing else."""
         pending = set(change.pending_effects)
-        if EFFECT_EVENT in pending:
-            self.deps.events.publish([event_for(change, self.deps.policy)])
-            self.deps.history.complete_effect(change.listing_id, change.change_key, EFFECT_EVENT)
-            self.counts["events"] += 1
+        if change.to_status is Status.DELETED:
+            self.deleted.add(change.listing_id)
         if EFFECT_UNPUBLISH in pending:
-            posts = [
-                p
-                for p in self.deps.posts.list_by_listing(change.listing_id)
-                if p.status is PostStatus.PUBLISHED
-            ]
-            jobs = [
-                OutgoingMessage(
-                    UnpublishJob(
-                        post_id=p.post_id,
-                        listing_id=p.listing_id,
-                        platform=p.platform,
-                        correlation_id=change.correlation_id or self.job.correlation_id,
-                    )
+            self.takedowns.add((change.listing_id, change.change_key))
+        if EFFECT_EVENT in pending:
+            try:
+                self.deps.events.publish([event_for(change, self.deps.policy)])
+                self.deps.history.complete_effect(
+                    change.listing_id, change.change_key, EFFECT_EVENT
                 )
-                for p in posts
-            ]
-            if jobs:
-                self.deps.unpublish_queue.send(jobs)
-            self.deps.history.complete_effect(
-                change.listing_id, change.change_key, EFFECT_UNPUBLISH
-            )
-            self.counts["unpublishJobs"] += len(jobs)
+            except Exception as exc:
+                raise EffectsPendingError(
+                    f"event not delivered yet: {describe_error(exc)}"
+                ) from exc
+            self.counts["events"] += 1
 
 
 def sync_connection(job: SyncJob, deps: SyncDeps, remaining_ms: Callable[[], int]) -> SyncResult:
