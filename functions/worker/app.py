@@ -55,6 +55,12 @@ def _emit(result: SyncResult) -> None:
     metrics.add_metric(
         name="DegradedPaging", unit=MetricUnit.Count, value=counts.get("degraded", 0)
     )
+    metrics.add_metric(
+        name="MassChangeHeld", unit=MetricUnit.Count, value=counts.get("massChangeHeld", 0)
+    )
+    metrics.add_metric(
+        name="TakedownsHeld", unit=MetricUnit.Count, value=counts.get("takedownsHeld", 0)
+    )
     metrics.add_metric(name=f"Sync_{result.outcome}", unit=MetricUnit.Count, value=1)
 
 
