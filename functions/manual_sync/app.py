@@ -1,8 +1,12 @@
-"""ManualSyncFunction: sync a listing, a connection or all of a user's connections now.
+"""ManualSyncFunction: sync a listing, a connection or all of a user's connections now; and
+the admin actions on the mass-change brake.
 
 Two entry points, one answer shape (``statusCode`` and ``body``):
 - direct invocation: ``{"action": "sync_listing", "listingId": ...}`` (or ``sync_connection``
-  with ``connectionId``, ``sync_user`` with ``userId``); ``body`` is an object;
+  with ``connectionId``, ``sync_user`` with ``userId``): 202 and what was enqueued;
+  ``{"action": "brake_release"|"brake_discard", "connectionId": ...}``: 200 and the
+  ``MassChangeReleased`` detail, 404 unknown connection, 409 nothing is held;
+  ``body`` is an object;
 - the function URL (``AuthType: AWS_IAM``: callers sign with SigV4, no shared secret):
   ``POST`` with the same JSON object as body; ``body`` is a JSON string.
 """
@@ -18,7 +22,14 @@ from aws_lambda_powertools import Logger, Metrics, Tracer
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from mls_sync.pipeline.deps import default_manual_deps
-from mls_sync.pipeline.manual import ManualDeps, ManualSyncError, parse_request, request_sync
+from mls_sync.pipeline.manual import (
+    BrakeRequest,
+    ManualDeps,
+    ManualSyncError,
+    decide_brake,
+    parse_request,
+    request_sync,
+)
 from mls_sync.timeutil import Clock, utc_now
 
 logger = Logger()
@@ -62,6 +73,12 @@ def handle(
     try:
         payload = _http_payload(event) if http else event
         request = parse_request(payload)
+        if isinstance(request, BrakeRequest):
+            decided = decide_brake(
+                request, deps or default_manual_deps(), now=clock(), correlation_id=correlation_id
+            )
+            logger.info("brake decided", extra=decided.to_item())
+            return _answer(200, decided.to_item(), http=http)
         result = request_sync(
             request, deps or default_manual_deps(), now=clock(), correlation_id=correlation_id
         )

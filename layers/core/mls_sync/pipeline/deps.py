@@ -12,6 +12,7 @@ from mls_sync.dal.base import Tables
 from mls_sync.events import EventPublisher
 from mls_sync.pipeline.manual import ManualDeps
 from mls_sync.pipeline.sync import SyncDeps, replication_client_factory
+from mls_sync.pipeline.takedowns import BrakeDeps, Takedowns
 from mls_sync.queues import QueueSender
 from mls_sync.secrets import SecretStore
 
@@ -38,10 +39,24 @@ def build_sync_deps(settings: Settings | None = None) -> SyncDeps:
 def build_manual_deps(settings: Settings | None = None) -> ManualDeps:
     settings = settings or get_settings()
     tables = Tables.from_settings(settings)
+    connections = ConnectionsRepo(tables.connections)
+    listings = ListingsRepo(tables.listings, aws.dynamodb(), settings.history_table)
+    sync_queue = QueueSender(aws.sqs(), settings.sync_queue_url)
     return ManualDeps(
-        connections=ConnectionsRepo(tables.connections),
-        listings=ListingsRepo(tables.listings, aws.dynamodb(), settings.history_table),
-        sync_queue=QueueSender(aws.sqs(), settings.sync_queue_url),
+        connections=connections,
+        listings=listings,
+        sync_queue=sync_queue,
+        brake=BrakeDeps(
+            connections=connections,
+            takedowns=Takedowns(
+                listings,
+                HistoryRepo(tables.history),
+                PostsRepo(tables.posts),
+                QueueSender(aws.sqs(), settings.unpublish_queue_url),
+            ),
+            events=EventPublisher(aws.events(), settings.event_bus_name),
+            sync_queue=sync_queue,
+        ),
     )
 
 

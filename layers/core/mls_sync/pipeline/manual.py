@@ -1,4 +1,6 @@
-"""Manual syncs: one listing, one connection, or all of a user's connections, now.
+"""Manual syncs: one listing, one connection, or all of a user's connections, now; and the
+operator's decision on takedowns held by the mass-change brake (``brake_release``,
+``brake_discard``: ``pipeline.takedowns.decide``).
 
 A manual sync is a SyncJob on the same FIFO queue as the scheduled ones (same message group
 per connection), so it never runs beside a scheduled sync of the same connection. Requests
@@ -15,8 +17,9 @@ from typing import Annotated, Any, Literal
 from pydantic import Field, TypeAdapter, ValidationError
 
 from mls_sync.dal import ConnectionsRepo, ListingsRepo
-from mls_sync.models import Model, NonEmpty, SyncJob
+from mls_sync.models import MassChangeReleasedDetail, Model, NonEmpty, SyncJob
 from mls_sync.pipeline.keys import dedup_id, group_id, manual_slot
+from mls_sync.pipeline.takedowns import BrakeDeps, NothingHeld, decide
 from mls_sync.queues import OutgoingMessage, QueueSender
 from mls_sync.timeutil import format_utc
 
@@ -36,13 +39,23 @@ class SyncUserRequest(Model):
     user_id: NonEmpty
 
 
-ManualRequest = Annotated[
-    SyncListingRequest | SyncConnectionRequest | SyncUserRequest,
-    Field(discriminator="action"),
-]
+class BrakeRequest(Model):
+    """An admin action: release or discard the takedowns a braked connection holds."""
+
+    action: Literal["brake_release", "brake_discard"]
+    connection_id: NonEmpty
+
+    @property
+    def decision(self) -> Literal["release", "discard"]:
+        return "release" if self.action == "brake_release" else "discard"
+
+
+SyncRequest = SyncListingRequest | SyncConnectionRequest | SyncUserRequest
+
+ManualRequest = Annotated[SyncRequest | BrakeRequest, Field(discriminator="action")]
 _REQUEST: TypeAdapter[ManualRequest] = TypeAdapter(ManualRequest)
 
-ACTIONS = ("sync_listing", "sync_connection", "sync_user")
+ACTIONS = ("sync_listing", "sync_connection", "sync_user", "brake_release", "brake_discard")
 
 
 class ManualSyncError(Exception):
@@ -85,10 +98,12 @@ class ManualDeps:
     connections: ConnectionsRepo
     listings: ListingsRepo
     sync_queue: QueueSender
+    brake: BrakeDeps | None = None
+    """What a brake decision needs (``build_manual_deps`` sets it); None: refused (501)."""
 
 
 def request_sync(
-    request: ManualRequest, deps: ManualDeps, *, now: datetime, correlation_id: str
+    request: SyncRequest, deps: ManualDeps, *, now: datetime, correlation_id: str
 ) -> ManualSyncResult:
     """Enqueues the manual sync jobs the request asks for."""
     slot = manual_slot(now)
@@ -123,6 +138,30 @@ def request_sync(
         connection_ids=[j.connection_id for j in jobs],
         jobs=len(jobs),
     )
+
+
+def decide_brake(
+    request: BrakeRequest, deps: ManualDeps, *, now: datetime, correlation_id: str
+) -> MassChangeReleasedDetail:
+    """Releases or discards a braked connection's held takedowns (``takedowns.decide``):
+    404 when the connection does not exist, 409 when it is not braked (nothing is held)."""
+    if deps.brake is None:
+        raise ManualSyncError(501, "brake decisions are not configured for this function")
+    connection_id = request.connection_id
+    if deps.connections.get(connection_id) is None:
+        raise ManualSyncError(404, f"connection {connection_id} not found")
+    try:
+        return decide(
+            connection_id, request.decision, deps.brake, now=now, correlation_id=correlation_id
+        )
+    except NothingHeld:
+        raise ManualSyncError(
+            409, f"connection {connection_id} is not braked: nothing is held"
+        ) from None
+    except LookupError as exc:
+        if type(exc) is not LookupError:  # a KeyError is a bug, not an unknown connection
+            raise
+        raise ManualSyncError(404, f"connection {connection_id} not found") from None
 
 
 def request_reconcile(
