@@ -29,6 +29,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "mls_sync_local.runtime.invoke",
     "mls_sync_local.runtime.dlq",
     "mls_sync_local.reconcile",
+    "mls_sync_local.brake",  # brake release|discard
     "mls_sync_local.accounts",  # accounts set-token
     "mls_sync_local.report",
     "mls_sync_local.sim.cli",  # sim mls, sim platforms

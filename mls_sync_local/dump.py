@@ -87,6 +87,13 @@ def _phase(phase: Any) -> str:
     return f"{phase.get('kind')} since {phase.get('startedAt')}, after {_cap(str(after), 24)}"
 
 
+def _braked(braked: Any) -> str:
+    """The mass-change brake: the run that tripped it and when, or ``-``."""
+    if not isinstance(braked, dict):
+        return "-"
+    return f"{_cap(str(braked.get('runKey')), 48)} at {braked.get('at')}"
+
+
 def render_text(data: dict[str, list[dict[str, Any]]]) -> str:
     def s(value: Any) -> str:
         return "-" if value is None or value == "" else str(value)
@@ -100,6 +107,7 @@ def render_text(data: dict[str, list[dict[str, Any]]]) -> str:
             s((c.get("cursor") or {}).get("timestamp")),
             s(c.get("lastSyncedAt")),
             _phase(c.get("byKeyPhase")),
+            _braked(c.get("braked")),
         ]
         for c in data["connections"]
     ]
@@ -142,7 +150,7 @@ def render_text(data: dict[str, list[dict[str, Any]]]) -> str:
     lines = [
         *_table(
             "CONNECTIONS",
-            ["ID", "USER", "VENDOR", "ENABLED", "CURSOR", "LAST SYNC", "READING BY KEY"],
+            ["ID", "USER", "VENDOR", "ENABLED", "CURSOR", "LAST SYNC", "READING BY KEY", "BRAKED"],
             connections,
         ),
         "",

@@ -77,6 +77,7 @@ def handle(
             decided = decide_brake(
                 request, deps or default_manual_deps(), now=clock(), correlation_id=correlation_id
             )
+            metrics.add_metric(name="BrakeDecisions", unit=MetricUnit.Count, value=1)
             logger.info("brake decided", extra=decided.to_item())
             return _answer(200, decided.to_item(), http=http)
         result = request_sync(

@@ -60,9 +60,7 @@ def test_release_answers_200_with_the_detail_and_sends_the_held_jobs(world: Worl
     assert body["decision"] == "release"
     assert body["postsSent"] == 15
     assert body["runKey"]
-    assert sorted(j["postId"] for j in world.unpublish_jobs()) == [
-        f"p-{n:03d}" for n in range(15)
-    ]
+    assert sorted(j["postId"] for j in world.unpublish_jobs()) == [f"p-{n:03d}" for n in range(15)]
     released = world.events()
     assert _kinds(released) == {"MassChangeReleased": 1}
     assert released[0]["detail"] == body
@@ -101,7 +99,8 @@ def test_nothing_held_is_409_and_changes_nothing(world: World) -> None:
     for action in ("brake_release", "brake_discard"):
         answer = _invoke(world, {"action": action, "connectionId": CONNECTION})
         assert answer["statusCode"] == 409, answer
-        assert answer["body"] == {"error": f"connection {CONNECTION} is not braked: nothing is held"}
+        message = f"connection {CONNECTION} is not braked: nothing is held"
+        assert answer["body"] == {"error": message}
     assert world.unpublish_jobs() == []
     assert world.sync_jobs() == []
     assert world.events() == []
