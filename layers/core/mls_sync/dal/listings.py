@@ -7,12 +7,13 @@ applying the same listing race on that condition: exactly one wins, the other le
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
+from contextlib import suppress
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
 from boto3.dynamodb.conditions import Key
-from boto3.dynamodb.types import TypeSerializer
+from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 from botocore.exceptions import ClientError
 
 from mls_sync.dal.base import ConditionFailed, is_condition_failure, plain, query_all
@@ -27,6 +28,11 @@ if TYPE_CHECKING:
 RejectReason = Literal["missing", "excluded", "stale", "status_moved", "duplicate_change"]
 
 _serializer = TypeSerializer()
+_deserializer = TypeDeserializer()
+_BATCH_GET = 100  # BatchGetItem's limit per call
+_BATCH_GET_ROUNDS = 5
+"""Rounds for keys DynamoDB leaves unprocessed (throttling); those still left are simply not
+prefetched: the caller reads each of them on its own."""
 
 TAKEDOWN_EFFECT = "unpublish"
 """The outbox effect that takes posts down (``pipeline.sync.EFFECT_UNPUBLISH``)."""
@@ -77,6 +83,32 @@ class ListingsRepo:
         found = self._table.get_item(Key={"listingId": listing_id}, ConsistentRead=True)
         item = found.get("Item")
         return Listing.model_validate(plain(item)) if item else None
+
+    def get_many(self, listing_ids: Sequence[str]) -> dict[str, Listing]:
+        """The listings by id, read consistently in batches of 100 (BatchGetItem): what a page
+        of MLS records names, in one call instead of one per record. An item that does not
+        validate is left out (the caller's own read of it then reports why)."""
+        wanted = list(dict.fromkeys(listing_ids))
+        found: dict[str, Listing] = {}
+        name = self._table.name
+        for start in range(0, len(wanted), _BATCH_GET):
+            keys: list[dict[str, Any]] = [
+                {"listingId": _av(i)} for i in wanted[start : start + _BATCH_GET]
+            ]
+            for _ in range(_BATCH_GET_ROUNDS):
+                answer = self._client.batch_get_item(
+                    RequestItems={name: {"Keys": keys, "ConsistentRead": True}}
+                )
+                for raw in answer.get("Responses", {}).get(name, []):
+                    item = plain({k: _deserializer.deserialize(v) for k, v in raw.items()})
+                    with suppress(ValueError):
+                        listing = Listing.model_validate(item)
+                        found[listing.listing_id] = listing
+                left = answer.get("UnprocessedKeys") or {}
+                keys = [dict(k) for k in (left[name]["Keys"] if name in left else [])]
+                if not keys:
+                    break
+        return found
 
     def get_raw(self, listing_id: str) -> dict[str, Any] | None:
         found = self._table.get_item(Key={"listingId": listing_id}, ConsistentRead=True)
