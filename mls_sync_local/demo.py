@@ -4,9 +4,12 @@ Starts a moto server, three MLS simulators (generic RESO, MLS Grid, Trestle) and
 platform simulator on free loopback ports; deploys the stack from template.yaml; seeds three
 agents with a few hundred listings and posts on Facebook, Instagram and LinkedIn; runs a
 first cycle; lets the MLS sell, pend, restore, relist and withdraw listings (and misbehave:
-a 429, a slow page, a post already deleted by hand); runs cycles until nothing changes; and
-prints what changed and which posts came down. Everything it started stops when it ends,
-also on Ctrl-C and on failure. Exit 0 when the run converged to what the MLS says.
+a 429, a slow page, a post already deleted by hand); runs cycles until nothing changes; then
+one MLS loses most of a connection's listings for one cycle while a reconciliation runs, and
+the mass-change brake holds what that would take down (nothing is released: the operator
+discards the held takedowns once the MLS has the listings back); and prints what changed and
+which posts came down. Everything it started stops when it ends, also on Ctrl-C and on
+failure. Exit 0 when the run converged to what the MLS says.
 """
 
 from __future__ import annotations
@@ -25,12 +28,22 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from mls_sync import aws
+from mls_sync.dal import ConnectionsRepo, ListingsRepo, PostsRepo
 from mls_sync.models import PostStatus
 from mls_sync.secrets import SecretStore
 from mls_sync.status import Status
 
-from mls_sync_local.demo_world import AGENTS, World, build_world, tell_story
+from mls_sync_local.brake import BrakeSummary, run_brake
+from mls_sync_local.demo_world import (
+    AGENTS,
+    BRAKE_CONNECTION,
+    World,
+    build_world,
+    lose_listings,
+    tell_story,
+)
 from mls_sync_local.dump import collect
+from mls_sync_local.reconcile import ReconcileSummary, run_reconcile
 from mls_sync_local.runtime.deploy import deploy
 from mls_sync_local.runtime.dlq import dead_letter_counts
 from mls_sync_local.runtime.local import LocalRuntime
@@ -40,6 +53,47 @@ from mls_sync_local.seed import Seeder, stack_name, stack_tables
 
 MAX_CYCLES = 6
 PERIOD = timedelta(minutes=15)
+# A deletion takes posts down too: the configuration in which an MLS outage read as
+# "everything was deleted" would cost every post, and the mass-change brake must hold.
+UNPUBLISH_ON = "sold,deleted"
+
+
+@dataclass
+class BrakeScene:
+    """One connection's MLS loses most listings for one cycle (a reconciliation runs), then
+    has them back; the held takedowns are discarded, nothing released."""
+
+    connection_id: str
+    tracked: int
+    lost: list[str]
+    reconcile: ReconcileSummary | None = None
+    braked: dict[str, Any] | None = None
+    deleted: int = 0
+    """Lost listings recorded deleted by the reconciliation."""
+    posts_held: int = 0
+    """Posts of the lost listings still up after it (their takedowns held)."""
+    discard: BrakeSummary | None = None
+    problems: list[str] = field(default_factory=list)
+
+    def held_line(self) -> str:
+        tick = self.reconcile.tick if self.reconcile else TickSummary()
+        taken = sum(tick.posts_unpublished.values())
+        tripped = "brake tripped (MassChangeHeld)" if self.braked else "brake NOT tripped"
+        return (
+            f"{self.deleted} deletions recorded, {tripped}: {self.posts_held} posts held, "
+            f"{taken} taken down"
+        )
+
+    def discard_line(self) -> str:
+        if self.discard is None:
+            return "no decision made"
+        restored = sum(
+            n for k, n in self.discard.tick.status_changes.items() if k.startswith("deleted>")
+        )
+        return (
+            f"{self.discard.posts_sent} posts released, {self.discard.listings_reread} "
+            f"listings re-read by key, {restored} restored"
+        )
 
 
 @dataclass
@@ -47,6 +101,7 @@ class DemoResult:
     cycles: list[TickSummary] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)
     seconds: float = 0.0
+    brake: BrakeScene | None = None
 
     @property
     def converged(self) -> bool:
@@ -91,9 +146,9 @@ def _environment(values: dict[str, str]) -> Iterator[None]:
 def run_demo(out: TextIO, *, log_path: Path, report_path: Path | None = None) -> DemoResult:
     result = DemoResult()
     started = time.monotonic()
-    progress = Progress(out, total=7)
+    progress = Progress(out, total=9)
     stack = stack_name()
-    with progress("starting moto server, 3 MLS simulators and the platform simulator"):
+    with progress(f"starting moto server, {len(AGENTS)} MLS simulators and the platform simulator"):
         stack_ctx = contextlib.ExitStack()
         endpoint = stack_ctx.enter_context(moto_server())
         world = build_world()
@@ -110,8 +165,11 @@ def run_demo(out: TextIO, *, log_path: Path, report_path: Path | None = None) ->
             **world.platforms.env(),
         }
         with _environment(env):
-            with progress(f"deploying stack {stack} from template.yaml into moto"):
-                deploy(endpoint, stack=stack)
+            with progress(
+                f"deploying stack {stack} from template.yaml into moto "
+                f"(UnpublishOnStatuses {UNPUBLISH_ON})"
+            ):
+                deploy(endpoint, stack=stack, parameters={"UnpublishOnStatuses": UNPUBLISH_ON})
             portfolio = world.portfolio
             with progress(
                 f"seeding {len(portfolio.users)} agents, {len(portfolio.connections)} "
@@ -134,8 +192,34 @@ def run_demo(out: TextIO, *, log_path: Path, report_path: Path | None = None) ->
                     result.cycles.append(summary)
                     if _quiet(summary):
                         break
+            lost = lose_listings(world)
+            scene = BrakeScene(
+                BRAKE_CONNECTION,
+                tracked=sum(1 for c in world.connection_of.values() if c == BRAKE_CONNECTION),
+                lost=lost,
+            )
+            result.brake = scene
+            with progress(
+                f"{BRAKE_CONNECTION}'s MLS loses {len(lost)} of its {scene.tracked} listings "
+                "for one cycle, while a reconciliation by key runs"
+            ):
+                scene.reconcile = run_reconcile(
+                    runtime, BRAKE_CONNECTION, handler_output=handler_log
+                )
+                _observe_held(scene, stack)
+            out.write(f"      {scene.held_line()}\n")
+            with progress(
+                "the MLS has them back; the operator discards the held takedowns "
+                f"(mls-sync brake discard {BRAKE_CONNECTION})"
+            ):
+                world.mls[BRAKE_CONNECTION].give_back()
+                scene.discard = run_brake(
+                    runtime, BRAKE_CONNECTION, "discard", handler_output=handler_log
+                )
+                _observe_discarded(scene, stack)
+            out.write(f"      {scene.discard_line()}\n")
             with progress("checking every listing and post against what the MLS says"):
-                result.problems = verify(world, stack)
+                result.problems = verify(world, stack) + scene.problems
                 result.problems += [
                     f"{queue}: {count} message(s) in the dead-letter queue"
                     for queue, count in dead_letter_counts(runtime.deployed).items()
@@ -151,6 +235,50 @@ def run_demo(out: TextIO, *, log_path: Path, report_path: Path | None = None) ->
     result.seconds = time.monotonic() - started
     out.write("\n" + render_outcome(world, result, final) + "\n")
     return result
+
+
+def _observe_held(scene: BrakeScene, stack: str) -> None:
+    """After the reconciliation: the lost listings are recorded deleted, the connection is
+    braked by that run, and not one of their posts was taken down. Read item by item (a
+    scan of every table would cost more than the scene)."""
+    tables = stack_tables(stack)
+    listings = ListingsRepo(tables.listings, aws.dynamodb(), tables.history.name)
+    scene.deleted = sum(
+        1
+        for lid in scene.lost
+        if (listing := listings.get(lid)) is not None and listing.status is Status.DELETED
+    )
+    connection = ConnectionsRepo(tables.connections).get(scene.connection_id)
+    braked = connection.braked if connection is not None else None
+    scene.braked = braked.to_item() if braked is not None else None
+    repo = PostsRepo(tables.posts)
+    posts = [post for lid in scene.lost for post in repo.list_by_listing(lid)]
+    scene.posts_held = sum(1 for post in posts if post.status is PostStatus.PUBLISHED)
+    held = scene.reconcile.counts.get("massChangeHeld", 0) if scene.reconcile else 0
+    if scene.reconcile is not None and scene.reconcile.failed:
+        scene.problems.append(
+            f"{scene.connection_id}: the reconciliation {scene.reconcile.outcome}"
+        )
+    if scene.braked is None or held != 1:
+        scene.problems.append(f"{scene.connection_id}: the mass-change brake did not trip")
+    if scene.posts_held != len(posts):
+        scene.problems.append(
+            f"{scene.connection_id}: {len(posts) - scene.posts_held} post(s) of listings the "
+            "MLS lost for one cycle were taken down"
+        )
+
+
+def _observe_discarded(scene: BrakeScene, stack: str) -> None:
+    """After the discard: nothing released, the brake lifted (the listings' own statuses
+    are checked with every other listing's)."""
+    connection = ConnectionsRepo(stack_tables(stack).connections).get(scene.connection_id)
+    if connection is None or connection.braked is not None:
+        scene.problems.append(f"{scene.connection_id}: still braked after the discard")
+    if scene.discard is not None and (scene.discard.posts_sent or scene.discard.failed):
+        scene.problems.append(
+            f"{scene.connection_id}: the discard sent {scene.discard.posts_sent} takedown(s)"
+            + (" and failed" if scene.discard.failed else "")
+        )
 
 
 def _quiet(summary: TickSummary) -> bool:
@@ -255,6 +383,9 @@ def render_outcome(world: World, result: DemoResult, final: dict[str, Any]) -> s
         "  Instagram posts of an account connected through Instagram Login cannot be deleted "
         "through the API: they wait for the agent, with their permalink."
     )
+    if result.brake is not None:
+        lines.append("")
+        lines.extend(render_brake(result.brake))
     listings = len(world.portfolio.listings)
     lines.append("")
     lines.append(
@@ -274,6 +405,24 @@ def render_outcome(world: World, result: DemoResult, final: dict[str, Any]) -> s
         )
         lines.extend(f"  - {p}" for p in result.problems[:20])
     return "\n".join(lines)
+
+
+def render_brake(scene: BrakeScene) -> list[str]:
+    """The brake in two lines: what the loss would have done, and that nothing was released."""
+    restored = (
+        sum(n for k, n in scene.discard.tick.status_changes.items() if k.startswith("deleted>"))
+        if scene.discard
+        else 0
+    )
+    taken = sum(scene.reconcile.tick.posts_unpublished.values()) if scene.reconcile else 0
+    return [
+        f"Mass-change brake: {scene.connection_id}'s MLS lost {len(scene.lost)} of its "
+        f"{scene.tracked} listings for one cycle; the reconciliation's {scene.deleted} deletions "
+        f"tripped the brake: {scene.posts_held} posts held, {taken} taken down.",
+        f"  The next cycle the MLS had them back: the held takedowns were discarded, "
+        f"{scene.discard.posts_sent if scene.discard else 0} released; a re-read by key "
+        f"restored {restored} listings.",
+    ]
 
 
 def _run(args: argparse.Namespace) -> int:

@@ -1,5 +1,7 @@
 """The demo's world: three agents on three MLS vendor profiles, their listings and posts,
-the simulators that play the MLS and the platforms, and the story the MLS then tells.
+the simulators that play the MLS and the platforms, and the story the MLS then tells; and a
+fourth, small agent whose MLS later loses most of its listings for one cycle (the
+mass-change brake's scene).
 
 Deterministic (seeded) so every run shows the same story; sized to show scale (a few
 hundred listings) and still finish in well under a minute.
@@ -37,6 +39,11 @@ RESO_STATUS = {
 }
 
 
+LISTINGS_PER_AGENT = 100
+UNTRACKED_PER_MLS = 60  # other agents' listings in the same feed: read, never written
+WITH_POSTS = 30  # listings per agent that have posts
+
+
 @dataclass(frozen=True)
 class Agent:
     user_id: str
@@ -45,17 +52,34 @@ class Agent:
     vendor: str
     key_prefix: str
     instagram_via: str  # facebook_login | instagram_login
+    listings: int = LISTINGS_PER_AGENT
+    with_posts: int = WITH_POSTS
+    untracked: int = UNTRACKED_PER_MLS
+    in_story: bool = True
+    """Whether the MLS's story (sales, pendings...) touches this agent's listings."""
 
+
+# The brake's scene: an agent of its own, small so that losing most of its listings (and
+# getting them back) takes a few seconds; the story leaves it alone until then.
+BRAKE_AGENT = Agent(
+    "u-dee",
+    "Dee Dealer",
+    "c-dee-reso",
+    "reso",
+    "D",
+    "facebook_login",
+    listings=15,
+    with_posts=10,
+    untracked=10,
+    in_story=False,
+)
 
 AGENTS = (
     Agent("u-ada", "Ada Agent", "c-ada-reso", "reso", "R", "facebook_login"),
     Agent("u-ben", "Ben Broker", "c-ben-mlsgrid", "mlsgrid", "ACT", "facebook_login"),
     Agent("u-cy", "Cy Realtor", "c-cy-trestle", "trestle", "T", "instagram_login"),
+    BRAKE_AGENT,
 )
-
-LISTINGS_PER_AGENT = 100
-UNTRACKED_PER_MLS = 60  # other agents' listings in the same feed: read, never written
-WITH_POSTS = 30  # listings per agent that have posts
 
 
 @dataclass
@@ -171,7 +195,7 @@ def build_world(now: datetime | None = None, seed: int = 7) -> World:
                     )
                 )
             modified = start
-            for i in range(LISTINGS_PER_AGENT):
+            for i in range(agent.listings):
                 key = f"{agent.key_prefix}{i:06d}"
                 listing_id = f"l-{agent.user_id[2:]}-{i:03d}"
                 status = _initial_status(i)
@@ -191,7 +215,7 @@ def build_world(now: datetime | None = None, seed: int = 7) -> World:
                 key_of[listing_id] = key
                 connection_of[listing_id] = agent.connection_id
                 initial[listing_id] = status
-                if i < WITH_POSTS:
+                if i < agent.with_posts:
                     for platform in rng.sample(list(Platform), k=rng.randint(1, 3)):
                         post_id = f"p-{listing_id[2:]}-{platform.value[:2]}"
                         platform_post_id = (
@@ -217,7 +241,7 @@ def build_world(now: datetime | None = None, seed: int = 7) -> World:
                                 permalink=permalink,
                             )
                         )
-            for j in range(UNTRACKED_PER_MLS):
+            for j in range(agent.untracked):
                 modified += timedelta(seconds=rng.randint(1, 30))
                 sim.add_listing(f"{agent.key_prefix}9{j:05d}", "Active", modified=modified)
             sim.set_time(start + timedelta(hours=12))
@@ -244,9 +268,11 @@ def tell_story(world: World, now: datetime | None = None, seed: int = 11) -> Sto
     story = Story()
     for sim in world.mls.values():
         sim.set_time(at)
+    in_story = {a.connection_id for a in AGENTS if a.in_story}
     by_connection: dict[str, list[str]] = {}
     for listing_id, conn in world.connection_of.items():
-        by_connection.setdefault(conn, []).append(listing_id)
+        if conn in in_story:
+            by_connection.setdefault(conn, []).append(listing_id)
     posted = {p.listing_id for p in world.portfolio.posts}
     for conn, ids in by_connection.items():
         sim = world.mls[conn]
@@ -294,3 +320,26 @@ def tell_story(world: World, now: datetime | None = None, seed: int = 11) -> Sto
         world.platforms.post(gone.platform.value, gone.platform_post_id).state = "deleted"
         story.already_deleted_posts.append(gone.post_id)
     return story
+
+
+BRAKE_CONNECTION = BRAKE_AGENT.connection_id
+BRAKE_LOST = 12  # of its 15 tracked listings: beyond brakeShare (20 %) and 10 listings
+
+
+def lose_listings(world: World, connection_id: str = BRAKE_CONNECTION) -> list[str]:
+    """The MLS loses ``BRAKE_LOST`` of the connection's listings for a while (by-key lookups
+    find nothing, the others still answer): an outage that reads as "deleted". None of them
+    is sold, so their coming back is a plain restoration. Returns the listing ids."""
+
+    def now_status(listing_id: str) -> Status:
+        change = world.story.changes.get(listing_id)
+        return change[2] if change else world.initial[listing_id]
+
+    candidates = sorted(
+        lid
+        for lid, conn in world.connection_of.items()
+        if conn == connection_id and now_status(lid) is not Status.SOLD
+    )
+    lost = candidates[:BRAKE_LOST]
+    world.mls[connection_id].withhold(world.key_of[lid] for lid in lost)
+    return lost

@@ -16,7 +16,7 @@ import random
 import secrets
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta, timezone
 from email.utils import format_datetime
@@ -238,6 +238,7 @@ class MlsSimulator:
         self.log: list[RequestLog] = []
         self._now_ns = _ns(start)
         self._listings: dict[str, SimListing] = {}
+        self._withheld: dict[str, SimListing] = {}
         self._index: _Index | None = None
         self._tokens: dict[str, int] = {}
         self._faults = _Faults()
@@ -418,6 +419,26 @@ class MlsSimulator:
         with self._lock:
             self._listings.pop(key, None)
             self._index = None
+
+    def withhold(self, keys: Iterable[str]) -> None:
+        """The listings drop out of every answer, unchanged (an MLS that loses records for a
+        while: by-key lookups find nothing), until ``give_back``."""
+        with self._lock:
+            for key in keys:
+                listing = self._listings.pop(key, None)
+                if listing is not None:
+                    self._withheld[key] = listing
+            self._index = None
+
+    def give_back(self) -> list[str]:
+        """The withheld listings are served again exactly as they were (same timestamps: an
+        incremental read does not see them come back, a lookup by key does)."""
+        with self._lock:
+            keys = sorted(self._withheld)
+            self._listings.update(self._withheld)
+            self._withheld.clear()
+            self._index = None
+            return keys
 
     def hide(self, key: str, *, at: datetime | str | int | None = None) -> None:
         """MLS Grid style: ``MlgCanView`` false and a new timestamp. Vendors without a

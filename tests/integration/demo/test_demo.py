@@ -59,10 +59,27 @@ def test_demo_converges_and_stops_everything(tmp_path: Path) -> None:
     assert figures is not None
     requests, baseline = map(int, figures.groups())
     assert requests * 20 < baseline
+    # the mass-change brake: most of one connection's listings lost for one cycle are held
+    # (no post taken down), then discarded once they are back: nothing released
+    held = re.search(
+        r"(\d+) deletions recorded, brake tripped \(MassChangeHeld\): "
+        r"(\d+) posts held, 0 taken down",
+        out,
+    )
+    assert held is not None, out[-3000:]
+    assert int(held.group(1)) > 10
+    assert int(held.group(2)) > 0
+    assert re.search(r"0 posts released, (\d+) listings re-read by key, \1 restored", out)
+    assert re.search(
+        r"Mass-change brake: c-dee-reso's MLS lost 12 of its 15 listings for one cycle; "
+        r"the reconciliation's 12 deletions tripped the brake: \d+ posts held, 0 taken down\.",
+        out,
+    )
+    assert "the held takedowns were discarded, 0 released; a re-read by key restored 12" in out
     assert report.read_text(encoding="utf-8").startswith("<!doctype html>")
     # And every server it started is gone
     servers = re.search(r"listening on loopback: (.*)", out)
     assert servers is not None
     urls = [u.strip() for u in servers.group(1).split(",")]
-    assert len(urls) == 5
+    assert len(urls) == 6  # moto, 4 MLS simulators, the platform simulator
     assert not [u for u in urls if _listening(u)]

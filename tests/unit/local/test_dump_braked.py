@@ -18,7 +18,7 @@ def test_dump_shows_the_brake_run_and_time_or_a_dash() -> None:
             {
                 **_connection("c-braked"),
                 "braked": {
-                    "runKey": "schedule#2026-11-28T12:15:00Z#abc",
+                    "runKey": "2026-11-28T12:15:00.000000Z#schedule",
                     "at": "2026-11-28T12:15:03.000000Z",
                     "listings": 30,
                     "share": 0.3,
@@ -32,6 +32,6 @@ def test_dump_shows_the_brake_run_and_time_or_a_dash() -> None:
     lines = render_text(data).splitlines()
     assert "BRAKED" in lines[1]
     braked = next(line for line in lines if line.startswith("c-braked"))
-    assert braked.endswith("schedule#2026-11-28T12:15:00Z#abc at 2026-11-28T12:15:03.000000Z")
+    assert braked.endswith("2026-11-28T12:15:00.000000Z#schedule at 2026-11-28T12:15:03.000000Z")
     free = next(line for line in lines if line.startswith("c-free"))
     assert free.endswith("-")
