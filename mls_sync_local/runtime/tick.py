@@ -17,7 +17,7 @@ import uuid
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any, TextIO
 
 from mls_sync_local.cli import EXIT_FAILED, UsageError
@@ -285,9 +285,60 @@ def _parse_time(text: str | None) -> datetime | None:
     return value if value.tzinfo else value.replace(tzinfo=UTC)
 
 
+MAX_SLOTS_AHEAD = 10_000
+
+
+def fired_slots(runtime: LocalRuntime) -> set[str]:
+    """The schedule slots that have fired: those some connection has a SyncRuns item for
+    (a firing's jobs write ``{slot}#schedule`` runs; continuations ``{slot}#continuation…``)."""
+    slots = set()
+    for item in _scan(runtime, "SyncRunsTable"):
+        slot, _, reason = str(item.get("runKey", "")).partition("#")
+        if reason.startswith(("schedule", "continuation")):
+            slots.add(slot)
+    return slots
+
+
+def next_unfired(runtime: LocalRuntime, now: datetime, err: TextIO | None = None) -> datetime:
+    """``now`` when its schedule slot has not fired yet; otherwise the start of the first
+    later slot that has not, said on ``err`` (``slot 02:15 already fired; firing 02:30``)."""
+    from mls_sync.config import schedule_period_seconds  # noqa: PLC0415
+    from mls_sync.pipeline.keys import slot_of  # noqa: PLC0415
+    from mls_sync.timeutil import parse_utc  # noqa: PLC0415
+
+    expression = runtime.function_environment(DISPATCHER).get("SCHEDULE_EXPRESSION", "")
+    period = schedule_period_seconds(expression or "rate(15 minutes)")
+    fired = fired_slots(runtime)
+    current = slot_of(now, period)
+    if current not in fired:
+        return now
+    start = parse_utc(current)
+    for n in range(1, MAX_SLOTS_AHEAD + 1):
+        candidate = start + timedelta(seconds=n * period)
+        if slot_of(candidate, period) not in fired:
+            print(
+                f"slot {_short(start, candidate)} already fired; firing {_short(candidate, start)}",
+                file=err or sys.stderr,
+            )
+            return candidate
+    raise UsageError(f"the next {MAX_SLOTS_AHEAD} schedule slots have fired: pass --time")
+
+
+def _short(when: datetime, other: datetime) -> str:
+    """HH:MM, with the date when the two instants fall on different days."""
+    when, other = when.astimezone(UTC), other.astimezone(UTC)
+    if when.date() == other.date():
+        return when.strftime("%H:%M")
+    return when.strftime("%H:%M") + f" on {when.date().isoformat()}"
+
+
 def _run(args: argparse.Namespace) -> int:
     fired_at = _parse_time(args.time)
     runtime = LocalRuntime.connect()
+    if fired_at is None:
+        # Without --time: the current slot, or the next one that has not fired yet (a second
+        # tick in the same slot would dispatch nothing new: the jobs are deduplicated).
+        fired_at = next_unfired(runtime, datetime.now(UTC))
     summary = run_tick(runtime, fired_at=fired_at, accelerate=not args.real_time)
     if args.json:
         print(json.dumps(summary.to_json()))
@@ -301,7 +352,10 @@ def register(subparsers: Any) -> None:
         "tick", help="one schedule firing, run to quiescence through the real handlers"
     )
     parser.add_argument("--json", action="store_true", help="print the summary as one JSON object")
-    parser.add_argument("--time", help="the firing's time (ISO 8601; default now)")
+    parser.add_argument(
+        "--time",
+        help="the firing's time (ISO 8601); default now, or the next slot that has not fired",
+    )
     parser.add_argument(
         "--real-time",
         action="store_true",

@@ -37,6 +37,8 @@ from urllib.parse import parse_qs, unquote, urlsplit
 
 from mls_sync.timeutil import Clock, utc_now
 
+from mls_sync_local.sim.stack_source import StackSource
+
 Family = Literal["graph", "linkedin"]
 PostState = Literal["exists", "deleted", "not_deletable"]
 TokenState = Literal["active", "revoked", "expired"]
@@ -167,6 +169,7 @@ class PlatformSimulator:
         latency: float = 0.0,
         graph_auth_from: GraphAuthFrom = "any",
         graph_bool_bodies: bool = False,
+        source: StackSource | None = None,
     ) -> None:
         if host not in ("127.0.0.1", "::1", "localhost"):
             raise ValueError(f"the simulator binds to loopback only, not {host!r}")
@@ -184,6 +187,10 @@ class PlatformSimulator:
         self.graph_auth_from: GraphAuthFrom = graph_auth_from
         # True: a successful Graph DELETE answers the bare JSON `true` of older versions.
         self.graph_bool_bodies = graph_bool_bodies
+        # None (strict, the default in-process): only tokens and posts added by the scripting
+        # API exist. Otherwise what the source lists is learnt on a miss (stack_source.py).
+        self.source = source
+        self.source_errors = 0
         self._lock = threading.RLock()
         self._tokens: dict[str, SimToken] = {}
         self._refresh_tokens: dict[str, SimRefreshToken] = {}
@@ -450,6 +457,9 @@ class PlatformSimulator:
         bearer = self._bearer(lowered, query, form, self._auth_from(route))
         if route == "admin":
             return self._admin(method, path, body)
+        if self.source is not None and self._unknown(route, path, bearer, form):
+            self.learn()
+            route = self._route(method, path)
         fault = self._take_fault(route)
         if fault is not None and not fault.after_effect:
             resp = _Response(fault.status, fault.body, fault.headers, fault.delay)
@@ -484,6 +494,53 @@ class PlatformSimulator:
         with self._lock:
             self._log.append(record)
         return resp
+
+    def _unknown(
+        self, route: Route, path: str, bearer: str | None, form: Mapping[str, str]
+    ) -> bool:
+        """Does the request name a token, refresh token or post the simulator lacks?"""
+        with self._lock:
+            if bearer is not None and bearer not in self._tokens:
+                return True
+            if route == "graph":  # a Graph object id that is no known post
+                return True
+            if route == "linkedin":
+                return ("linkedin", unquote(path[len("/rest/posts/") :])) not in self._posts
+            if route == "linkedin_oauth":
+                return form.get("refresh_token", "") not in self._refresh_tokens
+            return False
+
+    def learn(self) -> None:
+        """Adds what the source lists and the simulator does not know yet (never overriding
+        what it knows: a deleted post stays deleted, a revoked token revoked)."""
+        if self.source is None:
+            return
+        try:
+            contents = self.source()
+        except Exception:  # noqa: BLE001 - no stack (yet): strict for this request
+            with self._lock:
+                self.source_errors += 1
+            return
+        with self._lock:
+            for known in contents.tokens:
+                family = PLATFORM_FAMILY.get(known.platform)
+                if family is None:
+                    continue
+                if known.token not in self._tokens:
+                    self._tokens[known.token] = SimToken(
+                        family, known.account, expires_at=known.expires_at
+                    )
+                if known.refresh_token and known.refresh_token not in self._refresh_tokens:
+                    self._refresh_tokens[known.refresh_token] = SimRefreshToken(
+                        known.account,
+                        expires_at=self.clock() + timedelta(seconds=LINKEDIN_REFRESH_SECONDS),
+                    )
+            for post in contents.posts:
+                key = (post.platform, post.post_id)
+                if post.platform in PLATFORM_FAMILY and key not in self._posts:
+                    self._posts[key] = SimPost(
+                        post.platform, post.post_id, post.account, permalink=post.permalink
+                    )
 
     def _auth_from(self, route: str) -> GraphAuthFrom:
         graph = route in ("facebook", "instagram", "graph", "graph_me")
@@ -871,18 +928,20 @@ def serve_forever(
     *,
     ready: Callable[[PlatformSimulator], None] | None = None,
     stop: threading.Event | None = None,
+    source: StackSource | None = None,
 ) -> None:
     """Run the simulator in the foreground (``mls-sync sim platforms``).
 
     ``ready`` is called with the running simulator (default: print its URL and the
-    environment that points clients at it). Returns when ``stop`` is set or on Ctrl-C.
+    ``export`` lines that point clients at it). ``source``: see ``PlatformSimulator``.
+    Returns when ``stop`` is set or on Ctrl-C.
     """
-    sim = PlatformSimulator(host=host, port=port)
+    sim = PlatformSimulator(host=host, port=port, source=source)
     with sim:
         if ready is None:
-            print(sim.url, flush=True)
+            print(f"# platform simulator at {sim.url}", flush=True)
             for name, value in sim.env().items():
-                print(f"{name}={value}", flush=True)
+                print(f"export {name}={value}", flush=True)
         else:
             ready(sim)
         waiter = stop or threading.Event()
