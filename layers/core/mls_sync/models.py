@@ -230,7 +230,8 @@ class SyncRun(ItemModel):
     reason: SyncReason
     started_at: UtcText
     finished_at: UtcText | None = None
-    outcome: Literal["running", "succeeded", "partial", "failed", "continued"] = "running"
+    # "queued": a manual job recorded at request time, not started yet (pipeline.manual).
+    outcome: Literal["queued", "running", "succeeded", "partial", "failed", "continued"] = "running"
     counts: dict[str, int] = Field(default_factory=dict)
     errors: list[str] = Field(default_factory=list)
     mls_requests: int = 0

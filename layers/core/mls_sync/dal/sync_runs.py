@@ -42,6 +42,17 @@ class SyncRunsRepo:
         item = found.get("Item")
         return SyncRun.model_validate(plain(item)) if item else None
 
+    def delete_queued(self, connection_id: str, run_key: str) -> None:
+        """Removes a run recorded as ``queued`` whose job was never sent (best effort)."""
+        try:
+            self._table.delete_item(
+                Key={"connectionId": connection_id, "runKey": run_key},
+                ConditionExpression="outcome = :queued",
+                ExpressionAttributeValues={":queued": "queued"},
+            )
+        except ClientError:
+            return
+
     def restart(self, run: SyncRun, *, previous_outcome: str) -> bool:
         """Takes over a run that ended ``previous_outcome`` (failed/continued) for a retry."""
         try:

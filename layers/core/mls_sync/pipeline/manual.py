@@ -16,9 +16,9 @@ from typing import Annotated, Any, Literal
 
 from pydantic import Field, TypeAdapter, ValidationError
 
-from mls_sync.dal import ConnectionsRepo, ListingsRepo
-from mls_sync.models import MassChangeReleasedDetail, Model, NonEmpty, SyncJob
-from mls_sync.pipeline.keys import dedup_id, group_id, manual_slot
+from mls_sync.dal import ConnectionsRepo, ListingsRepo, SyncRunsRepo
+from mls_sync.models import MassChangeReleasedDetail, Model, NonEmpty, SyncJob, SyncRun
+from mls_sync.pipeline.keys import dedup_id, group_id, manual_slot, run_key
 from mls_sync.pipeline.takedowns import BrakeDeps, NothingHeld, decide
 from mls_sync.queues import OutgoingMessage, QueueSender
 from mls_sync.timeutil import format_utc
@@ -73,6 +73,11 @@ class ManualSyncResult(Model):
     correlation_id: str
     connection_ids: list[str]
     jobs: int
+    """New jobs enqueued by this request."""
+    already_queued: list[str] = Field(default_factory=list)
+    """Connections whose identical job (same minute, same listings) is queued and has not
+    started: SQS would drop a second message silently, and the queued one does the work."""
+    note: str = ""
 
 
 def parse_request(payload: Any) -> ManualRequest:
@@ -100,6 +105,15 @@ class ManualDeps:
     sync_queue: QueueSender
     brake: BrakeDeps | None = None
     """What a brake decision needs (``build_manual_deps`` sets it); None: refused (501)."""
+    runs: SyncRunsRepo | None = None
+    """SyncRuns, to tell a job already queued from one already run (``build_manual_deps``
+    sets it); None: every request is sent, and SQS drops a duplicate within 5 minutes."""
+    run_ttl_days: int = 90
+
+
+QUEUED = "queued"
+"""The outcome of a manual job's SyncRuns item between the request and the worker's start
+(the worker takes such a run over, as it does a failed one)."""
 
 
 def request_sync(
@@ -125,19 +139,72 @@ def request_sync(
             if not connections:
                 raise ManualSyncError(404, f"user {user_id} has no enabled connection")
             jobs.extend(_job(c.connection_id, slot, correlation_id) for c in connections)
-    deps.sync_queue.send(
-        [
-            OutgoingMessage(job, group_id=group_id(job.connection_id), dedup_id=dedup_id(job))
-            for job in jobs
-        ]
-    )
+    already: list[str] = []
+    if deps.runs is not None:
+        jobs, already = _claim(jobs, deps.runs, now=now, ttl_days=deps.run_ttl_days)
+    try:
+        deps.sync_queue.send(
+            [
+                OutgoingMessage(job, group_id=group_id(job.connection_id), dedup_id=dedup_id(job))
+                for job in jobs
+            ]
+        )
+    except Exception:
+        if deps.runs is not None:  # nothing is queued after all: the next request must send
+            for job in jobs:
+                deps.runs.delete_queued(job.connection_id, run_key(job))
+        raise
+    queued = [j.connection_id for j in jobs]
+    parts = [f"queued {len(jobs)} job(s)"] if jobs or not already else []
+    if already:
+        parts.append(f"already queued: {', '.join(already)}")
     return ManualSyncResult(
         action=request.action,
         slot=slot,
         correlation_id=correlation_id,
-        connection_ids=[j.connection_id for j in jobs],
+        connection_ids=queued,
         jobs=len(jobs),
+        already_queued=already,
+        note="; ".join(parts),
     )
+
+
+def _claim(
+    jobs: list[SyncJob], runs: SyncRunsRepo, *, now: datetime, ttl_days: int
+) -> tuple[list[SyncJob], list[str]]:
+    """Records each job's run as ``queued`` before it is sent. A job whose run already
+    exists is either still queued (not sent again: "already queued") or has started or
+    finished (sent again in a slot of its own, the request's instant, so that neither SQS
+    deduplication nor the run's conditional start swallows it)."""
+    to_send: list[SyncJob] = []
+    already: list[str] = []
+    for job in jobs:
+        if _queue_run(job, runs, now, ttl_days):
+            to_send.append(job)
+            continue
+        existing = runs.get(job.connection_id, run_key(job))
+        if existing is not None and existing.outcome == QUEUED:
+            already.append(job.connection_id)
+            continue
+        again = job.model_copy(update={"slot": format_utc(now)})
+        if _queue_run(again, runs, now, ttl_days):
+            to_send.append(again)
+        else:  # the same instant asked twice
+            already.append(job.connection_id)
+    return to_send, already
+
+
+def _queue_run(job: SyncJob, runs: SyncRunsRepo, now: datetime, ttl_days: int) -> bool:
+    run = SyncRun(
+        connection_id=job.connection_id,
+        run_key=run_key(job),
+        reason=job.reason,
+        started_at=format_utc(now),
+        outcome=QUEUED,
+        correlation_id=job.correlation_id,
+        ttl=int(now.timestamp()) + ttl_days * 86_400,
+    )
+    return runs.start(run) is not None
 
 
 def decide_brake(
