@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from mls_sync_local.cli import CommandError, UsageError
+from mls_sync_local.parameters import check_parameters
 from mls_sync_local.runtime.clients import client
 from mls_sync_local.runtime.moto_server import start_moto_server
 from mls_sync_local.runtime.stack import (
@@ -102,6 +103,13 @@ def adapt_for_moto(translated: dict[str, Any]) -> Adapted:
             res["DependsOn"] = [d for d in depends if d not in left_out]
         elif isinstance(depends, str) and depends in left_out:
             del res["DependsOn"]
+        if res.get("Type") == "AWS::Lambda::Function":
+            # moto ignores a function's Layers on create, and its CloudFormation update of a
+            # function that has them fails half-way (HTTP 500, 'LayerVersion' object has no
+            # attribute 'replace'). The handlers run in this process with the layer's package
+            # importable, so the reference is dropped here: a parameter change then updates
+            # the functions' environment, the rule and the stack's parameters cleanly.
+            res.get("Properties", {}).pop("Layers", None)
         if res.get("Type") == "AWS::KMS::Key":
             policy = res.get("Properties", {}).get("KeyPolicy")
             if isinstance(policy, dict):
@@ -188,9 +196,10 @@ def deploy(
     region_name = region_name or region()
     sam = load_template(template_path) if template_path else load_template()
     params = {k: str(v) for k, v in {**parameter_defaults(sam), **(parameters or {})}.items()}
-    unknown = set(parameters or {}) - set(sam.get("Parameters", {}))
-    if unknown:
-        raise UsageError(f"unknown template parameter(s): {', '.join(sorted(unknown))}")
+    problems = check_parameters(sam, parameters or {})
+    if problems:
+        # CloudFormation would refuse these; moto would not: refuse them before any change.
+        raise UsageError("; ".join(problems))
     os.environ.setdefault("AWS_DEFAULT_REGION", region_name)
     # The translator warns about its own unpublished usage metrics: noise for our users.
     logging.getLogger("samtranslator").setLevel(logging.ERROR)
