@@ -35,6 +35,26 @@ COMMAND_MODULES: tuple[str, ...] = (
     "mls_sync_local.sim.cli",  # sim mls, sim platforms
 )
 
+# Each top-level command, the module registering it and its one-line description: what
+# `mls-sync --help` prints without importing any command module (those import boto3,
+# pydantic, the handlers... seconds of start-up). A command's own module is imported only
+# when that command runs. tests/unit/runtime/test_cli_lazy.py checks that this table
+# agrees with the modules.
+COMMANDS: dict[str, tuple[str, str]] = {
+    "demo": ("mls_sync_local.demo", "the whole system end to end on loopback (`make run`)"),
+    "local": ("mls_sync_local.runtime.deploy", "the local stand-in for AWS: deploy, server"),
+    "seed": ("mls_sync_local.seed", "validate a portfolio file, then write what is missing"),
+    "dump": ("mls_sync_local.dump", "print connections, listings and posts with status"),
+    "tick": ("mls_sync_local.runtime.tick", "one schedule firing, run to quiescence"),
+    "invoke": ("mls_sync_local.runtime.invoke", "run one handler with one event"),
+    "dlq": ("mls_sync_local.runtime.dlq", "dead-letter queues: list, redrive"),
+    "reconcile": ("mls_sync_local.reconcile", "a reconciliation by key of one connection now"),
+    "brake": ("mls_sync_local.brake", "release or discard takedowns the brake holds"),
+    "accounts": ("mls_sync_local.accounts", "platform accounts: replace a token"),
+    "report": ("mls_sync_local.report", "a one-page HTML picture of a local run"),
+    "sim": ("mls_sync_local.sim.cli", "run an MLS or platform simulator in the foreground"),
+}
+
 EXIT_OK = 0
 EXIT_FAILED = 1
 EXIT_USAGE = 2
@@ -91,7 +111,42 @@ def build_parser(
             print(f"mls-sync: {name} not registered: {_one_line(exc)}", file=sys.stderr)
             if debug:
                 traceback.print_exc()
+    _describe(parser)
     return parser
+
+
+def _describe(parser: argparse.ArgumentParser) -> None:
+    """Every subcommand's page opens with its one-line help when it has no description."""
+    for action in parser._actions:
+        if not isinstance(action, argparse._SubParsersAction):
+            continue
+        helps = {a.dest: a.help for a in action._choices_actions}
+        for name, sub in action.choices.items():
+            if sub.description is None and helps.get(name):
+                sub.description = str(helps[name])
+            _describe(sub)
+
+
+def _overview_parser() -> argparse.ArgumentParser:
+    """`mls-sync` and `mls-sync --help`: every command and its line, nothing imported."""
+    parser = _Parser(
+        prog="mls-sync",
+        description="mls-sync on this machine: moto for AWS, simulators for the MLS and platforms.",
+        epilog="`mls-sync COMMAND --help` for a command's options.",
+    )
+    parser.add_argument("--debug", action="store_true", help="show tracebacks on errors")
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    for name, (module, line) in COMMANDS.items():
+        if module in COMMAND_MODULES:
+            subparsers.add_parser(name, help=line)
+    return parser
+
+
+def _command_word(args: Sequence[str]) -> str | None:
+    for arg in args:
+        if not arg.startswith("-"):
+            return arg
+    return None
 
 
 def _one_line(exc: BaseException) -> str:
@@ -105,7 +160,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     if debug:
         # Accepted anywhere on the line (`mls-sync tick --debug` as well as before the command).
         args_list = ["--debug", *(a for a in args_list if a != "--debug")]
-    parser = build_parser(debug=debug)
+    word = _command_word(args_list)
+    known = COMMANDS.get(word or "")
+    if word is None:
+        parser = _overview_parser()
+    elif known is not None and known[0] in COMMAND_MODULES:
+        parser = build_parser((known[0],), debug=debug)
+    else:  # an unknown word: argparse's error lists every command
+        parser = build_parser(debug=debug)
     args = parser.parse_args(args_list)
     run: Run | None = getattr(args, "run", None)
     if run is None:
