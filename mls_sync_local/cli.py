@@ -187,15 +187,42 @@ def main(argv: Sequence[str] | None = None) -> int:
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return EXIT_OK
     except Exception as exc:  # noqa: BLE001 - the command's last line of defence
+        aws = _aws_error(exc)
+        if aws is not None:
+            _report(exc, debug, prefix="", text=aws)
+            return EXIT_FAILED
         _report(exc, debug, prefix=f"{type(exc).__name__}: ")
         return EXIT_FAILED
 
 
-def _report(exc: BaseException, debug: bool, prefix: str = "") -> None:
+# What an AWS error code means in the local runtime, told in one line.
+_AWS_HINTS: dict[str, str] = {
+    "ResourceNotFoundException": "is the stack deployed? `mls-sync local deploy`",
+    "AWS.SimpleQueueService.NonExistentQueue": "is the stack deployed? `mls-sync local deploy`",
+    "ValidationError": "is the stack deployed? `mls-sync local deploy`",
+}
+
+
+def _aws_error(exc: BaseException) -> str | None:
+    """botocore's ClientError as ``Operation: Code: message (hint)``, without importing
+    botocore here (most commands never load it)."""
+    response = getattr(exc, "response", None)
+    operation = getattr(exc, "operation_name", None)
+    if type(exc).__name__ != "ClientError" or not isinstance(response, dict):
+        return None
+    error = response.get("Error") or {}
+    code = str(error.get("Code") or "error")
+    message = " ".join(str(error.get("Message") or "").split())
+    hint = _AWS_HINTS.get(code)
+    text = f"{operation or 'AWS'} failed: {code}" + (f": {message}" if message else "")
+    return text + (f" ({hint})" if hint else "")
+
+
+def _report(exc: BaseException, debug: bool, prefix: str = "", text: str | None = None) -> None:
     if debug:
         traceback.print_exception(exc)
     hint = "" if debug else " (--debug for details)" if prefix else ""
-    print(f"mls-sync: error: {prefix}{_one_line(exc)}{hint}", file=sys.stderr)
+    print(f"mls-sync: error: {prefix}{text or _one_line(exc)}{hint}", file=sys.stderr)
 
 
 if __name__ == "__main__":

@@ -142,7 +142,7 @@ def render_text(data: dict[str, list[dict[str, Any]]]) -> str:
             s(p["listingId"]),
             s(p["platform"]),
             s(p["status"]),
-            s(p.get("outcomeReason")),
+            _cap(s(p.get("outcomeReason")), 60),
             s(p.get("unpublishedAt")),
         ]
         for p in data["posts"]

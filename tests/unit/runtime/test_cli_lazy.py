@@ -56,3 +56,33 @@ def _pages(
 @pytest.mark.parametrize(("command", "page"), _pages(cli.build_parser()))
 def test_every_subcommand_has_a_description(command: str, page: argparse.ArgumentParser) -> None:
     assert page.description, f"{command} --help has no description"
+
+
+def test_an_aws_error_is_one_clear_line(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from botocore.exceptions import ClientError  # noqa: PLC0415
+
+    # Given a command that meets a table that does not exist (no stack deployed)
+    def run(args: argparse.Namespace) -> int:
+        raise ClientError(
+            {
+                "Error": {
+                    "Code": "ResourceNotFoundException",
+                    "Message": "Requested resource not found",
+                }
+            },
+            "Scan",
+        )
+
+    parser = argparse.ArgumentParser()
+    parser.add_argument("command")
+    parser.set_defaults(run=run)
+    monkeypatch.setattr(cli, "build_parser", lambda *a, **k: parser)
+    # When it runs, then exit 1 and one line naming the operation and what to do
+    assert cli.main(["report"]) == 1
+    err = capsys.readouterr().err
+    assert err == (
+        "mls-sync: error: Scan failed: ResourceNotFoundException: Requested resource not found "
+        "(is the stack deployed? `mls-sync local deploy`)\n"
+    )
