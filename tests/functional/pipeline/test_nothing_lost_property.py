@@ -815,7 +815,8 @@ def assert_nothing_lost(seen: Observed, scenario: Scenario) -> None:
 # deletion's write, before its event: the redelivery finds the listing deleted and looks for
 # pending effects on the listing's latest entry by key (``_missing``; ``_finish_pending`` does
 # the same when the listing comes back), i.e. the future-stamped one, so the ListingDeleted
-# event stays pending for ever (lost). Fixed when the worker finds the deletion's own entry.
+# event stayed pending for ever (lost). Fixed: the worker finds the change that gave the
+# listing its status by that change's own key (``_Sync._latest_change``).
 @example(
     scenario=Scenario(
         seeds=(Seed("Active", posted=True, excluded=False), Seed("Active", False, False)),
@@ -826,10 +827,6 @@ def assert_nothing_lost(seen: Observed, scenario: Scenario) -> None:
             Cycle((Step(0, "remove", 0),), False, True, Fault("crash", "after_write")),
         ),
     )
-).xfail(
-    raises=AssertionError,
-    reason="a deletion's pending event is looked for on the latest entry by key, which a "
-    "future-stamped record's entry outranks: the ListingDeleted event is never delivered",
 )
 def test_nothing_is_lost_whatever_the_faults(moto: Moto, scenario: Scenario) -> None:
     # Given one MLS history, played once cleanly and once with faults on the way

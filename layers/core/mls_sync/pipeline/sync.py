@@ -965,9 +965,9 @@ class _Sync:
         if listing.status is Status.DELETED:
             # Already deleted: finish the deletion's effects if a crash left them pending
             # (its change key came from the detection time, which a retry cannot recompute).
-            latest = self.deps.history.list_for_listing(listing_id, limit=1)
-            if latest and latest[0].pending_effects:
-                self._deliver(latest[0])
+            latest = self._latest_change(listing)
+            if latest is not None and latest.pending_effects:
+                self._deliver(latest)
             self.counts["unchanged"] += 1
             return
         update = deletion_update(self.now)
@@ -1059,10 +1059,31 @@ class _Sync:
             # detection a record at the stored time is applied, and the deletion's
             # effects must go first.
             return
-        latest = self.deps.history.list_for_listing(listing.listing_id, limit=1)
-        if latest and latest[0].pending_effects:
+        latest = self._latest_change(listing)
+        if latest is not None and latest.pending_effects:
             self.counts["effectsResumed"] += 1
-            self._deliver(latest[0])
+            self._deliver(latest)
+
+    def _latest_change(self, listing: Listing) -> StatusChange | None:
+        """The history entry of the change that gave the listing its current status. Found by
+        its own key where the listing says which it is (a deletion by detection is keyed by
+        its detection time, a restoration after it remembers its key), not as the newest key:
+        an entry of a record stamped in the future outranks later changes by key."""
+        keys: list[str] = []
+        if listing.deleted_by_detection and listing.status_changed_at is not None:
+            keys.append(change_key(Instant.parse(listing.status_changed_at), Status.DELETED))
+        if listing.restored_change_key:
+            keys.append(listing.restored_change_key)
+        if listing.mls_modified_at is not None and not listing.deleted_by_detection:
+            keys.append(change_key(Instant.parse(listing.mls_modified_at), listing.status))
+        for key in keys:
+            entry = self.deps.history.get(listing.listing_id, key)
+            if entry is not None and entry.to_status == listing.status:
+                return entry
+        # The listing's last write was not a status change (a re-stamp moved its MLS time):
+        # its status came from an older entry, the newest by key as a rule.
+        latest = self.deps.history.list_for_listing(listing.listing_id, limit=1)
+        return latest[0] if latest else None
 
     def _resume(self, listing_id: str, update: MlsUpdate, seen: Listing | None) -> None:
         """A record already applied: deliver whatever effects of its change are pending
