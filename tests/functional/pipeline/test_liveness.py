@@ -10,6 +10,7 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Any
 
 from botocore.exceptions import ClientError
@@ -17,6 +18,7 @@ from mls_sync.dal import ListingsRepo
 from mls_sync.dal.listings import ApplyResult, MlsUpdate
 from mls_sync.models import Listing, PostStatus, StatusChange, SyncJob
 from mls_sync.status import Status
+from mls_sync.timeutil import Instant
 
 from tests.support.pipeline import CONNECTION, World
 
@@ -236,3 +238,23 @@ def test_a_listing_that_keeps_failing_is_quarantined_after_three_deliveries(
     assert l1.quarantined
     assert l1.quarantine_attempts == 3
     assert "ProvisionedThroughputExceeded" in (l1.quarantine_reason or "")
+
+
+def test_a_first_cursor_starts_on_the_mls_clock_when_ours_is_ahead(world: World) -> None:
+    # Given our clock 10 minutes ahead of the MLS's (its Date header says so)
+    world.add_connection()
+    world.track("l-1", "K1", Status.ACTIVE)
+    world.post("p-1", "l-1", PostStatus.PUBLISHED, "facebook")
+    deps = world.sync_deps(clock=lambda: world.sim.now + timedelta(minutes=10))
+    # When the first sync runs
+    world.run_worker([world.job(slot="2026-11-28T12:00:00Z")], deps=deps)
+    # Then the cursor starts before the MLS's own now, not ours
+    connection = world.connections.get(CONNECTION)
+    assert connection is not None
+    assert connection.cursor is not None
+    assert Instant.parse(connection.cursor.timestamp).to_datetime() <= world.sim.now
+    # And a sale 8 minutes later on the MLS's clock (before our clock's start) is seen
+    world.sim.advance(8 * 60)
+    world.sim.set_status("K1", "Closed")
+    world.run_worker([world.job(slot="2026-11-28T12:15:00Z")], deps=deps)
+    assert world.status("l-1") is Status.SOLD

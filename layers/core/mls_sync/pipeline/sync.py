@@ -119,6 +119,8 @@ class MlsClient(Protocol):
 
     def fetch_by_keys(self, keys: Sequence[str], *, deadline: float | None = None) -> KeyLookup: ...
 
+    def server_now(self) -> datetime: ...
+
     def close(self) -> None: ...
 
 
@@ -722,13 +724,13 @@ class _Sync:
             moved = phase.model_copy(update={"after": chunk[-1]})
             first_cursor = None
             if cursor is None:
-                first_cursor = self._first_cursor(phase)
+                first_cursor = self._first_cursor(phase, client)
             self.deps.connections.save_phase(cid, moved, expected=expected, cursor=first_cursor)
             cursor = cursor or first_cursor
             expected = moved
         if cursor is None:
             # Nothing tracked (or all already read): start replicating from the phase's start.
-            cursor = self._first_cursor(phase)
+            cursor = self._first_cursor(phase, client)
             self.deps.connections.advance_cursor(
                 cid, cursor, expected=None, synced_at=self.now_text
             )
@@ -736,12 +738,15 @@ class _Sync:
         self.counts["phaseCompleted"] += 1
         return cursor
 
-    def _first_cursor(self, phase: ByKeyPhase) -> Cursor:
-        """A little before the phase began, spelled the way this MLS spells its timestamps
-        (a server that compares literals as text matches only its own form)."""
-        return initial_cursor(
-            Instant.parse(phase.started_at).to_datetime(), like=self.sample_timestamp
-        )
+    def _first_cursor(self, phase: ByKeyPhase, client: MlsClient) -> Cursor:
+        """A little before the phase began, on the MLS's clock where it is behind ours (a
+        cursor ahead of the server would skip what changes there meanwhile), spelled the way
+        this MLS spells its timestamps (a server comparing literals as text matches only its
+        own form)."""
+        began = Instant.parse(phase.started_at).to_datetime()
+        elapsed = self.deps.clock() - began
+        server_began = client.server_now() - max(elapsed, timedelta(0))
+        return initial_cursor(min(began, server_began), like=self.sample_timestamp)
 
     def _newly_tracked(self, client: MlsClient, tracked: Tracked) -> None:
         """Listings added after the cursor passed their last MLS change would otherwise wait

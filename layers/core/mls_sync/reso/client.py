@@ -189,6 +189,11 @@ class ReplicationClient:
     def token_requests(self) -> int:
         return self._transport.token_requests
 
+    def server_now(self) -> datetime:
+        """The MLS's clock, as its last answer's ``Date`` header gave it (advanced by the time
+        since), else ours: where a new connection's cursor starts."""
+        return self._transport.server_now()
+
     @property
     def degraded(self) -> str | None:
         """Why this client reads changes in a slower safe mode (``None``: it does not): a
