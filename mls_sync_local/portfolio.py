@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import ipaddress
 import json
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import urlsplit
@@ -175,6 +175,22 @@ _ID_FIELDS: dict[str, str] = {
     "posts": "postId",
 }
 
+# Every reference between records: (section, field, the section it names).
+REFERENCES: tuple[tuple[str, str, str], ...] = (
+    ("connections", "userId", "users"),
+    ("platformAccounts", "userId", "users"),
+    ("listings", "userId", "users"),
+    ("listings", "connectionId", "connections"),
+    ("posts", "listingId", "listings"),
+    ("posts", "accountId", "platformAccounts"),
+)
+
+StackLookup = Callable[[str, Collection[str]], Mapping[str, Mapping[str, Any]]]
+"""Reads records already in a stack: ``lookup(section, ids)`` answers the ones found, by id,
+as stored (camelCase attributes: a connection's ``userId``, an account's ``platform``). A
+reference the file does not resolve is looked up there before it counts as an error, so a
+file may add listings and posts to connections, accounts and listings seeded earlier."""
+
 
 # ---------------------------------------------------------------------------- loading
 
@@ -226,9 +242,12 @@ def _parse_text(text: str, name: str, suffix: str) -> object:
 # ---------------------------------------------------------------------------- validation
 
 
-def validate_portfolio(path: str | Path) -> Portfolio | list[str]:
+def validate_portfolio(
+    path: str | Path, *, stack: StackLookup | None = None
+) -> Portfolio | list[str]:
     """Reads and validates a portfolio file (JSON or YAML). Returns the portfolio, or every
-    error found, each as ``FILE: section[index].field: message``."""
+    error found, each as ``FILE: section[index].field: message``. With ``stack``, references
+    the file does not resolve are looked up in the stack (once, all together) first."""
     file = Path(path)
     name = str(path)
     try:
@@ -237,20 +256,24 @@ def validate_portfolio(path: str | Path) -> Portfolio | list[str]:
         return [f"{name}: cannot read: {exc.strerror or type(exc).__name__}"]
     except UnicodeDecodeError:
         return [f"{name}: cannot read: not UTF-8 text"]
-    return validate_text(text, name, suffix=file.suffix.lower())
+    return validate_text(text, name, suffix=file.suffix.lower(), stack=stack)
 
 
-def validate_text(text: str, name: str, *, suffix: str = ".yaml") -> Portfolio | list[str]:
+def validate_text(
+    text: str, name: str, *, suffix: str = ".yaml", stack: StackLookup | None = None
+) -> Portfolio | list[str]:
     try:
         document = _parse_text(text, name, suffix)
     except PortfolioError as exc:
         return exc.errors
-    return validate_document(document, name)
+    return validate_document(document, name, stack=stack)
 
 
-def validate_document(document: object, name: str) -> Portfolio | list[str]:
+def validate_document(
+    document: object, name: str, *, stack: StackLookup | None = None
+) -> Portfolio | list[str]:
     """Validates an already parsed document: every record on its own, then the references
-    between records."""
+    between records (and, with ``stack``, to records already in the stack)."""
     if document is None:
         document = {}
     if not isinstance(document, Mapping):
@@ -284,7 +307,7 @@ def validate_document(document: object, name: str) -> Portfolio | list[str]:
             except ValidationError as exc:
                 errors.extend(f"{name}: {where}{msg}" for msg in _describe(exc))
 
-    errors.extend(f"{name}: {problem}" for problem in _cross_check(raw))
+    errors.extend(f"{name}: {problem}" for problem in _cross_check(raw, stack))
     if errors:
         return sorted(errors, key=lambda e: _order(e, name))
     return Portfolio.model_validate(
@@ -352,9 +375,10 @@ def _snake(name: str) -> str:
     return "".join(f"_{c.lower()}" if c.isupper() else c for c in name)
 
 
-def _cross_check(raw: Mapping[str, Sequence[Any]]) -> list[str]:
+def _cross_check(raw: Mapping[str, Sequence[Any]], stack: StackLookup | None = None) -> list[str]:
     """References and uniqueness between records, read from the records as written, so a
-    record with a bad field still has its references checked (every error in one pass)."""
+    record with a bad field still has its references checked (every error in one pass).
+    References the file does not resolve are looked up in ``stack`` when one is given."""
     problems: list[str] = []
 
     def ids(section: str) -> dict[str, int]:
@@ -373,21 +397,43 @@ def _cross_check(raw: Mapping[str, Sequence[Any]]) -> list[str]:
                 found[value] = index
         return found
 
-    users = ids("users")
-    connections = ids("connections")
-    accounts = ids("platformAccounts")
-    listings = ids("listings")
-    ids("posts")
+    pools = {section: ids(section) for section in SECTIONS}
+    users = pools["users"]
+    connections = pools["connections"]
+    accounts = pools["platformAccounts"]
+    listings = pools["listings"]
 
-    def ref(section: str, index: int, field: str, pool: Mapping[str, int], what: str) -> int:
-        """Index of the referenced record, or -1 (after noting an unknown reference)."""
+    # What the file does not hold, read from the stack in one go per section.
+    in_stack: dict[str, Mapping[str, Mapping[str, Any]]] = {}
+    if stack is not None:
+        missing: dict[str, set[str]] = {}
+        for section, field, named in REFERENCES:
+            for record in raw[section]:
+                value = _text(record, field)
+                if value is not None and value not in pools[named]:
+                    missing.setdefault(named, set()).add(value)
+        in_stack = {named: stack(named, sorted(wanted)) for named, wanted in missing.items()}
+
+    def ref(
+        section: str, index: int, field: str, pool: Mapping[str, int], what: str
+    ) -> Mapping[str, Any] | None:
+        """The referenced record (the file's, else the stack's), or None (after noting an
+        unknown reference)."""
         value = _text(raw[section][index], field)
         if value is None:
-            return -1  # missing or mistyped: the record's own validation reports it
-        if value not in pool:
+            return None  # missing or mistyped: the record's own validation reports it
+        if value in pool:
+            record: object = raw[_SECTION_OF[what]][pool[value]]
+            return record if isinstance(record, Mapping) else None
+        if stack is None:
             problems.append(f"{section}[{index}].{field}: unknown {what} {value!r}")
-            return -1
-        return pool[value]
+            return None
+        found = in_stack.get(_SECTION_OF[what], {}).get(value)
+        if found is None:
+            problems.append(
+                f"{section}[{index}].{field}: {value!r} is neither in this file nor in the stack"
+            )
+        return found
 
     for i, conn in enumerate(raw["connections"]):
         ref("connections", i, "userId", users, "user")
@@ -410,7 +456,7 @@ def _cross_check(raw: Mapping[str, Sequence[Any]]) -> list[str]:
         ref("listings", i, "userId", users, "user")
         owner = ref("listings", i, "connectionId", connections, "connection")
         user = _text(listing, "userId")
-        conn_user = _text(raw["connections"][owner], "userId") if owner >= 0 else None
+        conn_user = _text(owner, "userId")
         if conn_user is not None and user is not None and conn_user != user:
             problems.append(
                 f"listings[{i}].connectionId: connection {_text(listing, 'connectionId')!r}"
@@ -431,9 +477,7 @@ def _cross_check(raw: Mapping[str, Sequence[Any]]) -> list[str]:
         ref("posts", i, "listingId", listings, "listing")
         target = ref("posts", i, "accountId", accounts, "platform account")
         platform = _text(post, "platform")
-        account_platform = (
-            _text(raw["platformAccounts"][target], "platform") if target >= 0 else None
-        )
+        account_platform = _text(target, "platform")
         if platform is not None and account_platform is not None and platform != account_platform:
             problems.append(
                 f"posts[{i}].platform: {platform!r} does not match account"
@@ -441,6 +485,13 @@ def _cross_check(raw: Mapping[str, Sequence[Any]]) -> list[str]:
             )
     return problems
 
+
+_SECTION_OF: dict[str, str] = {
+    "user": "users",
+    "connection": "connections",
+    "platform account": "platformAccounts",
+    "listing": "listings",
+}
 
 # Fields a vendor cannot work without (see reference/domain.md).
 _VENDOR_NEEDS: dict[str, str] = {"mlsgrid": "originatingSystemName", "bridge": "dataset"}
@@ -489,6 +540,7 @@ def _is_loopback(host: str) -> bool:
 
 
 __all__ = [
+    "REFERENCES",
     "SECTIONS",
     "MlsCredentials",
     "PlatformToken",
@@ -499,6 +551,7 @@ __all__ = [
     "PortfolioListing",
     "PortfolioPost",
     "PortfolioUser",
+    "StackLookup",
     "secure_url_problem",
     "validate_document",
     "validate_portfolio",

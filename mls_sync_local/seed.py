@@ -1,6 +1,8 @@
 """`mls-sync seed FILE`: validate a portfolio file whole, then write it idempotently.
 
-Nothing is written unless the whole file is valid. Writes are creates guarded by
+Nothing is written unless the whole file is valid. A reference the file does not resolve (a
+post's listing or account, a listing's connection or user) is looked up in the stack first,
+so a file may add listings and posts to what an earlier seed wrote. Writes are creates guarded by
 ``attribute_not_exists``: an item that already exists is left exactly as it is (its status,
 cursor and MLS timestamps belong to the sync from then on), and so is its secret, which a
 token refresh may have rotated since. Running seed twice therefore changes nothing.
@@ -11,10 +13,11 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, TextIO
 
+from boto3.dynamodb.conditions import Key
 from botocore.exceptions import BotoCoreError, ClientError
 from mls_sync import aws
 from mls_sync.config import stack_environment
@@ -29,6 +32,7 @@ from mls_sync_local.portfolio import (
     PortfolioConnection,
     PortfolioListing,
     PortfolioPost,
+    StackLookup,
     validate_portfolio,
 )
 from mls_sync_local.runtime.stack import endpoint_from_env, region
@@ -60,6 +64,42 @@ def stack_tables(stack: str, resource: DynamoDBServiceResource | None = None) ->
         sync_runs=db.Table(names["SYNC_RUNS_TABLE"]),
         idempotency_name=names["IDEMPOTENCY_TABLE"],
     )
+
+
+class StackItems:
+    """The portfolio's ``StackLookup`` over a stack's tables: items by id, and users as the
+    owners of a connection or platform account (there is no users table)."""
+
+    def __init__(self, tables: Tables) -> None:
+        self._tables = {
+            "connections": (tables.connections, "connectionId"),
+            "platformAccounts": (tables.accounts, "accountId"),
+            "listings": (tables.listings, "listingId"),
+            "posts": (tables.posts, "postId"),
+        }
+
+    def __call__(self, section: str, ids: Collection[str]) -> dict[str, Mapping[str, Any]]:
+        found: dict[str, Mapping[str, Any]] = {}
+        for item_id in ids:
+            item = self._user(item_id) if section == "users" else self._item(section, item_id)
+            if item is not None:
+                found[item_id] = item
+        return found
+
+    def _item(self, section: str, item_id: str) -> Mapping[str, Any] | None:
+        table, key = self._tables[section]
+        item: Mapping[str, Any] | None = table.get_item(Key={key: item_id}).get("Item")
+        return item
+
+    def _user(self, user_id: str) -> Mapping[str, Any] | None:
+        for section in ("connections", "platformAccounts"):
+            table, _ = self._tables[section]
+            page = table.query(
+                IndexName="byUser", KeyConditionExpression=Key("userId").eq(user_id), Limit=1
+            )
+            if page.get("Items"):
+                return {"userId": user_id}
+        return None
 
 
 @dataclass
@@ -239,7 +279,9 @@ def register(subparsers: Any) -> None:
         help="validate a portfolio file (JSON or YAML), then write it idempotently",
         description=(
             "Validates the whole file first (exit 2 and one line per error; nothing written), "
-            "then creates what does not exist yet. Credentials and tokens go to Secrets "
+            "then creates what does not exist yet. References the file does not resolve (a "
+            "post's listing or account, a listing's connection or user) may name items "
+            "already in the stack. Credentials and tokens go to Secrets "
             "Manager; items hold the secrets' ARNs. Existing items are never overwritten."
         ),
     )
@@ -270,16 +312,25 @@ def run(
     """``local_only=False`` is for callers that set up AWS themselves (moto in-process)."""
     stdout = out or sys.stdout
     stderr = err or sys.stderr
-    result = validate_portfolio(args.file)
-    if isinstance(result, list):
-        for line in result:
-            print(line, file=stderr)
-        print(f"mls-sync: seed: {len(result)} error(s); nothing written", file=stderr)
-        return EXIT_USAGE
-    if local_only:
-        use_local_aws()
     stack = stack_name()
+
+    def in_stack(section: str, ids: Collection[str]) -> Mapping[str, Mapping[str, Any]]:
+        # Only when the file names something it does not hold: a self-contained file is
+        # validated without AWS.
+        if local_only:
+            use_local_aws()
+        return StackItems(stack_tables(stack))(section, ids)
+
+    lookup: StackLookup = in_stack
     try:
+        result = validate_portfolio(args.file, stack=lookup)
+        if isinstance(result, list):
+            for line in result:
+                print(line, file=stderr)
+            print(f"mls-sync: seed: {len(result)} error(s); nothing written", file=stderr)
+            return EXIT_USAGE
+        if local_only:
+            use_local_aws()
         report = Seeder(stack_tables(stack), SecretStore(aws.secrets()), stack).seed(result)
     except SecretError as exc:
         print(f"mls-sync: seed: {exc}", file=stderr)
@@ -308,6 +359,7 @@ def run(
 __all__ = [
     "SeedReport",
     "Seeder",
+    "StackItems",
     "register",
     "run",
     "stack_name",

@@ -174,12 +174,111 @@ def test_invalid_file_writes_nothing_and_names_every_error(
         f"{bad}: listings[1].status: 'sould' is not a status (expected one of: active,"
         in (lines[0])
     )
-    assert f"{bad}: posts[4].accountId: unknown platform account 'a-nobody'" in lines
+    assert (
+        f"{bad}: posts[4].accountId: 'a-nobody' is neither in this file nor in the stack" in lines
+    )
     assert lines[-1].endswith("2 error(s); nothing written")
     # and nothing at all was written
     snap = _snapshot(seeded_env)
     assert all(items == [] for items in snap["tables"].values())
     assert snap["secrets"] == {}
+
+
+ADDITION = """\
+listings:
+  - {listingId: l-5, userId: u-ada, connectionId: c-ada-actris, listingKey: ACT1005,
+     status: active}
+posts:
+  - {postId: p-6, listingId: l-5, platform: facebook, accountId: a-ada-fb,
+     platformPostId: "1234567890_995", status: published}
+  - {postId: p-7, listingId: l-1, platform: linkedin, accountId: a-ben-li,
+     platformPostId: "urn:li:share:7000000000000000007", status: published}
+"""
+
+
+def test_a_second_file_adds_listings_and_posts_to_what_the_stack_holds(
+    seeded_env: LocalStack, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    # Given a stack seeded from the sample (users, connections, accounts, listings, posts)
+    assert _cli(capsys, "seed", str(SAMPLE))[0] == 0
+    # and a file with only a listing and posts, naming the sample's connection, user,
+    # accounts and one of its listings
+    more = tmp_path / "more.yaml"
+    more.write_text(ADDITION, encoding="utf-8")
+    # When it is seeded
+    code, out, err = _cli(capsys, "seed", str(more))
+    # Then its references resolve against the stack and only the new items are created
+    assert code == 0, err
+    assert "connections 0 created/0 unchanged" in out
+    assert "listings 1 created/0 unchanged" in out
+    assert "posts 2 created/0 unchanged" in out
+    snap = _snapshot(seeded_env)
+    listings = {i["listingId"]: i for i in snap["tables"]["listings"]}
+    assert listings["l-5"]["connectionId"] == "c-ada-actris"
+    posts = {i["postId"]: i for i in snap["tables"]["posts"]}
+    assert posts["p-6"]["listingId"] == "l-5"
+    assert posts["p-7"]["listingId"] == "l-1"
+    assert len(posts) == 7
+    # and seeding it again changes nothing
+    before = _snapshot(seeded_env)
+    code, out, _ = _cli(capsys, "seed", str(more))
+    assert code == 0
+    assert "posts 0 created/2 unchanged" in out
+    assert _snapshot(seeded_env) == before
+
+
+def test_a_reference_neither_in_the_file_nor_in_the_stack_writes_nothing(
+    seeded_env: LocalStack, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    # Given a seeded stack and a file whose records name, besides good references, a
+    # listing, an account and a connection that exist nowhere, a post whose platform is not
+    # its stack account's, and a listing whose stack connection belongs to another user
+    assert _cli(capsys, "seed", str(SAMPLE))[0] == 0
+    before = _snapshot(seeded_env)
+    bad = tmp_path / "my.yaml"
+    bad.write_text(
+        """\
+listings:
+  - {listingId: l-6, userId: u-ada, connectionId: c-9, listingKey: X1, status: active}
+  - {listingId: l-7, userId: u-zed, connectionId: c-ben-trestle, listingKey: X2, status: active}
+  - {listingId: l-5, userId: u-ada, connectionId: c-ada-actris, listingKey: X3, status: active}
+posts:
+  - {postId: p-6, listingId: l-5, platform: facebook, accountId: a-ada-fb,
+     platformPostId: "1234567890_995", status: published}
+  - {postId: p-7, listingId: l-1, platform: linkedin, accountId: a-ben-li,
+     platformPostId: "urn:li:share:7000000000000000007", status: published}
+  - {postId: p-8, listingId: l-9, platform: facebook, accountId: a-ada-fb,
+     platformPostId: "1", status: published}
+  - {postId: p-9, listingId: l-5, platform: facebook, accountId: a-9,
+     platformPostId: "2", status: published}
+  - {postId: p-10, listingId: l-2, platform: instagram, accountId: a-ada-fb,
+     platformPostId: "3", status: published}
+""",
+        encoding="utf-8",
+    )
+    # When it is seeded
+    code, out, err = _cli(capsys, "seed", str(bad))
+    # Then it exits 2 naming file, section, index and field of each dangling reference
+    assert code == 2, err
+    assert out == ""
+    lines = err.splitlines()
+    assert f"{bad}: listings[0].connectionId: 'c-9' is neither in this file nor in the stack" in (
+        lines
+    )
+    assert f"{bad}: listings[1].userId: 'u-zed' is neither in this file nor in the stack" in lines
+    assert (
+        f"{bad}: listings[1].connectionId: connection 'c-ben-trestle' belongs to user 'u-ben',"
+        " not 'u-zed'"
+    ) in lines
+    assert f"{bad}: posts[2].listingId: 'l-9' is neither in this file nor in the stack" in lines
+    assert f"{bad}: posts[3].accountId: 'a-9' is neither in this file nor in the stack" in lines
+    assert (
+        f"{bad}: posts[4].platform: 'instagram' does not match account 'a-ada-fb',"
+        " which is 'facebook'"
+    ) in lines
+    assert lines[-1] == "mls-sync: seed: 6 error(s); nothing written"
+    # and nothing at all was written: not the valid listing, not the valid posts
+    assert _snapshot(seeded_env) == before
 
 
 def test_missing_file_is_bad_input(
