@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import os
+import shutil
 import sys
 import tempfile
 import time
@@ -425,13 +426,31 @@ def render_brake(scene: BrakeScene) -> list[str]:
     ]
 
 
+LOG_PREFIX = "mls-sync-demo-"
+
+
+@contextlib.contextmanager
+def log_folder(*, keep: bool, out: TextIO) -> Iterator[Path]:
+    """The handlers' log folder in the temporary directory: removed when the demo ends
+    (success, failure or Ctrl-C) unless ``keep``, in which case where it is is printed."""
+    folder = Path(tempfile.mkdtemp(prefix=LOG_PREFIX))
+    try:
+        yield folder
+    finally:
+        if keep:
+            out.write(f"handler logs kept in {folder}\n")
+        else:
+            shutil.rmtree(folder, ignore_errors=True)
+
+
 def _run(args: argparse.Namespace) -> int:
-    log_dir = Path(tempfile.mkdtemp(prefix="mls-sync-demo-"))
-    log_path = log_dir / "handlers.log"
     report = Path(args.report) if args.report else None
     out = sys.stdout
-    out.write(f"mls-sync demo (handler logs: {log_path})\n")
-    result = run_demo(out, log_path=log_path, report_path=report)
+    with log_folder(keep=args.keep_logs, out=out) as log_dir:
+        log_path = log_dir / "handlers.log"
+        where = "kept" if args.keep_logs else "removed at the end; --keep-logs keeps them"
+        out.write(f"mls-sync demo (handler logs: {log_path}, {where})\n")
+        result = run_demo(out, log_path=log_path, report_path=report)
     if report is not None:
         out.write(f"report written to {report}\n")
     return 0 if result.converged else 1
@@ -442,4 +461,9 @@ def register(subparsers: Any) -> None:
         "demo", help="the whole system end to end on loopback (what `make run` runs)"
     )
     parser.add_argument("--report", metavar="FILE", help="also write the HTML report here")
+    parser.add_argument(
+        "--keep-logs",
+        action="store_true",
+        help="keep the handlers' log folder (in the temporary directory) and print where",
+    )
     parser.set_defaults(run=_run)

@@ -1,5 +1,6 @@
 """`mls-sync demo` (what `make run` runs) as a new user runs it: a subprocess that starts
-every server on free loopback ports, converges, reports, and leaves nothing running."""
+every server on free loopback ports, converges, reports, and leaves nothing running and
+nothing in the temporary directory."""
 
 from __future__ import annotations
 
@@ -11,6 +12,8 @@ import sys
 from pathlib import Path
 
 import pytest
+
+from mls_sync_local.demo import LOG_PREFIX
 
 ROOT = Path(__file__).resolve().parents[3]
 
@@ -26,6 +29,10 @@ def _listening(url: str) -> bool:
 def test_demo_converges_and_stops_everything(tmp_path: Path) -> None:
     # Given a clean environment: no AWS endpoint, no credentials, no stack name
     env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "MLS_SYNC_"))}
+    # and a temporary directory of its own (its tempfile.gettempdir()), empty to start with
+    temp = tmp_path / "tmp"
+    temp.mkdir()
+    env["TMPDIR"] = str(temp)
     report = tmp_path / "report.html"
     # When the demo runs as a user would run it
     done = subprocess.run(
@@ -83,3 +90,6 @@ def test_demo_converges_and_stops_everything(tmp_path: Path) -> None:
     urls = [u.strip() for u in servers.group(1).split(",")]
     assert len(urls) == 6  # moto, 4 MLS simulators, the platform simulator
     assert not [u for u in urls if _listening(u)]
+    # and its handler log folder is gone from the temporary directory (no --keep-logs)
+    assert "removed at the end; --keep-logs keeps them" in out
+    assert not [p.name for p in temp.iterdir() if p.name.startswith(LOG_PREFIX)]
