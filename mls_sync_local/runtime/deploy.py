@@ -373,3 +373,6 @@ def register(subparsers: Any) -> None:
     srv = local_sub.add_parser("server", help="run a moto server on loopback in the foreground")
     srv.add_argument("--port", type=int, default=0, help="port (default: a free one)")
     srv.set_defaults(run=_run_server)
+    from mls_sync_local.runtime import sam_env  # noqa: PLC0415 - `local env-json`
+
+    sam_env.register(local_sub)
