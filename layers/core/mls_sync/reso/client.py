@@ -452,7 +452,9 @@ class ReplicationClient:
                 # would never end); the cursor handed out stops at the server's clock.
                 after = self._cursor_of(records[-1])
                 cursor = self._later(cursor, self._capped(records[-1], limit))
-            elif values and len(values) >= top:
+            elif values and (len(values) >= top or link is not None):
+                # (A server may cap pages below our $top: a shorter page with a nextLink is
+                # not the end either; staying put re-asked the same page for ever.)
                 beyond = self._last_readable(values)
                 if beyond is None:
                     raise MlsProtocolError(
@@ -564,9 +566,13 @@ class ReplicationClient:
                         r.listing_key for r in records if r.modification.epoch_ns == anchor_ns
                     }
             elif full:
-                raise MlsProtocolError(
-                    f"{self._transport.host}: a full page without one readable record"
-                )
+                # A full page of skipped records (e.g. ``9999-…`` sentinels, which sort last):
+                # no cursor to place, so page on with the server's own link, as through a run
+                # of one timestamp; without one it is the end (Core 2.1). Raising here failed
+                # every run while the page stayed full of them.
+                next_link = link
+                if link is None:
+                    full = False
             complete = not full
             yield ChangePage(
                 records=fresh,
