@@ -258,3 +258,24 @@ def test_a_first_cursor_starts_on_the_mls_clock_when_ours_is_ahead(world: World)
     world.sim.set_status("K1", "Closed")
     world.run_worker([world.job(slot="2026-11-28T12:15:00Z")], deps=deps)
     assert world.status("l-1") is Status.SOLD
+
+
+def test_a_listing_stamped_in_the_future_still_takes_the_mls_s_next_real_change(
+    world: World,
+) -> None:
+    # Given a synced listing whose record the MLS stamps 300 days ahead (a clock bug)
+    world.add_connection()
+    world.track("l-1", "K1", Status.ACTIVE)
+    world.post("p-1", "l-1", PostStatus.PUBLISHED, "facebook")
+    world.run_worker([world.job(slot="2026-11-28T12:00:00Z")])
+    world.sim.advance(60)
+    world.sim.set_status("K1", "Pending", at=world.sim.now + timedelta(days=300))
+    world.run_worker([world.job(slot="2026-11-28T12:15:00Z")])
+    assert world.status("l-1") is Status.PENDING
+    # When the MLS fixes its clock and the listing then sells, stamped with the real time
+    world.sim.advance(15 * 60)
+    world.sim.set_status("K1", "Closed")
+    world.run_worker([world.job(slot="2026-11-28T12:30:00Z")])
+    # Then the sale is applied (the bogus stamp was taken as "changed at the MLS's now")
+    assert world.status("l-1") is Status.SOLD
+    assert [j["postId"] for j in world.unpublish_jobs()] == ["p-1"]

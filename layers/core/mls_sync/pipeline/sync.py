@@ -79,6 +79,10 @@ BY_KEY_CHUNK = 200
 """Listings read by key and applied between two progress writes of a by-key phase: what a
 continuation may have to read again, and one DynamoDB write per this many listings."""
 
+FUTURE_SKEW_SECONDS = 60
+"""How far ahead of the MLS's clock a record's stamp is still taken at its word (the vendor
+profiles' ``future_skew_seconds``)."""
+
 IMPLAUSIBLE_MISSING = 5
 """A by-key answer in which every one of at least this many keys is missing is a server
 failure (an outage answering empty), not that many deletions at once."""
@@ -175,17 +179,25 @@ def replication_client_factory(secrets: SecretStore, **client_options: Any) -> C
 # ---------------------------------------------------------------------------- decisions
 
 
-def mls_update(record: MlsRecord, synced_at: str) -> MlsUpdate:
-    """What one record says: a record the vendor flags as not visible is a deletion."""
+def mls_update(record: MlsRecord, synced_at: str, *, not_after: Instant | None = None) -> MlsUpdate:
+    """What one record says: a record the vendor flags as not visible is a deletion.
+
+    A record stamped after ``not_after`` (the MLS's own clock plus a small skew) is taken as
+    changed at ``not_after``: stored with its real stamp, a bogus one (``2027-…``, a zone bug)
+    would make the MLS's next real change of the listing look older, and refused, until real
+    time caught up; re-read later, it simply applies again."""
     if not record.visible or record.standard_status is None:
         status = Status.DELETED
     else:
         status = record.standard_status.status
+    modified = record.modification
+    if not_after is not None and modified > not_after:
+        modified = Instant(not_after.epoch_ns)
     return MlsUpdate(
         status=status,
         standard_status=record.standard_status.value if record.standard_status else None,
         mls_status=record.mls_status,
-        modified=record.modification,
+        modified=modified,
         synced_at=synced_at,
         mls_listing_id=record.listing_id,
     )
@@ -429,6 +441,9 @@ class _Sync:
         """Listings this run marked deleted: they count towards the mass-change brake."""
         self.takedowns: set[Pending] = set()
         """Changes this run wrote (or resumed) whose takedown is still to settle."""
+        self.not_after: Instant | None = None
+        """The latest MLS time a record is taken to have changed at: the MLS's clock as its
+        last answer gave it, plus ``FUTURE_SKEW_SECONDS`` (set per page and lookup)."""
         self.sample_timestamp: str | None = None
         """A change timestamp as this MLS spells it (from any record read): how a first
         sync's cursor is written, so a server comparing literals as text still matches."""
@@ -790,6 +805,7 @@ class _Sync:
         self.counts["recordsRead"] += len(lookup.found) + len(lookup.skipped)
         self.counts["readByKey"] += len(lookup.found) + len(lookup.skipped)
         self._note_skipped(lookup.skipped, tracked)
+        self._note_clock(client)
         prefetched = self._prefetch(lookup.found.values(), tracked)
         for value, record in lookup.found.items():
             # Applied by its own ListingKey, never by what we asked: a ListingId we hold that
@@ -820,6 +836,7 @@ class _Sync:
             self._note_skipped(page.skipped, tracked)
             self._note_page(page)
             failed_before = self.counts["failed"]
+            self._note_clock(client)
             prefetched = self._prefetch(page.records, tracked)
             for record in page.records:
                 self._record(record, tracked, prefetched)
@@ -870,6 +887,10 @@ class _Sync:
 
     # ------------------------------------------------------------------ one listing
 
+    def _note_clock(self, client: MlsClient) -> None:
+        now = Instant.from_datetime(client.server_now())
+        self.not_after = Instant(now.epoch_ns + FUTURE_SKEW_SECONDS * 1_000_000_000)
+
     def _prefetch(self, records: Iterable[MlsRecord], tracked: Tracked) -> dict[str, Listing]:
         """The tracked listings these records name, read in batches: one call per 100
         records instead of one each. Untracked records cost nothing."""
@@ -891,7 +912,7 @@ class _Sync:
             return
         if self.sample_timestamp is None and record.modification.raw:
             self.sample_timestamp = record.modification.raw
-        update = mls_update(record, self.now_text)
+        update = mls_update(record, self.now_text, not_after=self.not_after)
         # Used once: a second record of the same listing in the page reads what the first
         # wrote (a stale copy would only cost a refused write and a re-read).
         listing = prefetched.pop(listing_id, None) if prefetched else None
