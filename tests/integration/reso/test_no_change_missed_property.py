@@ -225,8 +225,10 @@ def scenarios(draw: st.DrawFn) -> Scenario:
             )
         ),
         default_order=draw(st.sampled_from((None, "timestamp", "key"))),
-        # MLS Grid's anchor paging against a $top-as-total server stalls (see
-        # test_anchor_against_a_top_as_total_server_reads_past_a_tie_as_long_as_a_page).
+        # MLS Grid's anchor paging against a $top-as-total server: a tie as long as a page is
+        # now asked past with $skip (test_anchor_against_a_top_as_total_server_reads_past_a_tie
+        # _as_long_as_a_page), but drawn here it still misses a listing in an example not yet
+        # analysed (the shrink outran the timeout): open, see docs/replication.md "Liveness".
         top_semantics="page" if vendor == "mlsgrid" else draw(st.sampled_from(("page", "total"))),
         compare_timestamps=compare,
         like_first=True if compare == "text" else draw(st.booleans()),
@@ -789,11 +791,6 @@ def test_anchor_pages_past_a_full_page_of_implausible_records(
     ]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="open bug: anchor paging ends a run on a full page of one timestamp without a "
-    "nextLink, which a $top-as-total server sends when $top cut the result",
-)
 def test_anchor_against_a_top_as_total_server_reads_past_a_tie_as_long_as_a_page(
     make_sim: Callable[..., MlsSimulator], make_client: ClientFactory
 ) -> None:

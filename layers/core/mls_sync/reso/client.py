@@ -513,6 +513,7 @@ class ReplicationClient:
         anchor_ns = position(start)[0]
         seen_at_anchor: set[str] = set()
         next_link: str | None = None
+        skip = 0
         seen: set[str] = set()
         while True:
             if next_link is not None:
@@ -522,7 +523,10 @@ class ReplicationClient:
                 params = self._params(
                     condition, top=top, ordered=False, orderby=f"{self.profile.change_field} asc"
                 )
+                if skip:
+                    params["$skip"] = str(skip)
                 body, url = self._get(self.url, params, deadline)
+            asked_past = skip > 0
             page = self._skip_empty(self._parse_page(body, url), seen, deadline)
             values, records, skipped, link = page
             try:
@@ -554,13 +558,20 @@ class ReplicationClient:
                     # are the net for this rare case.
                     seen_at_anchor.update(r.listing_key for r in records)
                     next_link = link
+                    skip = 0
                     if link is None:
-                        # A full page on the newest timestamp and no nextLink is the end:
-                        # Web API Core 2.1 makes the nextLink mandatory while more remains.
-                        # Raising here stalled the connection whenever exactly a page's worth
-                        # shared the newest timestamp, until something newer changed.
-                        full = False
+                        # No nextLink: the end for a server that pages (Core 2.1 makes the link
+                        # mandatory while more remains), but a server that applies $top to the
+                        # whole result (OData 4.01 §11.2.6.3) sends none when $top cut it. A
+                        # full page on the tie is asked past with $skip; a skipped answer with
+                        # nothing new ends the run. (Ending here blinded the connection against
+                        # such a server for as long as the tie lasted.)
+                        if len(values) >= top and (fresh or not asked_past):
+                            skip = len(seen_at_anchor)
+                        else:
+                            full = False
                 else:
+                    skip = 0
                     anchor, anchor_ns = last.modification.raw, last.modification.epoch_ns
                     seen_at_anchor = {
                         r.listing_key for r in records if r.modification.epoch_ns == anchor_ns
