@@ -763,11 +763,11 @@ class MlsSimulator:
             if self.nextlink == "cursor" and page:
                 lst, record = page[-1]
                 after_vals = [sort_value(lst, record, n) for n in sort_names] + [lst.key]
+                # The token says where the next page starts: a $skip of the first request is
+                # not applied again (it would skip past rows never served).
                 rest["$skiptoken"] = base64.urlsafe_b64encode(
                     json.dumps(after_vals).encode()
                 ).decode()
-                if skip:
-                    rest["$skip"] = str(skip)
             else:
                 rest["$skip"] = str(skip + len(page))
             query = urlencode(rest, quote_via=quote)

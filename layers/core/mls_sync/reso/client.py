@@ -514,11 +514,15 @@ class ReplicationClient:
         seen_at_anchor: set[str] = set()
         next_link: str | None = None
         skip = 0
+        window = 0
+        """Records served since the last request we built: a server applying $top to the
+        whole result pages inside that window, so it is the window that $top can cut."""
         seen: set[str] = set()
         while True:
             if next_link is not None:
                 body, url = self._get(self._follow(next_link, seen), None, deadline)
             else:
+                window = 0
                 condition = f"{self.profile.change_field} ge {timestamp_literal(anchor)}"
                 params = self._params(
                     condition, top=top, ordered=False, orderby=f"{self.profile.change_field} asc"
@@ -529,6 +533,7 @@ class ReplicationClient:
             asked_past = skip > 0
             page = self._skip_empty(self._parse_page(body, url), seen, deadline)
             values, records, skipped, link = page
+            window += len(values)
             try:
                 self._check_order(records, by_key=False)
             except MlsProtocolError:
@@ -566,8 +571,9 @@ class ReplicationClient:
                         # full page on the tie is asked past with $skip; a skipped answer with
                         # nothing new ends the run. (Ending here blinded the connection against
                         # such a server for as long as the tie lasted.)
-                        if len(values) >= top and (fresh or not asked_past):
+                        if window >= top and (fresh or not asked_past):
                             skip = len(seen_at_anchor)
+                            full = True
                         else:
                             full = False
                 else:
