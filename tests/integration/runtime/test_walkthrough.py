@@ -90,6 +90,9 @@ def background() -> Iterator[list[_Background]]:
         proc.stop()
 
 
+# ~105 s on a loaded 2-core machine (a dozen processes, each importing the stack): the ini's
+# 120 s would leave no margin.
+@pytest.mark.timeout(300)
 def test_the_own_portfolio_walkthrough_takes_the_posts_down(
     tmp_path: Path, background: list[_Background]
 ) -> None:

@@ -25,15 +25,13 @@ from __future__ import annotations
 import functools
 import time
 from collections import Counter
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from contextlib import suppress
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
-from typing import Any, Literal, Protocol
+from datetime import timedelta
+from typing import Literal
 
 from aws_lambda_powertools import Logger
-from botocore.exceptions import BotoCoreError, ClientError
-from pydantic import SecretStr
 
 from mls_sync.dal import ConnectionsRepo, HistoryRepo, ListingsRepo, PostsRepo, SyncRunsRepo
 from mls_sync.dal.base import ConditionFailed
@@ -47,22 +45,45 @@ from mls_sync.models import (
     Connection,
     Cursor,
     Listing,
-    ListingEventDetail,
     MassChangeHeldDetail,
     StatusChange,
     SyncJob,
     SyncRun,
 )
-from mls_sync.pipeline.keys import dedup_id, digest, group_id, run_key
+from mls_sync.pipeline.decisions import (
+    EFFECT_EVENT,
+    EFFECT_UNPUBLISH,
+    LOOKUP_BY_ID,
+    LOOKUP_BY_KEY,
+    Tracked,
+    chunks,
+    deletion_update,
+    describe_error,
+    effects_for,
+    event_for,
+    is_permanent,
+    mls_update,
+    newly_tracked_batch,
+    reconcile_due,
+    restoration_key,
+    status_change,
+)
+from mls_sync.pipeline.keys import dedup_id, group_id, run_key
+from mls_sync.pipeline.mls_client import (
+    ClientFactory,
+    CredentialsError,
+    MlsClient,
+    credentials_from_secret,
+    replication_client_factory,
+    target_of,
+)
 from mls_sync.pipeline.takedowns import Pending, Takedowns, brake_trips
-from mls_sync.policy import Action, TransitionPolicy
+from mls_sync.policy import TransitionPolicy
 from mls_sync.queues import OutgoingMessage, QueueSender
-from mls_sync.reso.auth import BearerToken, ClientCredentials, Credentials
-from mls_sync.reso.client import ChangePage, KeyLookup, ReplicationClient, ReplicationTarget
+from mls_sync.reso.client import ChangePage
 from mls_sync.reso.cursor import initial_cursor
 from mls_sync.reso.errors import DeadlineReached
 from mls_sync.reso.records import MlsRecord, SkippedRecord
-from mls_sync.secrets import SecretStore
 from mls_sync.status import Status
 from mls_sync.timeutil import Clock, Instant, format_utc, utc_now
 
@@ -92,241 +113,7 @@ QUARANTINE_AFTER = 3
 does not go away) is quarantined, so it cannot hold its connection's cursor for ever. Not
 more than SyncQueue's maxReceiveCount (3): the last delivery must be able to move on."""
 
-LOOKUP_BY_KEY = "ListingKey"
-LOOKUP_BY_ID = "ListingId"
-
-EFFECT_EVENT = "event"
-EFFECT_UNPUBLISH = "unpublish"
-
 Outcome = Literal["succeeded", "partial", "failed", "continued", "duplicate", "skipped"]
-
-
-# ---------------------------------------------------------------------------- the client
-
-
-class MlsClient(Protocol):
-    """What the worker needs of the replication client (``ReplicationClient`` is one)."""
-
-    @property
-    def requests_made(self) -> int: ...
-
-    @property
-    def lookup_field(self) -> str: ...
-
-    def changes(
-        self,
-        cursor: Cursor | None,
-        *,
-        overlap_seconds: float | None = None,
-        deadline: float | None = None,
-    ) -> Iterator[ChangePage]: ...
-
-    def fetch_by_keys(self, keys: Sequence[str], *, deadline: float | None = None) -> KeyLookup: ...
-
-    def server_now(self) -> datetime: ...
-
-    def close(self) -> None: ...
-
-
-ClientFactory = Callable[[Connection], MlsClient]
-
-
-class CredentialsError(ValueError):
-    """The connection's secret does not hold usable MLS credentials (values never quoted)."""
-
-
-def credentials_from_secret(value: dict[str, Any]) -> Credentials:
-    """The secret's JSON object (as ``mls-sync seed`` stores it) as client credentials."""
-    token = value.get("token")
-    if isinstance(token, str) and token:
-        return BearerToken(token=SecretStr(token))
-    cid = value.get("clientId") or value.get("client_id")
-    secret = value.get("clientSecret") or value.get("client_secret")
-    url = value.get("tokenUrl") or value.get("token_url")
-    if isinstance(cid, str) and isinstance(secret, str) and isinstance(url, str):
-        scope = value.get("scope")
-        return ClientCredentials(
-            client_id=cid,
-            client_secret=SecretStr(secret),
-            token_url=url,
-            scope=scope if isinstance(scope, str) else None,
-        )
-    raise CredentialsError(
-        "MLS secret holds neither 'token' nor 'clientId'/'clientSecret'/'tokenUrl'"
-    )
-
-
-def target_of(connection: Connection) -> ReplicationTarget:
-    return ReplicationTarget(
-        vendor=connection.vendor,
-        base_url=connection.base_url,
-        resource=connection.resource,
-        dataset=connection.dataset,
-        originating_system_name=connection.originating_system_name,
-    )
-
-
-def replication_client_factory(secrets: SecretStore, **client_options: Any) -> ClientFactory:
-    """Builds a ReplicationClient per connection, credentials read from Secrets Manager."""
-
-    def build(connection: Connection) -> MlsClient:
-        credentials = credentials_from_secret(secrets.read_json(connection.credentials_secret_arn))
-        return ReplicationClient(target_of(connection), credentials, **client_options)
-
-    return build
-
-
-# ---------------------------------------------------------------------------- decisions
-
-
-def mls_update(record: MlsRecord, synced_at: str, *, not_after: Instant | None = None) -> MlsUpdate:
-    """What one record says: a record the vendor flags as not visible is a deletion.
-
-    A record stamped after ``not_after`` (the MLS's own clock plus a small skew) is taken as
-    changed at ``not_after``: stored with its real stamp, a bogus one (``2027-…``, a zone bug)
-    would make the MLS's next real change of the listing look older, and refused, until real
-    time caught up; re-read later, it simply applies again."""
-    if not record.visible or record.standard_status is None:
-        status = Status.DELETED
-    else:
-        status = record.standard_status.status
-    modified = record.modification
-    if not_after is not None and modified > not_after:
-        modified = Instant(not_after.epoch_ns)
-    return MlsUpdate(
-        status=status,
-        standard_status=record.standard_status.value if record.standard_status else None,
-        mls_status=record.mls_status,
-        modified=modified,
-        synced_at=synced_at,
-        mls_listing_id=record.listing_id,
-    )
-
-
-def deletion_update(detected: datetime) -> MlsUpdate:
-    """A listing the MLS no longer returns for its key: deleted as of the detection. The
-    detection time names the change (history key, event) but is never stored as the
-    listing's MLS time (``ListingsRepo.delete_by_detection``)."""
-    return MlsUpdate(
-        status=Status.DELETED,
-        standard_status=None,
-        mls_status=None,
-        modified=Instant.from_datetime(detected),
-        synced_at=format_utc(detected),
-    )
-
-
-def effects_for(policy: TransitionPolicy, from_status: Status | None, to: Status) -> list[str]:
-    """The outbox of a status change: always an event; unpublish when the policy says so."""
-    effects = [EFFECT_EVENT]
-    if Action.UNPUBLISH in policy.actions(from_status, to):
-        effects.append(EFFECT_UNPUBLISH)
-    return effects
-
-
-def status_change(
-    listing: Listing,
-    update: MlsUpdate,
-    *,
-    policy: TransitionPolicy,
-    source: ChangeSource,
-    correlation_id: str,
-) -> StatusChange | None:
-    """The history entry for applying ``update`` to ``listing``; None when the status stays."""
-    if update.status == listing.status:
-        return None
-    return StatusChange(
-        listing_id=listing.listing_id,
-        change_key=restoration_key(listing, update) or change_key(update.modified, update.status),
-        from_status=listing.status,
-        to_status=update.status,
-        standard_status=update.standard_status,
-        mls_status=update.mls_status,
-        mls_modified_at=update.modified.iso_micro(),
-        detected_at=update.synced_at,
-        source=source,
-        correlation_id=correlation_id,
-        connection_id=listing.connection_id,
-        user_id=listing.user_id,
-        listing_key=listing.listing_key,
-        pending_effects=effects_for(policy, listing.status, update.status),
-    )
-
-
-def restoration_key(listing: Listing, update: MlsUpdate) -> str | None:
-    """The history key of a change that ends a deletion by detection, else None.
-
-    The record may carry the very MLS time (and status) of an entry recorded before the
-    deletion, so its own key could collide with that entry, and it would sort before the
-    deletion's. Derived from the deletion's key (its detection time is the listing's
-    ``statusChangedAt``), it is unique, sorts right after the deletion, and a retry of the
-    same restoration computes it again."""
-    if not listing.deleted_by_detection or listing.status_changed_at is None:
-        return None
-    deleted = change_key(Instant.parse(listing.status_changed_at), Status.DELETED)
-    return f"{deleted}#{update.status.value}"
-
-
-def event_for(change: StatusChange, policy: TransitionPolicy) -> Event:
-    detail = ListingEventDetail(
-        listing_id=change.listing_id,
-        user_id=change.user_id or "",
-        connection_id=change.connection_id or "",
-        listing_key=change.listing_key or "",
-        from_status=change.from_status,
-        to_status=change.to_status,
-        standard_status=change.standard_status,
-        mls_modified_at=change.mls_modified_at,
-        detected_at=change.detected_at,
-        correlation_id=change.correlation_id or "",
-        change_key=change.change_key,
-    )
-    kind = policy.event_type(change.from_status, change.to_status)
-    return Event(detail_type=kind, detail=detail)  # type: ignore[arg-type]
-
-
-def reconcile_due(connection: Connection, now: datetime, every_hours: int) -> bool:
-    if connection.last_reconciled_at is None:
-        return True
-    last = Instant.parse(connection.last_reconciled_at).to_datetime()
-    return now - last >= timedelta(hours=every_hours)
-
-
-def newly_tracked_batch(keys: Sequence[str], slot: str, limit: int) -> list[str]:
-    """Which never-synced listings one run looks up: all of them up to ``limit``; beyond it
-    a sample that depends on the slot, so listings that stay unsynced (a record older than
-    the seeded state, say) cannot keep the others waiting run after run."""
-    if len(keys) <= limit:
-        return list(keys)
-    return sorted(keys, key=lambda k: digest(slot, k))[:limit]
-
-
-def describe_error(exc: BaseException) -> str:
-    """An error for the run's record: type and message (ours never carry secrets), bounded."""
-    return f"{type(exc).__name__}: {exc}"[:300]
-
-
-def is_permanent(exc: BaseException) -> bool:
-    """Whether applying a record failed for a reason that retrying cannot cure: DynamoDB
-    refusing the item itself (too large, invalid value) or our own validation rejecting the
-    data. Throttling, timeouts and service errors are transient: the record is retried (and
-    quarantined only if it keeps failing, ``QUARANTINE_AFTER``)."""
-    if isinstance(exc, ClientError):
-        code = exc.response.get("Error", {}).get("Code", "")
-        if code == "ValidationException":
-            return True
-        if code == "TransactionCanceledException":
-            reasons = exc.response.get("CancellationReasons", [])
-            return any(r.get("Code") == "ValidationError" for r in reasons)
-        return False
-    if isinstance(exc, BotoCoreError | OSError):
-        return False
-    return isinstance(exc, ValueError | TypeError | LookupError)
-
-
-def chunks(keys: Sequence[str], size: int) -> Iterator[list[str]]:
-    for start in range(0, len(keys), size):
-        yield list(keys[start : start + size])
 
 
 # ---------------------------------------------------------------------------- the run
@@ -352,41 +139,6 @@ class SyncDeps:
     newly_tracked_limit: int = NEWLY_TRACKED_LIMIT
     by_key_chunk: int = BY_KEY_CHUNK
     quarantine_after: int = QUARANTINE_AFTER
-
-
-@dataclass
-class Tracked:
-    """A connection's tracked listings, loaded once per run from the ``byConnectionKey``
-    index: just what the run needs, so 100,000 listings stay small."""
-
-    ids: dict[str, str] = field(default_factory=dict)
-    """ListingKey → our listingId."""
-    mls_ids: dict[str, str] = field(default_factory=dict)
-    """ListingKey → the MLS's ListingId, where known."""
-    never_synced: list[str] = field(default_factory=list)
-    """Keys of listings never synced (no ``syncedAt``) and not excluded, in key order."""
-
-    @classmethod
-    def of(cls, listings: Iterable[Listing]) -> Tracked:
-        tracked = cls()
-        for listing in listings:
-            tracked.ids[listing.listing_key] = listing.listing_id
-            if listing.mls_listing_id:
-                tracked.mls_ids[listing.listing_key] = listing.mls_listing_id
-            if listing.synced_at is None and not listing.sync_excluded:
-                tracked.never_synced.append(listing.listing_key)
-        return tracked
-
-    def lookup_values(self, keys: Sequence[str], lookup_field: str) -> dict[str, str]:
-        """What to ask the MLS for ``keys``, as {value in ``lookup_field`` terms: key}.
-
-        Only fields we hold a value of: asking by ListingKey where the MLS looks up by
-        ListingId would find nothing and call every listing deleted."""
-        if lookup_field == LOOKUP_BY_KEY:
-            return {k: k for k in keys if k in self.ids}
-        if lookup_field == LOOKUP_BY_ID:
-            return {self.mls_ids[k]: k for k in keys if k in self.mls_ids}
-        return {}
 
 
 @dataclass
@@ -1159,3 +911,35 @@ def sync_connection(job: SyncJob, deps: SyncDeps, remaining_ms: Callable[[], int
     Never raises for a failure it can record: the result's ``retry`` says whether the
     message must be delivered again."""
     return _Sync(deps, job, remaining_ms).run()
+
+
+__all__ = [
+    "BY_KEY_CHUNK",
+    "EFFECT_EVENT",
+    "EFFECT_UNPUBLISH",
+    "LOOKUP_BY_ID",
+    "LOOKUP_BY_KEY",
+    "ClientFactory",
+    "CredentialsError",
+    "EffectsPendingError",
+    "ImplausibleAnswerError",
+    "MlsClient",
+    "SyncDeps",
+    "SyncResult",
+    "Tracked",
+    "chunks",
+    "credentials_from_secret",
+    "deletion_update",
+    "describe_error",
+    "effects_for",
+    "event_for",
+    "is_permanent",
+    "mls_update",
+    "newly_tracked_batch",
+    "reconcile_due",
+    "replication_client_factory",
+    "restoration_key",
+    "status_change",
+    "sync_connection",
+    "target_of",
+]

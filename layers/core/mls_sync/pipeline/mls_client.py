@@ -1,0 +1,87 @@
+"""The worker's MLS client: what the sync needs of it, and how one is built per connection
+with its credentials read from Secrets Manager."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Sequence
+from datetime import datetime
+from typing import Any, Protocol
+
+from pydantic import SecretStr
+
+from mls_sync.models import Connection, Cursor
+from mls_sync.reso.auth import BearerToken, ClientCredentials, Credentials
+from mls_sync.reso.client import ChangePage, KeyLookup, ReplicationClient, ReplicationTarget
+from mls_sync.secrets import SecretStore
+
+
+class MlsClient(Protocol):
+    """What the worker needs of the replication client (``ReplicationClient`` is one)."""
+
+    @property
+    def requests_made(self) -> int: ...
+
+    @property
+    def lookup_field(self) -> str: ...
+
+    def changes(
+        self,
+        cursor: Cursor | None,
+        *,
+        overlap_seconds: float | None = None,
+        deadline: float | None = None,
+    ) -> Iterator[ChangePage]: ...
+
+    def fetch_by_keys(self, keys: Sequence[str], *, deadline: float | None = None) -> KeyLookup: ...
+
+    def server_now(self) -> datetime: ...
+
+    def close(self) -> None: ...
+
+
+ClientFactory = Callable[[Connection], MlsClient]
+
+
+class CredentialsError(ValueError):
+    """The connection's secret does not hold usable MLS credentials (values never quoted)."""
+
+
+def credentials_from_secret(value: dict[str, Any]) -> Credentials:
+    """The secret's JSON object (as ``mls-sync seed`` stores it) as client credentials."""
+    token = value.get("token")
+    if isinstance(token, str) and token:
+        return BearerToken(token=SecretStr(token))
+    cid = value.get("clientId") or value.get("client_id")
+    secret = value.get("clientSecret") or value.get("client_secret")
+    url = value.get("tokenUrl") or value.get("token_url")
+    if isinstance(cid, str) and isinstance(secret, str) and isinstance(url, str):
+        scope = value.get("scope")
+        return ClientCredentials(
+            client_id=cid,
+            client_secret=SecretStr(secret),
+            token_url=url,
+            scope=scope if isinstance(scope, str) else None,
+        )
+    raise CredentialsError(
+        "MLS secret holds neither 'token' nor 'clientId'/'clientSecret'/'tokenUrl'"
+    )
+
+
+def target_of(connection: Connection) -> ReplicationTarget:
+    return ReplicationTarget(
+        vendor=connection.vendor,
+        base_url=connection.base_url,
+        resource=connection.resource,
+        dataset=connection.dataset,
+        originating_system_name=connection.originating_system_name,
+    )
+
+
+def replication_client_factory(secrets: SecretStore, **client_options: Any) -> ClientFactory:
+    """Builds a ReplicationClient per connection, credentials read from Secrets Manager."""
+
+    def build(connection: Connection) -> MlsClient:
+        credentials = credentials_from_secret(secrets.read_json(connection.credentials_secret_arn))
+        return ReplicationClient(target_of(connection), credentials, **client_options)
+
+    return build
