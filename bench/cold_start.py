@@ -1,0 +1,224 @@
+"""Cold start: each handler's ``import`` + first init beside the bare bundle, in one run.
+
+Every sample is a fresh interpreter (``python -c``), like a new Lambda execution
+environment. Inside it the child measures, with ``time.process_time``:
+
+- **import**: ``import functions.<name>.app`` (what Lambda's INIT phase runs);
+- **init**: building the handler's dependencies as its first invocation does (settings,
+  boto3 clients, repositories, the MLS client factory, ...), with no network: resource
+  names, region and fake credentials come from the environment, and nothing calls AWS;
+
+and its peak RSS (``ru_maxrss``). The **bare bundle** is what any handler of this stack
+needs at the least: ``import boto3, pydantic, httpx``, Powertools ``Logger`` and
+``Metrics`` created, and one boto3 client. Samples alternate (bare, every handler, in a
+rotating order) for ``ROUNDS`` rounds so that the machine's noise falls on all of them
+alike; the figures are medians and the ratio is handler ÷ bare of the medians of
+import + init CPU.
+
+Goal (issue 16): every handler's import + init <= 1.3x the bare bundle, tracing off
+(``POWERTOOLS_TRACE_DISABLED=true``, as in the local runtime and the tests). The same
+handlers are also measured with tracing on (in Lambda with ``Tracing: Active``): there the
+X-Ray SDK is imported and patched in, and its cost is shown, not hidden.
+
+``MLS_SYNC_BENCH_ROUNDS`` overrides the number of rounds (default 7).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import resource
+import statistics
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+ROUNDS = int(os.environ.get("MLS_SYNC_BENCH_ROUNDS", "7"))
+GOAL_RATIO = 1.3
+
+# How each handler's first invocation builds its dependencies: the module-level builder it
+# calls (cached per process). A handler missing here is an error, not a silent skip.
+INIT: dict[str, str] = {
+    "dispatcher": "default_deps",
+    "manual_sync": "default_manual_deps",
+    "publisher": "default_deps",
+    "worker": "default_sync_deps",
+}
+
+# Modules whose presence after import + init says what was paid for.
+WATCHED = (
+    "aws_xray_sdk",
+    "aws_lambda_powertools.utilities.parser",
+    "httpx",
+    "aws_lambda_powertools.utilities.idempotency",
+)
+
+CHILD = textwrap.dedent(
+    """
+    import importlib, json, resource, sys, time
+    kind, builder = sys.argv[1], sys.argv[2]
+    t0 = time.process_time()
+    if kind == "bare":
+        import boto3, httpx, pydantic
+        from aws_lambda_powertools import Logger, Metrics
+        Logger()
+        Metrics()
+        t1 = time.process_time()
+        boto3.session.Session().client("dynamodb")
+    else:
+        module = importlib.import_module(f"functions.{kind}.app")
+        t1 = time.process_time()
+        getattr(module, builder)()
+    t2 = time.process_time()
+    print(json.dumps({
+        "import_s": t1 - t0,
+        "init_s": t2 - t1,
+        "maxrss_kb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss,
+        "modules": len(sys.modules),
+        "loaded": [m for m in sys.argv[3:] if m in sys.modules],
+    }))
+    """
+)
+
+SETTINGS_ENV = {
+    "CONNECTIONS_TABLE": "bench-Connections",
+    "LISTINGS_TABLE": "bench-Listings",
+    "POSTS_TABLE": "bench-Posts",
+    "ACCOUNTS_TABLE": "bench-PlatformAccounts",
+    "HISTORY_TABLE": "bench-StatusHistory",
+    "SYNC_RUNS_TABLE": "bench-SyncRuns",
+    "IDEMPOTENCY_TABLE": "bench-Idempotency",
+    "SYNC_QUEUE_URL": "https://sqs.us-east-1.amazonaws.com/123456789012/bench-sync.fifo",
+    "UNPUBLISH_QUEUE_URL": "https://sqs.us-east-1.amazonaws.com/123456789012/bench-unpublish",
+    "EVENT_BUS_NAME": "mls-sync-bench",
+    "UNPUBLISH_ON_STATUSES": "sold",
+    "SCHEDULE_EXPRESSION": "rate(15 minutes)",
+}
+
+
+def handlers() -> list[str]:
+    found = sorted(p.parent.name for p in (ROOT / "functions").glob("*/app.py"))
+    missing = [name for name in found if name not in INIT]
+    if missing:
+        raise SystemExit(f"bench cold_start: no init builder known for {', '.join(missing)}")
+    return found
+
+
+def child_env(*, tracing: bool) -> dict[str, str]:
+    """A Lambda-like environment with nothing that could reach AWS: fake credentials, no
+    endpoint, no profile, no instance metadata."""
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("AWS_", "POWERTOOLS_", "MLS_SYNC_", "LAMBDA_", "_X_AMZN"))
+    }
+    env.update(SETTINGS_ENV)
+    env.update(
+        {
+            "AWS_ACCESS_KEY_ID": "testing",
+            "AWS_SECRET_ACCESS_KEY": "testing",
+            "AWS_SESSION_TOKEN": "testing",
+            "AWS_REGION": "us-east-1",
+            "AWS_DEFAULT_REGION": "us-east-1",
+            "AWS_EC2_METADATA_DISABLED": "true",
+            "AWS_CONFIG_FILE": os.devnull,
+            "AWS_SHARED_CREDENTIALS_FILE": os.devnull,
+            "AWS_LAMBDA_FUNCTION_NAME": "bench-cold-start",
+            "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": "512",
+            "AWS_EXECUTION_ENV": "AWS_Lambda_python3.13",
+            "LAMBDA_TASK_ROOT": str(ROOT),
+            "POWERTOOLS_SERVICE_NAME": "mls-sync",
+            "POWERTOOLS_METRICS_NAMESPACE": "MlsSync",
+        }
+    )
+    if not tracing:
+        env["POWERTOOLS_TRACE_DISABLED"] = "true"
+    return env
+
+
+def sample(kind: str, *, tracing: bool) -> dict[str, Any]:
+    builder = INIT.get(kind, "-")
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    done = subprocess.run(
+        [sys.executable, "-c", CHILD, kind, builder, *WATCHED],
+        cwd=ROOT,
+        env=child_env(tracing=tracing),
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    if done.returncode != 0:
+        raise SystemExit(f"bench cold_start: {kind} failed:\n{done.stderr}")
+    figures: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
+    figures["process_cpu_s"] = (after.ru_utime - before.ru_utime) + (
+        after.ru_stime - before.ru_stime
+    )
+    return figures
+
+
+def _summary(samples: list[dict[str, Any]]) -> dict[str, Any]:
+    total = [s["import_s"] + s["init_s"] for s in samples]
+    return {
+        "import_s": round(statistics.median(s["import_s"] for s in samples), 4),
+        "init_s": round(statistics.median(s["init_s"] for s in samples), 4),
+        "import_init_s": round(statistics.median(total), 4),
+        "import_init_all_s": [round(t, 4) for t in total],
+        "process_cpu_s": round(statistics.median(s["process_cpu_s"] for s in samples), 4),
+        "peak_rss_mb": round(statistics.median(s["maxrss_kb"] for s in samples) / 1024, 1),
+        "modules": int(statistics.median(s["modules"] for s in samples)),
+        "loaded": samples[-1]["loaded"],
+    }
+
+
+def run(out: Path) -> dict[str, Any]:
+    del out  # bench/__main__ writes the returned figures
+    names = handlers()
+    kinds: list[tuple[str, bool]] = [("bare", False)]
+    kinds += [(name, False) for name in names]
+    kinds += [(name, True) for name in names]
+    samples: dict[tuple[str, bool], list[dict[str, Any]]] = {k: [] for k in kinds}
+    for round_no in range(ROUNDS):
+        shift = round_no % len(kinds)
+        for kind, tracing in kinds[shift:] + kinds[:shift]:
+            samples[(kind, tracing)].append(sample(kind, tracing=tracing))
+        print(f"round {round_no + 1}/{ROUNDS} done", flush=True)
+    bare = _summary(samples[("bare", False)])
+    rows: list[dict[str, Any]] = []
+    for name, tracing in kinds[1:]:
+        row = {"handler": name, "tracing": tracing, **_summary(samples[(name, tracing)])}
+        row["ratio"] = round(row["import_init_s"] / bare["import_init_s"], 2)
+        row["within_goal"] = tracing or row["ratio"] <= GOAL_RATIO
+        rows.append(row)
+    print(
+        f"{'':<26}{'import':>8}{'init':>8}{'total':>8}{'ratio':>7}{'process':>9}{'RSS MB':>8}"
+        "  loaded"
+    )
+
+    def line(label: str, r: dict[str, Any], ratio: str) -> None:
+        print(
+            f"{label:<26}{r['import_s']:>8.3f}{r['init_s']:>8.3f}{r['import_init_s']:>8.3f}"
+            f"{ratio:>7}{r['process_cpu_s']:>9.3f}{r['peak_rss_mb']:>8.1f}  "
+            + (", ".join(r["loaded"]) or "-")
+        )
+
+    line("bare bundle", bare, "1.00")
+    for row in rows:
+        label = row["handler"] + (" (tracing on)" if row["tracing"] else "")
+        line(label, row, f"{row['ratio']:.2f}")
+    off = [r for r in rows if not r["tracing"]]
+    verdict = "ok" if all(r["within_goal"] for r in off) else "OVER GOAL"
+    print(f"goal: every handler <= {GOAL_RATIO}x the bare bundle, tracing off: {verdict}")
+    return {
+        "command": f"{Path(sys.executable).name} -m bench cold_start",
+        "rounds": ROUNDS,
+        "load_average": os.getloadavg(),
+        "goal_ratio": GOAL_RATIO,
+        "bare": bare,
+        "handlers": rows,
+        "within_goal": all(r["within_goal"] for r in off),
+    }
