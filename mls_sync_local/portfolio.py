@@ -7,7 +7,6 @@ a person fixes a file in one pass. Secrets (MLS credentials, platform tokens) ar
 
 from __future__ import annotations
 
-import ipaddress
 import json
 from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from pathlib import Path
@@ -16,6 +15,7 @@ from urllib.parse import urlsplit
 
 import yaml
 from mls_sync.models import Model, NonEmpty, Platform, PostStatus, UtcText, Vendor
+from mls_sync.netpolicy import OutboundRefusedError, check_url, is_loopback_host
 from mls_sync.status import Status, parse_status
 from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 
@@ -525,18 +525,15 @@ def secure_url_problem(url: str) -> str | None:
         return "not a valid URL"
     if parts.scheme not in ("http", "https") or not host:
         return "must be an absolute https:// URL"
-    if parts.scheme == "http" and not _is_loopback(host):
+    if parts.scheme == "http" and not is_loopback_host(host):
         return "must use https (http only for a loopback host)"
-    return None
-
-
-def _is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
     try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
+        # The service's outbound policy, as local mode applies it: a public DNS name over
+        # https, or a loopback simulator. The message names scheme and host only.
+        check_url(url, allow_loopback=True, what="the URL")
+    except OutboundRefusedError as exc:
+        return str(exc).removeprefix("the URL ").removeprefix("the URL: ")
+    return None
 
 
 __all__ = [

@@ -6,6 +6,12 @@ reach them with fake or local credentials. Every client (httpx, urllib3/botocore
 its host through ``socket.getaddrinfo`` before connecting, so refusing there, before any DNS
 query, covers them all; the refusal is an ``OSError``, which the clients report as a
 connection error (a transient failure to the handler), naming the host.
+
+What counts as loopback is ``mls_sync.netpolicy.is_loopback_host``, the parser production's
+outbound policy uses (the mirror image of its "public DNS names only"): ``localhost``
+exactly (not ``localhost.`` nor ``*.localhost``, which a resolver may send to DNS) or an IP
+literal denoting a loopback address; and the addresses a name resolves to must be loopback
+too.
 """
 
 from __future__ import annotations
@@ -17,6 +23,8 @@ import threading
 from collections.abc import Callable, Iterator
 from typing import Any
 
+from mls_sync.netpolicy import IPAddress, is_loopback_address, is_loopback_host
+
 _lock = threading.Lock()
 _depth = 0
 _original: Callable[..., Any] | None = None
@@ -26,17 +34,11 @@ class NonLoopbackHostError(ConnectionRefusedError):
     """A connection to a host that is not this machine, refused by the local runtime."""
 
 
-def is_loopback_host(host: str | bytes | None) -> bool:
-    if host is None:  # getaddrinfo(None, port): the local host
-        return True
-    name = host.decode() if isinstance(host, bytes) else host
-    name = name.strip("[]").lower()
-    if name == "localhost" or name.endswith(".localhost"):
-        return True
+def _address(answer: Any) -> IPAddress | None:
     try:
-        return ipaddress.ip_address(name.split("%", 1)[0]).is_loopback
-    except ValueError:
-        return False
+        return ipaddress.ip_address(str(answer[4][0]).split("%", 1)[0])
+    except (IndexError, TypeError, ValueError):
+        return None
 
 
 def _guarded(original: Callable[..., Any]) -> Callable[..., Any]:
@@ -46,7 +48,16 @@ def _guarded(original: Callable[..., Any]) -> Callable[..., Any]:
                 f"mls-sync local runtime: refusing to connect to non-loopback host {host!r} "
                 "(point it at a simulator on 127.0.0.1)"
             )
-        return original(host, *args, **kwargs)
+        answers = original(host, *args, **kwargs)
+        # The mirror of production's connect-time check: what the name resolved to must be
+        # this machine too (an /etc/hosts entry for "localhost" could say otherwise).
+        for answer in answers:
+            address = _address(answer)
+            if address is not None and not is_loopback_address(address):
+                raise NonLoopbackHostError(
+                    f"mls-sync local runtime: {host!r} resolved to {address}, not loopback"
+                )
+        return answers
 
     return getaddrinfo
 

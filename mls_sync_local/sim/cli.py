@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import argparse
-import ipaddress
 import os
 import sys
 from typing import Any
+
+from mls_sync.netpolicy import is_loopback_host
 
 from mls_sync_local.cli import UsageError
 
@@ -41,11 +42,7 @@ def register(subparsers: Any) -> None:
 
 def _check_host(host: str) -> None:
     # Simulators are test doubles: they only ever listen on this machine's loopback.
-    try:
-        loopback = host == "localhost" or ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        loopback = False
-    if not loopback:
+    if not is_loopback_host(host):
         raise UsageError(f"--host {host!r} is not a loopback address (use 127.0.0.1)")
 
 

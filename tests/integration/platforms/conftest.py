@@ -34,6 +34,7 @@ def rig() -> Iterator[Rig]:
     with PlatformSimulator(clock=lambda: NOW) as sim:
         settings = PlatformSettings.from_env(sim.env())
         http = PlatformHttp(
+            allow_loopback=True,  # the simulator listens on 127.0.0.1
             timeout=httpx.Timeout(0.5, connect=0.5),
             retry=RetryPolicy(attempts=3, base_delay=0.2, max_delay=2.0),
             sleep=sleeps.append,

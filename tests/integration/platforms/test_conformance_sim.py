@@ -30,6 +30,7 @@ def _rig(
         clock=lambda: NOW, graph_auth_from=via, graph_bool_bodies=bool_bodies
     ) as sim:
         http = PlatformHttp(
+            allow_loopback=True,  # the simulator listens on 127.0.0.1
             timeout=httpx.Timeout(0.5, connect=0.5),
             retry=RetryPolicy(attempts=3),
             sleep=lambda _s: None,

@@ -144,7 +144,7 @@ def test_revoked_refresh_token_means_reauth(rig: Rig) -> None:
 def test_wrong_app_credentials_are_refused(rig: Rig) -> None:
     rig.sim.add_token("linkedin", TOKEN, refresh_token=REFRESH)
     settings = PlatformSettings.from_env(rig.sim.env())
-    with PlatformHttp(retry=RetryPolicy(attempts=1)) as http:
+    with PlatformHttp(retry=RetryPolicy(attempts=1), allow_loopback=True) as http:
         client = LinkedInClient(
             settings=settings,
             http=http,

@@ -22,7 +22,9 @@ def test_admin_api_scripts_a_simulator_in_another_process() -> None:
             json={"platform": "facebook", "id": "9_9", "token": "tok-admin"},
         )
         assert r.status_code == 204
-        registry = build_registry(PlatformSettings.from_env(sim.env()), http=PlatformHttp())
+        registry = build_registry(
+            PlatformSettings.from_env(sim.env()), http=PlatformHttp(allow_loopback=True)
+        )
         # When the client deletes it
         outcome = registry.client("facebook").delete_post(
             acct("facebook", "tok-admin"), PostRef(platform_post_id="9_9")

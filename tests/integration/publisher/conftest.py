@@ -305,6 +305,7 @@ def make_publisher(
         )
     recorded: list[float] = [] if sleeps is None else sleeps
     http = PlatformHttp(
+        allow_loopback=True,  # the simulator listens on 127.0.0.1
         timeout=httpx.Timeout(0.5, connect=0.5),
         retry=RetryPolicy(attempts=3, base_delay=0.2, max_delay=2.0),
         sleep=recorded.append,

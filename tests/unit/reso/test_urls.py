@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import pytest
+from mls_sync.netpolicy import is_loopback_host
 from mls_sync.reso.auth import BearerToken
 from mls_sync.reso.client import ReplicationClient, ReplicationTarget
 from mls_sync.reso.errors import InvalidBaseUrl
-from mls_sync.reso.transport import check_url, is_loopback_host
+from mls_sync.reso.transport import check_url
 from pydantic import SecretStr
 
 
@@ -15,7 +16,9 @@ def test_loopback_hosts(host: str) -> None:
     assert is_loopback_host(host)
 
 
-@pytest.mark.parametrize("host", ["10.0.0.1", "api.mlsgrid.com", "0.0.0.0", "localhost.evil.com"])
+@pytest.mark.parametrize(
+    "host", ["10.0.0.1", "api.mlsgrid.com", "0.0.0.0", "localhost.evil.com", "localhost."]
+)
 def test_not_loopback(host: str) -> None:
     assert not is_loopback_host(host)
 
@@ -35,6 +38,12 @@ def test_https_is_accepted_and_trailing_slash_dropped() -> None:
         "https://localhost/x",
         "https://user:pw@api.mlsgrid.com",
         "api.mlsgrid.com",
+        "https://127.1",
+        "https://0x7f000001",
+        "https://2130706433",
+        "https://0.0.0.0",
+        "https://localhost.",
+        "https://169.254.169.254",
     ],
 )
 def test_refused_without_local_mode(url: str) -> None:

@@ -8,13 +8,10 @@ import socket
 from pathlib import Path
 
 import pytest
+from mls_sync.netpolicy import is_loopback_host
 
 from mls_sync_local.cli import EXIT_USAGE, main
-from mls_sync_local.runtime.loopback_guard import (
-    NonLoopbackHostError,
-    is_loopback_host,
-    loopback_only,
-)
+from mls_sync_local.runtime.loopback_guard import NonLoopbackHostError, loopback_only
 
 ROOT = Path(__file__).resolve().parents[3]
 SAMPLE = ROOT / "events" / "portfolio.sample.yaml"
@@ -28,7 +25,12 @@ def test_loopback_hosts_pass(host: str | bytes | None) -> None:
 
 
 @pytest.mark.parametrize(
-    "host", ["graph.facebook.com", "api.mlsgrid.com", "10.0.0.1", "0.0.0.0", "169.254.169.254"]
+    "host",
+    [
+        *("graph.facebook.com", "api.mlsgrid.com", "10.0.0.1", "0.0.0.0", "169.254.169.254"),
+        # by name, a resolver may send these to DNS (issue 19)
+        *("sim.localhost", "localhost.", "localhost.localdomain"),
+    ],
 )
 def test_other_hosts_do_not(host: str) -> None:
     assert not is_loopback_host(host)
@@ -42,6 +44,19 @@ def test_inside_the_guard_other_hosts_are_refused_before_resolution() -> None:
     # Then it is refused (an OSError, so clients report a connection error), and afterwards
     # the process's resolver is its own again
     assert socket.getaddrinfo is original
+
+
+def test_inside_the_guard_a_name_must_resolve_to_loopback(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Given a resolver on which "localhost" names another machine
+    def rebinding(host: object, port: object, *args: object, **kwargs: object) -> list[object]:
+        return [(socket.AF_INET, socket.SOCK_STREAM, 6, "", ("10.0.0.7", port))]
+
+    monkeypatch.setattr(socket, "getaddrinfo", rebinding)
+    # When a handler resolves it inside the guard, then the answer is refused
+    with loopback_only(), pytest.raises(NonLoopbackHostError, match=r"10\.0\.0\.7"):
+        socket.getaddrinfo("localhost", 80)
 
 
 def test_inside_the_guard_loopback_goes_to_the_resolver(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -23,6 +23,8 @@ from typing import Any, TypeVar
 import httpx
 from pydantic import SecretStr
 
+from mls_sync.netpolicy import loopback_allowed_from_env
+from mls_sync.nettransport import GuardedTransport
 from mls_sync.platforms.base import Transient, clamp_wait
 from mls_sync.timeutil import Clock, utc_now
 
@@ -257,9 +259,15 @@ class PlatformHttp:
         clock: Clock = utc_now,
         rng: Callable[[], float] = random.random,
         monotonic: Callable[[], float] = time.monotonic,
+        allow_loopback: bool | None = None,
     ) -> None:
+        loopback = loopback_allowed_from_env() if allow_loopback is None else allow_loopback
         self._client = client or httpx.Client(
-            timeout=timeout, transport=transport, follow_redirects=False
+            timeout=timeout,
+            # Connections only where the outbound policy allows, checked on the resolved
+            # address (a test's mock transport stands in when given).
+            transport=transport or GuardedTransport(allow_loopback=loopback),
+            follow_redirects=False,
         )
         self.timeout = timeout
         self.retry = retry or RetryPolicy()

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-import ipaddress
 import os
 from collections.abc import Mapping
 from typing import Self
 from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from mls_sync.netpolicy import OutboundRefusedError, check_url
 
 _ENV_NAMES = {
     "facebook_graph_url": "FACEBOOK_GRAPH_URL",
@@ -24,34 +25,22 @@ class InsecureUrlError(ValueError):
     """A platform base URL that would send tokens in clear text or to this machine."""
 
 
-def is_loopback_host(host: str) -> bool:
-    if host.lower() in ("localhost", "localhost.localdomain"):
-        return True
-    try:
-        return ipaddress.ip_address(host.strip("[]")).is_loopback
-    except ValueError:
-        return False
-
-
 def check_base_url(url: str, *, allow_loopback: bool) -> str:
     """Return ``url`` without a trailing slash, or raise :class:`InsecureUrlError`.
 
-    Tokens travel in these requests, so only https is accepted in the cloud. Local mode
-    (``MLS_SYNC_ALLOW_LOOPBACK=true``) additionally accepts loopback hosts, and plain http
-    only towards loopback: even then a token never crosses a network in clear text.
+    Tokens travel in these requests: the outbound policy (``mls_sync.netpolicy``) applies,
+    https to a public DNS name. Local mode (``MLS_SYNC_ALLOW_LOOPBACK=true``) additionally
+    accepts loopback hosts, and plain http only towards loopback: even then a token never
+    crosses a network in clear text.
     """
     parts = urlsplit(url)
-    host = parts.hostname or ""
-    if not host or parts.scheme not in ("http", "https"):
-        raise InsecureUrlError(f"{url!r} is not an http(s) URL with a host")
-    if parts.query or parts.fragment or parts.username or parts.password:
-        raise InsecureUrlError(f"{url!r}: a base URL has no query, fragment or credentials")
-    loopback = is_loopback_host(host)
-    if loopback and not allow_loopback:
-        raise InsecureUrlError(f"{url!r} is a loopback URL; set MLS_SYNC_ALLOW_LOOPBACK=true")
-    if parts.scheme == "http" and not loopback:
-        raise InsecureUrlError(f"{url!r}: tokens are only sent over https")
-    return url.rstrip("/")
+    if parts.query or parts.fragment:
+        raise InsecureUrlError(f"{url!r}: a base URL has no query or fragment")
+    try:
+        return check_url(url, allow_loopback=allow_loopback, what="platform URL")
+    except OutboundRefusedError as exc:
+        hint = "; set MLS_SYNC_ALLOW_LOOPBACK=true" if "local mode" in str(exc) else ""
+        raise InsecureUrlError(f"{exc}{hint}") from None
 
 
 class PlatformSettings(BaseModel):

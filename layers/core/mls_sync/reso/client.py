@@ -12,7 +12,6 @@ from __future__ import annotations
 import itertools
 import json
 import logging
-import os
 import random
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -23,6 +22,8 @@ import httpx
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from mls_sync.models import Cursor, Vendor
+from mls_sync.netpolicy import loopback_allowed_from_env
+from mls_sync.nettransport import guarded_client
 from mls_sync.reso.auth import (
     DEFAULT_TOKEN_CACHE,
     Credentials,
@@ -119,10 +120,6 @@ class KeyLookup(BaseModel):
     skipped: list[SkippedRecord]
 
 
-def loopback_allowed_from_env() -> bool:
-    return os.environ.get("MLS_SYNC_ALLOW_LOOPBACK", "").strip().lower() == "true"
-
-
 class ReplicationClient:
     """One MLS connection. Not thread-safe; make one per connection per invocation (the rate
     limiter, breaker and token cache it uses are shared per process)."""
@@ -161,7 +158,8 @@ class ReplicationClient:
         )
         self._owns_http = http is None
         self._transport = Transport(
-            http=http or httpx.Client(follow_redirects=False),
+            # Connections only where the outbound policy allows, checked on the address.
+            http=http or guarded_client(allow_loopback=loopback),
             base_url=base,
             profile=self.profile,
             tokens=TokenState(credentials, clock, token_cache or DEFAULT_TOKEN_CACHE),

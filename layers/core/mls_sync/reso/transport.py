@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import base64
 import contextlib
-import ipaddress
 import json
 import math
 import random
@@ -25,6 +24,7 @@ from urllib.parse import quote_plus, urlsplit, urlunsplit
 
 import httpx
 
+from mls_sync import netpolicy
 from mls_sync.reso.auth import ClientCredentials, TokenState
 from mls_sync.reso.errors import (
     CircuitOpen,
@@ -212,34 +212,14 @@ def _lifetime(value: object, default: float = 3600.0) -> float:
     return default
 
 
-_LOOPBACK_NAMES = {"localhost", "localhost.localdomain"}
-
-
-def is_loopback_host(host: str) -> bool:
-    host = host.strip("[]").lower()
-    if host in _LOOPBACK_NAMES:
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
-
-
 def check_url(url: str, *, allow_loopback: bool, what: str = "base URL") -> str:
-    """Only https; http and loopback hosts only when local mode allows loopback. The message
-    names the URL's scheme and host, never its query (which may carry a token)."""
-    parts = urlsplit(url)
-    host = parts.hostname or ""
-    if not host:
-        raise InvalidBaseUrl(f"{what} has no host")
-    loopback = is_loopback_host(host)
-    if loopback and not allow_loopback:
-        raise InvalidBaseUrl(f"{what} {parts.scheme}://{host} is a loopback host (local mode only)")
-    if parts.scheme != "https" and not (loopback and parts.scheme == "http"):
-        raise InvalidBaseUrl(f"{what} must be https, got {parts.scheme or 'no'} scheme for {host}")
-    if parts.username or parts.password:
-        raise InvalidBaseUrl(f"{what} must not carry credentials ({host})")
-    return url.rstrip("/")
+    """The outbound policy (``mls_sync.netpolicy``): https and a public DNS name; http and
+    loopback hosts only when local mode allows loopback. The message names the URL's scheme
+    and host, never its query (which may carry a token)."""
+    try:
+        return netpolicy.check_url(url, allow_loopback=allow_loopback, what=what)
+    except netpolicy.OutboundRefusedError as exc:
+        raise InvalidBaseUrl(str(exc)) from None
 
 
 def _origin(url: str) -> tuple[str, str, int | None]:
@@ -445,7 +425,11 @@ class Transport:
     ) -> dict[str, Any]:
         """GET one MLS page (a URL we built, or an absolute nextLink on the same origin);
         ``headers`` are sent as well (e.g. ``Prefer: odata.maxpagesize``)."""
-        target = build_url(same_service(url, self.base_url), params)
+        # A nextLink is the server's to write: same origin as the base URL, and the outbound
+        # policy again (the connection itself is checked on the resolved address).
+        link = same_service(url, self.base_url)
+        check_url(link, allow_loopback=self.allow_loopback, what="nextLink")
+        target = build_url(link, params)
         return self._send(
             "GET", target, headers=headers, deadline=deadline, authed=True, kind="mls"
         )
@@ -487,7 +471,11 @@ class Transport:
             except _TooSlow as exc:
                 last_problem = f"response took longer than {exc.budget:g}s (slow server)"
             except httpx.TransportError as exc:
-                last_problem = f"connection failed ({type(exc).__name__})"
+                # The OS's words (refused, not found, the local guard's refusal) name the cause.
+                reason = " ".join(str(exc).split())[:160]
+                last_problem = f"connection failed ({type(exc).__name__}" + (
+                    f": {reason})" if reason else ")"
+                )
             except _Undecodable as exc:
                 last_problem = f"page is not valid JSON ({exc})"
             else:
