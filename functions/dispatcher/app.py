@@ -19,8 +19,9 @@ from mls_sync import aws
 from mls_sync.config import get_settings
 from mls_sync.dal import ConnectionsRepo
 from mls_sync.dal.base import Tables
-from mls_sync.pipeline.dispatch import dispatch
+from mls_sync.pipeline.dispatch import dispatch, health_census
 from mls_sync.queues import QueueSender
+from mls_sync.timeutil import Clock, utc_now
 
 logger = Logger()
 metrics = Metrics()
@@ -32,6 +33,7 @@ class DispatcherDeps:
     connections: ConnectionsRepo
     sync_queue: QueueSender
     period_seconds: int
+    clock: Clock = utc_now
 
 
 @cache
@@ -75,7 +77,53 @@ def handle(
             f"enqueued {result.connections} connection(s) for slot {result.slot} before the "
             "deadline; the retry sends the rest (already-sent jobs are deduplicated)"
         )
+    _report_health(deps, context)
     return summary
+
+
+def _report_health(deps: DispatcherDeps, context: LambdaContext) -> None:
+    """Every connection's health counted (metrics) and the worst named (logs). Best effort:
+    the jobs are out; a failure here is logged, never a reason to fire the schedule again.
+    The gauges are read at their Maximum by the dashboard and the stale alarm."""
+    try:
+        census = health_census(
+            deps.connections.iter_health(),
+            now=deps.clock(),
+            period_seconds=deps.period_seconds,
+            remaining_ms=context.get_remaining_time_in_millis,
+        )
+    except Exception as exc:  # noqa: BLE001 - observability must not fail the dispatch
+        logger.warning("connection health not counted", extra={"error": type(exc).__name__})
+        return
+    if not census.complete:
+        logger.warning("connection health not counted: the invocation ran short of time")
+        return
+    metrics.add_metric(name="ConnectionsStale", unit=MetricUnit.Count, value=census.stale)
+    metrics.add_metric(name="ConnectionsFailing", unit=MetricUnit.Count, value=census.failing)
+    metrics.add_metric(name="ConnectionsBraked", unit=MetricUnit.Count, value=census.braked)
+    metrics.add_metric(name="ConnectionsDisabled", unit=MetricUnit.Count, value=census.disabled)
+    logger.info(
+        "connection health",
+        extra={
+            "connections": census.connections,
+            "stale": census.stale,
+            "failing": census.failing,
+            "braked": census.braked,
+            "disabled": census.disabled,
+        },
+    )
+    for entry in census.worst:
+        logger.warning(
+            "connection unhealthy",
+            extra={
+                "connectionId": entry.connection_id,
+                "health": entry.health.label,
+                "lagSeconds": entry.health.lag_seconds,
+                "consecutiveFailures": entry.consecutive_failures,
+                "errorClass": entry.error_class,
+                "cause": entry.cause,
+            },
+        )
 
 
 @logger.inject_lambda_context(clear_state=True)

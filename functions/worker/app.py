@@ -64,6 +64,48 @@ def _emit(result: SyncResult) -> None:
     metrics.add_metric(name=f"Sync_{result.outcome}", unit=MetricUnit.Count, value=1)
 
 
+def _record_health(result: SyncResult, deps: SyncDeps) -> None:
+    """The run's outcome on the connection (its health), and one warning naming the
+    connection and the cause when it failed: what Logs Insights' "top sync errors" reads.
+    Best effort: recording health never fails the job."""
+    counts = result.counts
+    try:
+        quarantined = (
+            deps.listings.count_quarantined(result.connection_id)
+            if counts.get("quarantined") or counts.get("quarantineCleared")
+            else None
+        )
+        record = deps.connections.record_outcome(
+            result.connection_id,
+            outcome=result.outcome,
+            at=deps.clock(),
+            run_key=result.run_key,
+            errors=result.errors,
+            failed_listings=counts.get("failed", 0),
+            quarantined=quarantined,
+        )
+    except Exception as exc:  # noqa: BLE001 - health is observability, never the job's fate
+        logger.warning(
+            "connection health not recorded",
+            extra={"connectionId": result.connection_id, "error": f"{type(exc).__name__}"},
+        )
+        return
+    if record is not None and record.failure is not None:
+        logger.warning(
+            "connection failing",
+            extra={
+                "connectionId": record.connection_id,
+                "vendor": record.vendor,
+                "outcome": record.outcome,
+                "errorClass": record.failure.error_class,
+                "cause": record.failure.cause,
+                "consecutiveFailures": record.consecutive_failures,
+                "lagSeconds": record.lag_seconds,
+                "runKey": result.run_key,
+            },
+        )
+
+
 def handle(event: dict[str, Any], context: LambdaContext, deps: SyncDeps | None = None) -> Any:
     sync_deps = deps or default_sync_deps()
 
@@ -72,6 +114,7 @@ def handle(event: dict[str, Any], context: LambdaContext, deps: SyncDeps | None 
         logger.append_keys(connectionId=job.connection_id, correlationId=job.correlation_id)
         result = sync_connection(job, sync_deps, context.get_remaining_time_in_millis)
         _emit(result)
+        _record_health(result, sync_deps)
         if result.retry:
             raise SyncIncompleteError(
                 f"sync of {job.connection_id} {result.outcome}: "

@@ -184,18 +184,43 @@ def summarise(
     summary.posts_unpublished = dict(unpublished)
     summary.post_outcomes = dict(outcomes)
     summary.failures += stats.failed_records
-    summary.failure_notes.extend(_notes(stats.failures()))
+    summary.failure_notes.extend(failure_lines(runs, changed, stats.failures()))
     summary.sync_runs = runs
     summary.changed_posts = changed
     summary.clock_skipped_seconds = stats.clock_skipped_seconds
     return summary
 
 
-def _notes(failed: list[Invocation]) -> list[str]:
-    return [
+def failure_lines(
+    runs: list[dict[str, Any]], posts: list[dict[str, Any]], failed: list[Invocation]
+) -> list[str]:
+    """One line per thing that failed, naming it and the cause: each connection whose run
+    ended failed or partial (``c-zoe: MLS unreachable: connection refused (5 attempts)``),
+    each post recorded ``failed``, then the invocations no such line explains."""
+    from mls_sync.health import FAILURE_OUTCOMES, describe_failure  # noqa: PLC0415
+
+    lines = []
+    for run in sorted(runs, key=lambda r: (str(r.get("connectionId")), str(r.get("runKey")))):
+        if run.get("outcome") not in FAILURE_OUTCOMES:
+            continue
+        failure = describe_failure(
+            [str(e) for e in run.get("errors") or []],
+            failed_listings=int((run.get("counts") or {}).get("failed", 0)),
+        )
+        lines.append(f"{run.get('connectionId')}: {failure.cause}")
+    for post in sorted(posts, key=lambda p: str(p.get("postId"))):
+        if post.get("status") == "failed":
+            reason = " ".join(str(post.get("outcomeReason") or "no reason recorded").split())
+            lines.append(
+                f"{post.get('postId')} ({post.get('platform')}): unpublish failed: {reason}"
+            )
+    explained = {"WorkerFunction"} if lines else set()
+    lines.extend(
         f"{i.function}: {len(i.failed_ids)} of {len(i.message_ids)} failed: {i.problem}"
         for i in failed
-    ]
+        if not (i.function in explained and str(i.problem).endswith("in batchItemFailures"))
+    )
+    return lines
 
 
 def drain(

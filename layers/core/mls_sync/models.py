@@ -110,6 +110,15 @@ class BrakeState(Model):
     """That many as a share of the connection's tracked listings."""
 
 
+class LastError(Model):
+    """A connection's last failure: the error's class and one line naming the cause."""
+
+    error_class: NonEmpty
+    message: NonEmpty
+    at: UtcText
+    run_key: str | None = None
+
+
 class Connection(ItemModel):
     connection_id: NonEmpty
     user_id: NonEmpty
@@ -131,6 +140,25 @@ class Connection(ItemModel):
     brake_min_listings: int = Field(default=10, ge=0)
     """... and more than this many listings."""
     braked: BrakeState | None = None
+    # Health, written by the worker after every run (ConnectionsRepo.record_outcome); see
+    # mls_sync.health for how they read.
+    last_attempt_at: UtcText | None = None
+    last_success_at: UtcText | None = None
+    """The last run that succeeded (or handed over to a continuation, having read the
+    connection's changes first)."""
+    last_outcome: str | None = None
+    last_error: LastError | None = None
+    """The last failed run's error; kept after a success (``consecutive_failures`` says
+    whether it is current)."""
+    consecutive_failures: int = Field(default=0, ge=0)
+    failing_since: UtcText | None = None
+    """The first failed attempt of the current streak of failures; removed on success."""
+    lag_seconds: int | None = Field(default=None, ge=0)
+    """As of the last attempt: seconds since the last success (or since ``failing_since``
+    when it never succeeded); 0 after a success."""
+    quarantined_records: int | None = Field(default=None, ge=0)
+    """Listings of the connection in quarantine, counted when a run quarantined or cleared
+    one (None: never counted, i.e. none ever quarantined)."""
 
 
 class Listing(ItemModel):

@@ -3,14 +3,25 @@
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from boto3.dynamodb.conditions import Key
 from botocore.exceptions import ClientError
 
 from mls_sync.dal.base import ConditionFailed, is_condition_failure, plain, query_all, storable
-from mls_sync.models import BrakeState, ByKeyPhase, Connection, Cursor
+from mls_sync.health import (
+    FAILURE_OUTCOMES,
+    SUCCESS_OUTCOMES,
+    Failure,
+    Health,
+    assess,
+    describe_failure,
+)
+from mls_sync.models import BrakeState, ByKeyPhase, Connection, Cursor, LastError
+from mls_sync.timeutil import TimestampError, format_utc, parse_utc
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb.service_resource import Table
@@ -23,6 +34,71 @@ keeps any one index partition from growing hot at 100,000 connections."""
 def enabled_shard(connection_id: str) -> str:
     digest = hashlib.sha256(connection_id.encode()).digest()
     return f"s{digest[0] % ENABLED_SHARDS:02d}"
+
+
+def _seconds_between(since: str, at: datetime) -> int:
+    try:
+        return max(0, int((at - parse_utc(since)).total_seconds()))
+    except TimestampError:
+        return 0
+
+
+@dataclass(frozen=True, slots=True)
+class HealthRecord:
+    """What ``record_outcome`` wrote: for the worker's log line and metrics."""
+
+    connection_id: str
+    outcome: str
+    failure: Failure | None
+    consecutive_failures: int
+    lag_seconds: int
+    vendor: str
+
+
+@dataclass(frozen=True, slots=True)
+class ConnectionHealthFields:
+    """The health attributes of one connection, as the dispatcher reads them."""
+
+    connection_id: str
+    enabled: bool
+    braked: bool
+    last_attempt_at: str | None
+    last_success_at: str | None
+    failing_since: str | None
+    consecutive_failures: int
+    error_class: str | None
+    cause: str | None
+    quarantined_records: int
+
+    @classmethod
+    def from_item(cls, item: dict[str, Any]) -> ConnectionHealthFields:
+        raw_error = item.get("lastError")
+        error: dict[str, Any] = raw_error if isinstance(raw_error, dict) else {}
+        return cls(
+            connection_id=str(item["connectionId"]),
+            enabled=bool(item.get("enabled", True)),
+            braked=bool(item.get("braked")),
+            last_attempt_at=item.get("lastAttemptAt"),
+            # Connections synced before health was recorded have only lastSyncedAt.
+            last_success_at=item.get("lastSuccessAt") or item.get("lastSyncedAt"),
+            failing_since=item.get("failingSince"),
+            consecutive_failures=int(item.get("consecutiveFailures") or 0),
+            error_class=error.get("errorClass"),
+            cause=error.get("message"),
+            quarantined_records=int(item.get("quarantinedRecords") or 0),
+        )
+
+    def health(self, now: datetime, period_seconds: int) -> Health:
+        return assess(
+            enabled=self.enabled,
+            last_success_at=self.last_success_at,
+            failing_since=self.failing_since,
+            last_attempt_at=self.last_attempt_at,
+            consecutive_failures=self.consecutive_failures,
+            braked=self.braked,
+            now=now,
+            period_seconds=period_seconds,
+        )
 
 
 class ConnectionsRepo:
@@ -203,6 +279,131 @@ class ConnectionsRepo:
                 return False
             raise
         return True
+
+    # ------------------------------------------------------------------ health
+
+    def record_outcome(
+        self,
+        connection_id: str,
+        *,
+        outcome: str,
+        at: datetime,
+        run_key: str = "",
+        errors: Sequence[str] = (),
+        failed_listings: int = 0,
+        quarantined: int | None = None,
+    ) -> HealthRecord | None:
+        """Writes a run's outcome on the connection: ``lastAttemptAt``, ``lastOutcome`` and,
+        for a success (``succeeded``/``continued``) ``lastSuccessAt`` with the failure streak
+        reset; for a failure (``failed``/``partial``) ``lastError`` (class and one line),
+        ``consecutiveFailures`` + 1, ``failingSince`` (kept from the streak's first failure)
+        and ``lagSeconds``. ``quarantined``, when given, is the connection's count of
+        quarantined listings now. Other outcomes (a duplicate or skipped job) write nothing.
+
+        One UpdateItem for a success; a failure first reads the last success (the lag is
+        computed from it). Conditional: the connection exists and no later attempt was
+        recorded (``lastAttemptAt`` <= ``at``), so a slow, older run cannot overwrite a newer
+        one's outcome. Returns what was written, or None when nothing was (skipped, or
+        outdated)."""
+        if outcome not in SUCCESS_OUTCOMES and outcome not in FAILURE_OUTCOMES:
+            return None
+        at_text = format_utc(at)
+        values: dict[str, Any] = {":at": at_text, ":outcome": outcome, ":zero": 0}
+        sets = ["lastAttemptAt = :at", "lastOutcome = :outcome"]
+        removes: list[str] = []
+        failure: Failure | None = None
+        lag = 0
+        failures = 0
+        if outcome in SUCCESS_OUTCOMES:
+            sets += ["lastSuccessAt = :at", "consecutiveFailures = :zero", "lagSeconds = :zero"]
+            removes.append("failingSince")
+        else:
+            failure = describe_failure(errors, failed_listings=failed_listings)
+            previous = self._health_fields(connection_id)
+            if previous is None:
+                return None
+            since = previous.get("lastSuccessAt") or previous.get("failingSince")
+            lag = _seconds_between(since, at) if isinstance(since, str) else 0
+            failures = int(previous.get("consecutiveFailures") or 0) + 1
+            values.update(
+                {
+                    ":lag": lag,
+                    ":one": 1,
+                    ":error": LastError(
+                        error_class=failure.error_class,
+                        message=failure.cause,
+                        at=at_text,
+                        run_key=run_key or None,
+                    ).to_item(),
+                }
+            )
+            sets += [
+                "lastError = :error",
+                "consecutiveFailures = if_not_exists(consecutiveFailures, :zero) + :one",
+                "failingSince = if_not_exists(failingSince, :at)",
+                "lagSeconds = :lag",
+            ]
+        if quarantined is not None:
+            sets.append("quarantinedRecords = :q")
+            values[":q"] = quarantined
+        expression = "SET " + ", ".join(sets)
+        if removes:
+            expression += " REMOVE " + ", ".join(removes)
+        try:
+            written = self._table.update_item(
+                Key={"connectionId": connection_id},
+                UpdateExpression=expression,
+                ConditionExpression=(
+                    "attribute_exists(connectionId) AND "
+                    "(attribute_not_exists(lastAttemptAt) OR lastAttemptAt <= :at)"
+                ),
+                ExpressionAttributeValues=values,
+                ReturnValues="ALL_NEW",
+            )
+        except ClientError as exc:
+            if is_condition_failure(exc):
+                return None
+            raise
+        item = plain(written.get("Attributes", {}))
+        return HealthRecord(
+            connection_id=connection_id,
+            outcome=outcome,
+            failure=failure,
+            consecutive_failures=int(item.get("consecutiveFailures") or failures),
+            lag_seconds=lag,
+            vendor=str(item.get("vendor") or ""),
+        )
+
+    def _health_fields(self, connection_id: str) -> dict[str, Any] | None:
+        found = self._table.get_item(
+            Key={"connectionId": connection_id},
+            ConsistentRead=True,
+            ProjectionExpression="connectionId, lastSuccessAt, failingSince, consecutiveFailures",
+        )
+        item = found.get("Item")
+        return plain(item) if item else None
+
+    def iter_health(self, page_size: int = 1000) -> Iterator[ConnectionHealthFields]:
+        """Every connection's health fields (a Scan reading only those attributes): what
+        the dispatcher counts for the health metrics. At 100,000 connections of ~1 KB,
+        ~25,000 read request units (a scan is billed by the size read, not per item) and
+        ~100 pages."""
+        kwargs: dict[str, Any] = {
+            "ProjectionExpression": (
+                "connectionId, enabled, braked, lastAttemptAt, lastSuccessAt, lastSyncedAt, "
+                "failingSince, consecutiveFailures, lastError, quarantinedRecords"
+            ),
+            "Limit": page_size,
+        }
+        while True:
+            page = self._table.scan(**kwargs)
+            for raw in page.get("Items", []):
+                item = plain(raw)
+                yield ConnectionHealthFields.from_item(item)
+            last = page.get("LastEvaluatedKey")
+            if not last:
+                return
+            kwargs["ExclusiveStartKey"] = last
 
     def mark_reconciled(self, connection_id: str, at: str) -> None:
         self._update(connection_id, "SET lastReconciledAt = :t", {":t": at})

@@ -255,6 +255,25 @@ class ListingsRepo:
             if not is_condition_failure(exc):
                 raise
 
+    def count_quarantined(self, connection_id: str) -> int:
+        """How many of the connection's listings are quarantined. Reads every listing of the
+        connection (the byConnectionKey index): called only when a run quarantined or cleared
+        one, to keep the connection's ``quarantinedRecords`` exact."""
+        kwargs: dict[str, Any] = {
+            "IndexName": "byConnectionKey",
+            "KeyConditionExpression": Key("connectionId").eq(connection_id),
+            "FilterExpression": "quarantined = :true",
+            "ExpressionAttributeValues": {":true": True},
+            "Select": "COUNT",
+        }
+        total = 0
+        while True:
+            page = self._table.query(**kwargs)
+            total += int(page.get("Count", 0))
+            if not page.get("LastEvaluatedKey"):
+                return total
+            kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+
     def pending_takedowns(self, connection_id: str) -> list[tuple[str, str]]:
         """(listingId, change key) of every listing of the connection whose takedown is not
         settled. The index is eventually consistent: callers check the history entry."""

@@ -11,6 +11,7 @@ retry re-runs it; every job already sent is deduplicated by its id and by SyncRu
 
 from __future__ import annotations
 
+import heapq
 import itertools
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
@@ -19,6 +20,8 @@ from datetime import datetime
 
 from aws_lambda_powertools import Logger
 
+from mls_sync.dal.connections import ConnectionHealthFields
+from mls_sync.health import Health
 from mls_sync.models import SyncJob
 from mls_sync.pipeline.keys import dedup_id, group_id, slot_of
 from mls_sync.queues import OutgoingMessage, QueueSender
@@ -109,3 +112,80 @@ def dispatch(
 def _wait_some(futures: set[Future[int]]) -> tuple[set[Future[int]], set[Future[int]]]:
     done, pending = wait(futures, return_when=FIRST_COMPLETED)
     return set(done), set(pending)
+
+
+# ------------------------------------------------------------------------ health census
+
+DETAIL_LIMIT = 200
+"""Unhealthy connections logged one line each per firing (the worst by lag first): enough
+for the dashboard's "top stale connections", bounded when a whole vendor is down."""
+
+
+@dataclass(frozen=True, slots=True)
+class Unhealthy:
+    connection_id: str
+    health: Health
+    consecutive_failures: int
+    error_class: str | None
+    cause: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class HealthCensus:
+    """Every connection's health at one firing, counted: the dispatcher's metrics."""
+
+    connections: int = 0
+    stale: int = 0
+    failing: int = 0
+    braked: int = 0
+    disabled: int = 0
+    worst: tuple[Unhealthy, ...] = ()
+    """Up to ``DETAIL_LIMIT`` stale, failing or braked connections, the longest lag first."""
+    complete: bool = True
+
+
+def health_census(
+    connections: Iterable[ConnectionHealthFields],
+    *,
+    now: datetime,
+    period_seconds: int,
+    remaining_ms: Callable[[], int] | None = None,
+    reserve_ms: int = RESERVE_MS,
+    detail_limit: int = DETAIL_LIMIT,
+) -> HealthCensus:
+    """Counts stale, failing, braked and disabled connections (low-cardinality figures for
+    metrics) and keeps the worst few for the log (high-cardinality detail). Stops with
+    ``complete=False`` when the invocation runs short of time: partial counts are not
+    published (a metric that undercounts reads as a recovery)."""
+    counts = {"connections": 0, "stale": 0, "failing": 0, "braked": 0, "disabled": 0}
+    worst: list[tuple[int, str, Unhealthy]] = []  # a min-heap on lag: the top N survive
+    for index, fields in enumerate(connections):
+        if remaining_ms is not None and index % 1000 == 0 and remaining_ms() < reserve_ms:
+            return HealthCensus(complete=False)
+        health = fields.health(now, period_seconds)
+        counts["connections"] += 1
+        for flag in health.flags:
+            counts[flag] += 1
+        if not health.flags or health.flags == ("disabled",):
+            continue
+        entry = Unhealthy(
+            fields.connection_id,
+            health,
+            fields.consecutive_failures,
+            fields.error_class if fields.consecutive_failures else None,
+            fields.cause if fields.consecutive_failures else None,
+        )
+        key = (health.lag_seconds or 0, fields.connection_id, entry)
+        if len(worst) < detail_limit:
+            heapq.heappush(worst, key)
+        elif key[:2] > worst[0][:2]:
+            heapq.heapreplace(worst, key)
+    ordered = sorted(worst, key=lambda k: (-k[0], k[1]))
+    return HealthCensus(
+        connections=counts["connections"],
+        stale=counts["stale"],
+        failing=counts["failing"],
+        braked=counts["braked"],
+        disabled=counts["disabled"],
+        worst=tuple(k[2] for k in ordered),
+    )
