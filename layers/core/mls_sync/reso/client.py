@@ -43,8 +43,8 @@ from mls_sync.reso.cursor import (
 from mls_sync.reso.errors import MlsMalformedPage, MlsProtocolError, MlsQueryRefused
 from mls_sync.reso.limits import (
     CircuitBreaker,
+    Limiter,
     Monotonic,
-    RateLimiter,
     credential_fingerprint,
     shared_breaker,
     shared_limiter,
@@ -133,7 +133,7 @@ class ReplicationClient:
         clock: Clock = utc_now,
         sleep: Callable[[float], None] = time.sleep,
         rng: random.Random | None = None,
-        limiter: RateLimiter | None = None,
+        limiter: Limiter | None = None,
         breaker: CircuitBreaker | None = None,
         monotonic: Monotonic = time.monotonic,
         token_cache: TokenCache | None = None,

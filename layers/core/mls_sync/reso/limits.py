@@ -14,6 +14,7 @@ import time
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
+from typing import Protocol
 
 from mls_sync.reso.profiles import QuotaHeader, Quotas
 from mls_sync.timeutil import Instant, TimestampError
@@ -97,6 +98,28 @@ def quota_wait(
     return wait
 
 
+class Limiter(Protocol):
+    """What the transport asks of a request budget before each MLS request and after each
+    answer: the per-process :class:`RateLimiter`, or the budget shared through DynamoDB by
+    every worker on one credential (``mls_sync.reso.budget``)."""
+
+    def permit(self, max_wait: float | None, sleep: Callable[[float], None]) -> bool:
+        """Waits (through ``sleep``) until one request may go and takes it: True. False, at
+        once and without waiting, when no permit can be had within ``max_wait`` seconds
+        (``None``: no limit): the caller hands the rest of its run to a continuation."""
+        ...
+
+    def block_for(self, seconds: float) -> None:
+        """Nobody on this credential sends for ``seconds`` (a 429 with ``Retry-After``)."""
+        ...
+
+    def note_headers(
+        self, headers: Mapping[str, str], quota_headers: tuple[QuotaHeader, ...], now: datetime
+    ) -> None:
+        """What an answer's quota headers say: hold off when exhausted, count down otherwise."""
+        ...
+
+
 class TokenBucket:
     """A token bucket that hands out reservations: a taker may drive it negative and is told
     how long to wait, so concurrent takers queue fairly and no one spins."""
@@ -161,6 +184,25 @@ class RateLimiter:
         """Nobody on this token sends for ``seconds`` (server said 429 or quota exhausted)."""
         with self._lock:
             self._blocked_until = max(self._blocked_until, self._monotonic() + seconds)
+
+    def permit(self, max_wait: float | None, sleep: Callable[[float], None]) -> bool:
+        """:class:`Limiter`: reserve, and sleep the wait unless it is longer than ``max_wait``
+        (then the reservation is given back)."""
+        wait = self.reserve()
+        if max_wait is not None and wait > max_wait:
+            self.refund()
+            return False
+        if wait > 0:
+            sleep(wait)
+        return True
+
+    def note_headers(
+        self, headers: Mapping[str, str], quota_headers: tuple[QuotaHeader, ...], now: datetime
+    ) -> None:
+        """:class:`Limiter`: an exhausted quota header holds off until its reset."""
+        hold = quota_wait(headers, quota_headers, now)
+        if hold:
+            self.block_for(hold)
 
 
 _LIMITERS: dict[str, RateLimiter] = {}

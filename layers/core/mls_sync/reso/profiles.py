@@ -47,6 +47,9 @@ class QuotaHeader(BaseModel):
 
     remaining: str
     reset: str | None = None
+    period: Literal["minute", "hour", "day"] | None = None
+    """The quota the header counts down (the shared budget raises its own count for that
+    window to what the vendor says is used); ``None``: only "exhausted" is acted on."""
 
 
 class VendorProfile(BaseModel):
@@ -148,7 +151,9 @@ PROFILES: dict[str, VendorProfile] = {
         page_size=1000,
         quotas=Quotas(per_minute=180, per_hour=7200),
         quota_headers=(
-            QuotaHeader(remaining="Hour-Quota-Available", reset="Hour-Quota-ResetTime"),
+            QuotaHeader(
+                remaining="Hour-Quota-Available", reset="Hour-Quota-ResetTime", period="hour"
+            ),
         ),
         overlap_seconds=300,  # [?] mass re-stamps happen; reconciliation covers the rest
         auth="client_credentials",
@@ -160,10 +165,15 @@ PROFILES: dict[str, VendorProfile] = {
         change_field="BridgeModificationTimestamp",
         quotas=Quotas(per_minute=5000 / 15, per_hour=5000),
         quota_headers=(
-            QuotaHeader(remaining="Burst-RateLimit-Remaining", reset="Burst-RateLimit-Reset"),
+            QuotaHeader(
+                remaining="Burst-RateLimit-Remaining",
+                reset="Burst-RateLimit-Reset",
+                period="minute",
+            ),
             QuotaHeader(
                 remaining="Application-RateLimit-Remaining",
                 reset="Application-RateLimit-Reset",
+                period="hour",
             ),
         ),
         overlap_seconds=300,  # [?]

@@ -41,11 +41,10 @@ from mls_sync.reso.errors import (
 )
 from mls_sync.reso.limits import (
     CircuitBreaker,
+    Limiter,
     Monotonic,
-    RateLimiter,
     backoff_delay,
     parse_retry_after,
-    quota_wait,
 )
 from mls_sync.reso.odata import encode_query, error_detail, www_authenticate_error
 from mls_sync.reso.profiles import VendorProfile
@@ -263,7 +262,7 @@ class Transport:
         base_url: str,
         profile: VendorProfile,
         tokens: TokenState,
-        limiter: RateLimiter,
+        limiter: Limiter,
         breaker: CircuitBreaker,
         clock: Clock,
         sleep: Callable[[float], None],
@@ -517,12 +516,11 @@ class Transport:
                 f"next try in {retry_in:.0f}s",
                 retry_in,
             )
-        wait = self.limiter.reserve()
-        if not self._fits(wait, deadline):
-            self.limiter.refund()
+        # The permit (per process, or shared by every worker on the credential) waits at most
+        # until the request could still time out before the deadline.
+        max_wait = None if deadline is None else deadline - self.monotonic() - self.timeout
+        if not self.limiter.permit(max_wait, self.sleep):
             raise DeadlineReached(f"no time left for another request to {self.host}")
-        if wait > 0:
-            self.sleep(wait)
 
     def _wait_to_retry(
         self,
@@ -551,9 +549,7 @@ class Transport:
     def _note_headers(self, headers: httpx.Headers) -> None:
         """What every MLS answer tells us whatever its status: its clock and its quotas."""
         self._note_server_date(headers)
-        hold = quota_wait(headers, self.profile.quota_headers, self.clock())
-        if hold:
-            self.limiter.block_for(hold)
+        self.limiter.note_headers(headers, self.profile.quota_headers, self.clock())
 
     def _judge(self, answer: _Answer, *, authed: bool) -> dict[str, Any] | str:
         """One complete answer: the JSON object of a good page, a problem worth a retry, or an
