@@ -28,8 +28,15 @@ from mls_sync.reso.profiles import PROFILES, Quotas
 from pydantic import SecretStr
 
 T0 = 1_795_000_000.0  # an instant well inside an hour: 2026-11-18T08:26:40Z
-MLSGRID = BudgetPolicy.for_quotas(PROFILES["mlsgrid"].quotas, BudgetSettings())
-assert MLSGRID is not None
+
+
+def _policy(quotas: Quotas) -> BudgetPolicy:
+    policy = BudgetPolicy.for_quotas(quotas, BudgetSettings())
+    assert policy is not None
+    return policy
+
+
+MLSGRID = _policy(PROFILES["mlsgrid"].quotas)
 
 
 class Clock:
@@ -55,8 +62,7 @@ def test_mlsgrid_slots_are_spaced_for_two_per_second_with_a_margin() -> None:
     # Three requests must span more than a second even when each is sent that late.
     assert 2 * MLSGRID.spacing - MLSGRID.tolerance == pytest.approx(1.0)
     assert (MLSGRID.per_hour, MLSGRID.per_day) == (7200, 40000)
-    trestle = BudgetPolicy.for_quotas(PROFILES["trestle"].quotas, BudgetSettings())
-    assert trestle is not None
+    trestle = _policy(PROFILES["trestle"].quotas)
     assert trestle.spacing == pytest.approx(60 / 180 / 0.95)
     assert BudgetPolicy.for_quotas(Quotas(), BudgetSettings()) is None
 
