@@ -32,6 +32,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "mls_sync_local.brake",  # brake release|discard
     "mls_sync_local.accounts",  # accounts set-token
     "mls_sync_local.report",
+    "mls_sync_local.status",
     "mls_sync_local.sim.cli",  # sim mls, sim platforms
 )
 
@@ -52,6 +53,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "brake": ("mls_sync_local.brake", "release or discard takedowns the brake holds"),
     "accounts": ("mls_sync_local.accounts", "platform accounts: replace a token"),
     "report": ("mls_sync_local.report", "a one-page HTML picture of a local run"),
+    "status": ("mls_sync_local.status", "every connection's health: lag, last error, failures"),
     "sim": ("mls_sync_local.sim.cli", "run an MLS or platform simulator in the foreground"),
 }
 

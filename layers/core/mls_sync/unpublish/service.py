@@ -70,6 +70,11 @@ Result = Literal[
 ]
 
 
+_NEEDS_A_PERSON = frozenset(
+    {PostStatus.REAUTH_REQUIRED, PostStatus.MANUAL_ACTION_REQUIRED, PostStatus.FAILED}
+)
+
+
 class RetryLater(Exception):  # noqa: N818 - reads as the instruction it carries
     """The job must be retried: after ``delay`` seconds when the platform said how long."""
 
@@ -262,6 +267,19 @@ class UnpublishService:
                 "post outcome already recorded", extra={"postId": post.post_id, "why": exc.reason}
             )
             return "skipped_not_published"
+        if status in _NEEDS_A_PERSON:
+            # Which post, which account: the dashboard's "posts that need a person" widget.
+            logger.warning(
+                "post needs a person",
+                extra={
+                    "postId": post.post_id,
+                    "listingId": post.listing_id,
+                    "platform": post.platform.value,
+                    "accountId": post.account_id,
+                    "outcome": status.value,
+                    "reason": reason,
+                },
+            )
         self.deliver(settled, job)
         if gave_up:
             raise GaveUp(reason)
