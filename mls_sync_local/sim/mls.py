@@ -96,6 +96,39 @@ class SimListing:
 
 
 @dataclass(frozen=True)
+class TokenLimits:
+    """Per-token request quotas, MLS Grid style: a request over any of them is a violation,
+    and the token is suspended (429 to everything) until the broken window ends, or for
+    ``suspend_seconds``. Windows are fixed on the simulator's clock (second, minute, UTC
+    hour and day)."""
+
+    per_second: int | None = None
+    per_minute: int | None = None
+    per_hour: int | None = None
+    per_day: int | None = None
+    suspend_seconds: float | None = None
+
+    def periods(self) -> list[tuple[str, int, int]]:
+        """(name, seconds, limit) of each quota set."""
+        named = (
+            ("second", 1, self.per_second),
+            ("minute", 60, self.per_minute),
+            ("hour", 3600, self.per_hour),
+            ("day", 86_400, self.per_day),
+        )
+        return [(name, seconds, limit) for name, seconds, limit in named if limit is not None]
+
+
+@dataclass(frozen=True)
+class LimitViolation:
+    token: str
+    """The token's identity: a static token's first characters, or ``client:<id>``."""
+    period: str
+    count: int
+    at: str
+
+
+@dataclass(frozen=True)
 class RequestLog:
     method: str
     path: str
@@ -236,7 +269,15 @@ class MlsSimulator:
         self.requests = 0
         self.token_requests = 0
         self.log: list[RequestLog] = []
-        self._now_ns = _ns(start)
+        self._own_ns = _ns(start)
+        self._time_source: Callable[[], float] | None = None
+        self.token_limits: TokenLimits | None = None
+        self.limit_violations: list[LimitViolation] = []
+        """Requests that went over a token's quota (what would suspend a real token)."""
+        self.suspended_refusals = 0
+        """Requests refused with 429 because their token was suspended."""
+        self._limit_windows: dict[tuple[str, int], tuple[int, int]] = {}
+        self._suspended_until: dict[str, int] = {}
         self._listings: dict[str, SimListing] = {}
         self._withheld: dict[str, SimListing] = {}
         self._index: _Index | None = None
@@ -306,6 +347,24 @@ class MlsSimulator:
         return f"{self.url}/{self.dataset}" if self.dataset else self.url
 
     # ------------------------------------------------------------------ clock
+
+    @property
+    def _now_ns(self) -> int:
+        source = self._time_source
+        return round(source() * 1_000_000_000) if source is not None else self._own_ns
+
+    @_now_ns.setter
+    def _now_ns(self, value: int) -> None:
+        if self._time_source is not None:
+            raise RuntimeError("the simulator follows another clock; move that one")
+        self._own_ns = value
+
+    def follow(self, source: Callable[[], float] | None) -> None:
+        """Reads the time from ``source`` (epoch seconds), e.g. a virtual clock shared with
+        the clients under test; ``None`` goes back to the simulator's own clock (at the time
+        it had). While following, ``advance`` and ``set_time`` are refused."""
+        with self._lock:
+            self._time_source = source
 
     @property
     def now(self) -> datetime:
@@ -480,6 +539,23 @@ class MlsSimulator:
         with self._lock:
             self._faults.rate_limit = (max_requests, per_seconds, http_date)
 
+    def set_token_limits(
+        self,
+        *,
+        per_second: int | None = None,
+        per_minute: int | None = None,
+        per_hour: int | None = None,
+        per_day: int | None = None,
+        suspend_seconds: float | None = None,
+    ) -> None:
+        """Enforces per-token quotas (see :class:`TokenLimits`) and counts every request that
+        goes over in ``limit_violations``; no arguments: limits off (counts kept)."""
+        limits = TokenLimits(per_second, per_minute, per_hour, per_day, suspend_seconds)
+        with self._lock:
+            self.token_limits = limits if limits.periods() else None
+            self._limit_windows.clear()
+            self._suspended_until.clear()
+
     def timeout_next(self, count: int = 1, *, hold: float = 0.5) -> None:
         """The next requests hang ``hold`` real seconds, then close without an answer."""
         with self._lock:
@@ -601,6 +677,44 @@ class MlsSimulator:
             return True
         expires = self._tokens.get(token)
         return expires is not None and self._now_ns < expires
+
+    def _token_identity(self, authorization: str | None) -> str:
+        token = (authorization or "")[7:].strip()
+        if token in self.static_tokens:
+            return token[:12]
+        return f"client:{self.client_id}"  # issued tokens count against their client
+
+    def _over_token_limits(self, authorization: str | None) -> str | None:
+        """Retry-After seconds when the token is suspended or this request breaks one of its
+        quotas (then counted as a violation and the token suspended); counts the request."""
+        limits = self.token_limits
+        if limits is None:
+            return None
+        who = self._token_identity(authorization)
+        now = self._now_ns
+        suspended = self._suspended_until.get(who, 0)
+        broken: list[tuple[str, int, int]] = []
+        for name, seconds, limit in limits.periods():
+            window = now // (seconds * 1_000_000_000)
+            seen_window, count = self._limit_windows.get((who, seconds), (window, 0))
+            count = count + 1 if seen_window == window else 1
+            self._limit_windows[(who, seconds)] = (window, count)
+            if count > limit:
+                broken.append((name, seconds, count))
+        if now < suspended:
+            self.suspended_refusals += 1
+            return str(max(1, -(-(suspended - now) // 1_000_000_000)))
+        if not broken:
+            return None
+        until = now
+        for name, seconds, count in broken:
+            self.limit_violations.append(LimitViolation(who, name, count, self.now.isoformat()))
+            end = (now // (seconds * 1_000_000_000) + 1) * seconds * 1_000_000_000
+            until = max(until, end)
+        if limits.suspend_seconds is not None:
+            until = now + round(limits.suspend_seconds * 1e9)
+        self._suspended_until[who] = until
+        return str(max(1, -(-(until - now) // 1_000_000_000)))
 
     def _rate_limited(self) -> str | None:
         """Retry-After value when the rate window is full, else None (and count this one)."""
@@ -955,6 +1069,13 @@ class _Handler(BaseHTTPRequestHandler):
     ) -> tuple[int, dict[str, Any], dict[str, str]]:
         sim = self.simulator
         faults = sim._faults
+        suspended = sim._over_token_limits(self.headers.get("Authorization"))
+        if suspended is not None:
+            return (
+                429,
+                {"error": "token suspended: request quota exceeded"},
+                {"Retry-After": suspended},
+            )
         if faults.throttle_next:
             retry_after = faults.throttle_next.pop(0)
             return (
