@@ -56,6 +56,8 @@ PRIORITY_REASONS = frozenset({"manual", "push"})
 
 HOUR = 3600
 DAY = 86_400
+_EARLY = 0.001
+"""A slot is sent no earlier than this before its time (a clock that reads a hair early)."""
 
 # ----------------------------------------------------------------------------- policy
 
@@ -479,9 +481,9 @@ class SharedBudget:
             if latest is not None and slot > latest:
                 self._done()
                 return False
-            if slot > now:
+            if slot > now + _EARLY:
                 sleep(slot - now)
-                now = self.clock()
+                continue
             if not self._clear_to_send(now):
                 continue
             if now - slot > tolerance:
