@@ -14,7 +14,7 @@ from typing import Any, Literal
 from urllib.parse import urlsplit
 
 import yaml
-from mls_sync.models import Model, NonEmpty, Platform, PostStatus, UtcText, Vendor
+from mls_sync.models import Ident, Model, NonEmpty, Platform, PostStatus, UtcText, Vendor
 from mls_sync.netpolicy import OutboundRefusedError, check_url, is_loopback_host
 from mls_sync.status import Status, parse_status
 from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
@@ -87,14 +87,14 @@ class PlatformToken(Model):
 
 
 class PortfolioUser(Model):
-    user_id: NonEmpty
+    user_id: Ident
     name: str | None = None
     email: str | None = None
 
 
 class PortfolioConnection(Model):
-    connection_id: NonEmpty
-    user_id: NonEmpty
+    connection_id: Ident
+    user_id: Ident
     vendor: Vendor
     base_url: NonEmpty
     resource: NonEmpty = "Property"
@@ -111,8 +111,8 @@ class PortfolioConnection(Model):
 
 
 class PortfolioAccount(Model):
-    account_id: NonEmpty
-    user_id: NonEmpty
+    account_id: Ident
+    user_id: Ident
     platform: Platform
     external_id: NonEmpty
     connected_via: Literal["facebook_login", "instagram_login"] | None = None
@@ -120,9 +120,9 @@ class PortfolioAccount(Model):
 
 
 class PortfolioListing(Model):
-    listing_id: NonEmpty
-    user_id: NonEmpty
-    connection_id: NonEmpty
+    listing_id: Ident
+    user_id: Ident
+    connection_id: Ident
     listing_key: NonEmpty
     mls_listing_id: NonEmpty | None = None  # MLS Grid is reconciled by ListingId
     status: Status
@@ -138,10 +138,10 @@ class PortfolioListing(Model):
 
 
 class PortfolioPost(Model):
-    post_id: NonEmpty
-    listing_id: NonEmpty
+    post_id: Ident
+    listing_id: Ident
     platform: Platform
-    account_id: NonEmpty
+    account_id: Ident
     platform_post_id: NonEmpty
     status: PostStatus = PostStatus.PUBLISHED
     permalink: str | None = None

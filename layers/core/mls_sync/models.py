@@ -12,6 +12,7 @@ from typing import Annotated, Any, Literal
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator
 from pydantic.alias_generators import to_camel
 
+from mls_sync.inputs import ID_PATTERN, check_id
 from mls_sync.status import Status, parse_status
 from mls_sync.timeutil import TimestampError, format_utc, parse_utc
 
@@ -31,6 +32,13 @@ UtcText = Annotated[str, AfterValidator(_utc_text)]
 """Any ISO 8601 timestamp, normalised to ``2026-11-28T17:04:05.123456Z``."""
 
 NonEmpty = Annotated[str, Field(min_length=1, max_length=1024)]
+
+Ident = Annotated[
+    str, Field(min_length=1, max_length=128, pattern=f"^{ID_PATTERN}$"), AfterValidator(check_id)
+]
+"""An id of ours (user, connection, listing, post, account) where it enters: seed files,
+manual sync requests, queue messages. Matched whole (``re.fullmatch``: a ``$`` would let a
+trailing newline through into SQS group ids)."""
 
 
 class Platform(StrEnum):
@@ -274,7 +282,7 @@ class SyncRun(ItemModel):
 class SyncJob(Model):
     """One message on SyncQueue: sync one connection (CONTRACT section 7)."""
 
-    connection_id: NonEmpty
+    connection_id: Ident
     reason: SyncReason
     slot: UtcText
     listing_keys: list[NonEmpty] | None = Field(default=None, max_length=1000)
@@ -284,8 +292,8 @@ class SyncJob(Model):
 class UnpublishJob(Model):
     """One message on UnpublishQueue: take one post down."""
 
-    post_id: NonEmpty
-    listing_id: NonEmpty
+    post_id: Ident
+    listing_id: Ident
     platform: Platform
     correlation_id: NonEmpty
 

@@ -149,11 +149,11 @@ def parse_host(host: str | bytes | None) -> Host:
     if address is not None:
         return Host(text=text, kind="ipv4", address=address)
     labels = bare.split(".")
-    if labels and _NUMERIC_LABEL.match(labels[-1]):
+    if labels and _NUMERIC_LABEL.fullmatch(labels[-1]):
         # WHATWG: a host whose last label is a number is parsed as IPv4 (and fails here):
         # never a name.
         raise OutboundRefusedError(f"host {text!r} looks like an IP address but is not one")
-    if not all(_LABEL.match(label) for label in labels) or len(bare) > 253:
+    if not all(_LABEL.fullmatch(label) for label in labels) or len(bare) > 253:
         raise OutboundRefusedError(f"host {text!r} is not a valid DNS name")
     return Host(text=text, kind="name")
 

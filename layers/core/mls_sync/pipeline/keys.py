@@ -17,7 +17,7 @@ from mls_sync.timeutil import format_utc, parse_utc
 
 _SQS_ID_MAX = 128
 # What SQS accepts in MessageGroupId / MessageDeduplicationId: alphanumerics and punctuation.
-_SQS_ID_OK = re.compile(r"^[A-Za-z0-9!\"#$%&'()*+,\-./:;<=>?@\[\\\]^_`{|}~]+$")
+_SQS_ID_OK = re.compile(r"[A-Za-z0-9!\"#$%&'()*+,\-./:;<=>?@\[\\\]^_`{|}~]+")
 
 
 def slot_of(fired_at: datetime, period_seconds: int) -> str:
@@ -51,7 +51,8 @@ def digest(*parts: str, length: int = 16) -> str:
 
 def sqs_id(text: str) -> str:
     """``text`` when SQS accepts it as a group/deduplication id, else a stable digest."""
-    if len(text) <= _SQS_ID_MAX and _SQS_ID_OK.match(text):
+    # fullmatch: with match and "$", "c-1\n" passed (a newline SQS refuses).
+    if len(text) <= _SQS_ID_MAX and _SQS_ID_OK.fullmatch(text):
         return text
     return "h-" + digest(text, length=64)
 

@@ -17,7 +17,7 @@ from typing import Annotated, Any, Literal
 from pydantic import Field, TypeAdapter, ValidationError
 
 from mls_sync.dal import ConnectionsRepo, ListingsRepo, SyncRunsRepo
-from mls_sync.models import MassChangeReleasedDetail, Model, NonEmpty, SyncJob, SyncRun
+from mls_sync.models import Ident, MassChangeReleasedDetail, Model, SyncJob, SyncRun
 from mls_sync.pipeline.keys import dedup_id, group_id, manual_slot, run_key
 from mls_sync.pipeline.takedowns import BrakeDeps, NothingHeld, decide
 from mls_sync.queues import OutgoingMessage, QueueSender
@@ -26,24 +26,24 @@ from mls_sync.timeutil import format_utc
 
 class SyncListingRequest(Model):
     action: Literal["sync_listing"]
-    listing_id: NonEmpty
+    listing_id: Ident
 
 
 class SyncConnectionRequest(Model):
     action: Literal["sync_connection"]
-    connection_id: NonEmpty
+    connection_id: Ident
 
 
 class SyncUserRequest(Model):
     action: Literal["sync_user"]
-    user_id: NonEmpty
+    user_id: Ident
 
 
 class BrakeRequest(Model):
     """An admin action: release or discard the takedowns a braked connection holds."""
 
     action: Literal["brake_release", "brake_discard"]
-    connection_id: NonEmpty
+    connection_id: Ident
 
     @property
     def decision(self) -> Literal["release", "discard"]:
