@@ -19,6 +19,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from mls_sync.models import SyncJob
 from mls_sync.pipeline.deps import default_sync_deps
 from mls_sync.pipeline.sync import SyncDeps, SyncResult, sync_connection
+from mls_sync.reso.budget import work_for
 from pydantic import Json
 
 logger = Logger()
@@ -112,7 +113,9 @@ def handle(event: dict[str, Any], context: LambdaContext, deps: SyncDeps | None 
     def record_handler(record: SyncJobRecord) -> str:
         job = record.body
         logger.append_keys(connectionId=job.connection_id, correlationId=job.correlation_id)
-        result = sync_connection(job, sync_deps, context.get_remaining_time_in_millis)
+        # Manual and push jobs go first when the MLS credential's shared budget is short.
+        with work_for(job.reason, targeted=bool(job.listing_keys)):
+            result = sync_connection(job, sync_deps, context.get_remaining_time_in_millis)
         _emit(result)
         _record_health(result, sync_deps)
         if result.retry:

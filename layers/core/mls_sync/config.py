@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 from functools import cache
 
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from mls_sync.policy import TransitionPolicy, parse_unpublish_on
 
@@ -35,6 +35,11 @@ class Settings(BaseModel):
     schedule_expression: str = "rate(15 minutes)"
     sync_run_ttl_days: int = 90
     reconcile_every_hours: int = 24
+    budgets_table: str | None = None
+    """The shared MLS request budgets (issue 21); without it each process keeps its own."""
+    budget_bulk_share: float = Field(default=0.5, gt=0, le=1)
+    """Largest share of a credential's hourly and daily quota that first syncs and
+    reconciliations (by-key reads) may use."""
 
     @property
     def period_seconds(self) -> int:
@@ -77,6 +82,8 @@ ENV_VARS: dict[str, str] = {
     "schedule_expression": "SCHEDULE_EXPRESSION",
     "sync_run_ttl_days": "SYNC_RUN_TTL_DAYS",
     "reconcile_every_hours": "RECONCILE_EVERY_HOURS",
+    "budgets_table": "BUDGETS_TABLE",
+    "budget_bulk_share": "BUDGET_BULK_SHARE",
 }
 
 
@@ -115,5 +122,6 @@ def stack_environment(stack: str, environment: str = "dev") -> dict[str, str]:
         "HISTORY_TABLE": f"{stack}-StatusHistory",
         "SYNC_RUNS_TABLE": f"{stack}-SyncRuns",
         "IDEMPOTENCY_TABLE": f"{stack}-Idempotency",
+        "BUDGETS_TABLE": f"{stack}-Budgets",
         "EVENT_BUS_NAME": f"mls-sync-{environment}",
     }

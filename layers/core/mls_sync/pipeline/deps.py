@@ -18,6 +18,8 @@ from mls_sync.secrets import SecretStore
 
 
 def build_sync_deps(settings: Settings | None = None) -> SyncDeps:
+    from mls_sync.dal.budget import budgets_from_settings  # noqa: PLC0415 - worker only
+
     settings = settings or get_settings()
     tables = Tables.from_settings(settings)
     return SyncDeps(
@@ -30,7 +32,9 @@ def build_sync_deps(settings: Settings | None = None) -> SyncDeps:
         events=EventPublisher(aws.events(), settings.event_bus_name),
         sync_queue=QueueSender(aws.sqs(), settings.sync_queue_url),
         unpublish_queue=QueueSender(aws.sqs(), settings.unpublish_queue_url),
-        client_factory=replication_client_factory(SecretStore(aws.secrets())),
+        client_factory=replication_client_factory(
+            SecretStore(aws.secrets()), budgets=budgets_from_settings(settings)
+        ),
         reconcile_every_hours=settings.reconcile_every_hours,
         sync_run_ttl_days=settings.sync_run_ttl_days,
     )

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Sequence
 from datetime import datetime
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from pydantic import SecretStr
 
@@ -13,6 +13,9 @@ from mls_sync.models import Connection, Cursor
 from mls_sync.reso.auth import BearerToken, ClientCredentials, Credentials
 from mls_sync.reso.client import ChangePage, KeyLookup, ReplicationClient, ReplicationTarget
 from mls_sync.secrets import SecretStore
+
+if TYPE_CHECKING:
+    from mls_sync.reso.budget import SharedBudgets
 
 
 class MlsClient(Protocol):
@@ -77,11 +80,17 @@ def target_of(connection: Connection) -> ReplicationTarget:
     )
 
 
-def replication_client_factory(secrets: SecretStore, **client_options: Any) -> ClientFactory:
-    """Builds a ReplicationClient per connection, credentials read from Secrets Manager."""
+def replication_client_factory(
+    secrets: SecretStore, budgets: SharedBudgets | None = None, **client_options: Any
+) -> ClientFactory:
+    """Builds a ReplicationClient per connection, credentials read from Secrets Manager;
+    with ``budgets``, its requests take permits from the budget every worker on the same
+    credential shares (issue 21)."""
 
     def build(connection: Connection) -> MlsClient:
         credentials = credentials_from_secret(secrets.read_json(connection.credentials_secret_arn))
+        if budgets is not None:
+            return budgets.client(target_of(connection), credentials, **client_options)
         return ReplicationClient(target_of(connection), credentials, **client_options)
 
     return build
