@@ -30,6 +30,7 @@ help:
 	@echo "make bench  - benchmarks (never part of make test)"
 	@echo "make lock   - re-resolve requirements-dev.lock and the layer's requirements.txt"
 	@echo "make audit  - pip-audit of the locked dependencies (says NOT RUN when offline)"
+	@echo "make browser - headless Chromium for the report screenshot test (apt-get when possible)"
 
 $(STAMP): pyproject.toml requirements-dev.lock
 	@test -n "$(PYTHON_BOOT)" || { echo "error: no Python >= 3.11 found" >&2; exit 2; }
@@ -59,19 +60,26 @@ test-unit: $(STAMP)
 test-functional: $(STAMP)
 	$(BIN)/pytest tests/functional -q -p no:cacheprovider
 
-test-integration: $(STAMP)
+test-integration: $(STAMP) browser
 	$(BIN)/pytest tests/integration -q -p no:cacheprovider
 
 # The two slow tiers run side by side (one core each: the functional tier is moto in-process,
 # the integration tier moto server and simulators on their own ports, nothing shared); -O
 # keeps each tier's output together. Alone, one after the other, they took ~9 min here.
-test: lint typecheck template-check test-unit
+test: lint typecheck template-check browser test-unit
 	@$(MAKE) --no-print-directory -j2 -O test-functional test-integration
 
 # The issue-14 first sync at full size: 10,000 listings at 2 s a request, across continuations
 # (~150 s of CPU, nearly all moto; make test runs the same test with 2,000).
 test-big: $(STAMP)
 	MLS_SYNC_FIRST_SYNC_LISTINGS=10000 $(BIN)/pytest tests/functional/pipeline/test_big_first_sync.py -q -p no:cacheprovider
+
+# Headless Chromium for tests/integration/demo/test_report_screenshot.py (and `mls-sync report
+# --out FILE.png`): Debian's chromium through apt-get where this machine allows it; otherwise
+# a NOT INSTALLED line saying why, and that test fails naming this target.
+.PHONY: browser
+browser:
+	@scripts/ensure-chromium.sh
 
 run: $(STAMP)
 	$(BIN)/mls-sync demo

@@ -108,7 +108,10 @@ def process_environment(env: Mapping[str, str]) -> Iterator[None]:
 @contextlib.contextmanager
 def handler_output_to(stream: TextIO) -> Iterator[None]:
     """Send what handlers print (Powertools logs and metrics go to stdout) to ``stream``, so
-    a command's own stdout stays machine-readable. Powertools binds its stream when a
-    Logger is created, so handler modules should first be imported inside this block."""
-    with contextlib.redirect_stdout(stream):
+    a command's own stdout stays machine-readable. Through the telemetry tap, which also
+    hands each line to any active capture (``runtime.telemetry``); Powertools' loggers,
+    which bind their stream when created, are pointed at the tap for the block."""
+    from mls_sync_local.runtime.telemetry import routed_to  # noqa: PLC0415
+
+    with routed_to(stream):
         yield

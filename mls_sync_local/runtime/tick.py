@@ -26,6 +26,15 @@ from mls_sync_local.runtime.dlq import dead_letter_counts
 from mls_sync_local.runtime.handlers import handler_output_to, process_environment
 from mls_sync_local.runtime.local import LocalRuntime
 from mls_sync_local.runtime.pollers import AcceleratedClock, Invocation, PollStats
+from mls_sync_local.runtime.telemetry import (
+    TAP,
+    Capture,
+    invocation_datums,
+    lambda_datums,
+    publish,
+    queue_datums,
+    thread_functions,
+)
 from mls_sync_local.template import resources_of_type
 
 DISPATCHER = "DispatcherFunction"
@@ -48,6 +57,9 @@ class TickSummary:
     sync_runs: list[dict[str, Any]] = field(default_factory=list)
     changed_posts: list[dict[str, Any]] = field(default_factory=list)
     clock_skipped_seconds: float = 0.0
+    capture: Capture | None = field(default=None, repr=False)
+    """The handlers' metrics and logs while the tick ran (published to the local
+    CloudWatch when it ends)."""
 
     @property
     def failed(self) -> bool:
@@ -241,14 +253,24 @@ def drain(
     dlq_before = dead_letter_counts(runtime.deployed)
     before = _snapshot(runtime)
     clock = clock or AcceleratedClock()
+    capture = summary.capture = Capture(thread_functions(runtime.facts))
     with (
         handler_output_to(handler_output or sys.stderr),
+        TAP.capture(capture),
         process_environment(runtime.shared_environment()),
     ):
         start(clock, summary)
+        for datum in queue_datums(runtime.deployed, runtime.facts):  # the dispatch's peak
+            capture.add(datum)
         stats = runtime.pollers(
             clock=clock, accelerate=accelerate, on_invocation=on_invocation
         ).run_until_quiet()
+    for datum in [
+        *lambda_datums(stats, runtime.deployed, at_ms=int(time.time() * 1000)),
+        *queue_datums(runtime.deployed, runtime.facts),
+    ]:
+        capture.add(datum)
+    publish(capture, runtime.deployed, fired_at=when)
     summarise(before, _snapshot(runtime), stats, summary)
     dlq_after = dead_letter_counts(runtime.deployed)
     summary.dead_letters = sum(max(0, n - dlq_before.get(q, 0)) for q, n in dlq_after.items())
@@ -280,11 +302,22 @@ def run_tick(
             region=runtime.deployed.region,
             clock=clock,
         )
+        invoked = time.monotonic()
+        ok = True
         try:
             runtime.registry.get(DISPATCHER)(scheduled_event(runtime, when), context)
         except Exception as exc:  # noqa: BLE001 - reported as the tick's failure
+            ok = False
             summary.failures += 1
             summary.failure_notes.append(f"{DISPATCHER}: {type(exc).__name__}: {exc}")
+        if summary.capture is not None:
+            for datum in invocation_datums(
+                runtime.deployed.physical(DISPATCHER),
+                ok=ok,
+                duration_ms=int((time.monotonic() - invoked) * 1000),
+                at_ms=int(time.time() * 1000),
+            ):
+                summary.capture.add(datum)
 
     return drain(
         runtime,

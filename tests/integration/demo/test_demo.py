@@ -4,18 +4,13 @@ nothing in the temporary directory."""
 
 from __future__ import annotations
 
-import os
 import re
 import socket
-import subprocess
-import sys
-from pathlib import Path
 
 import pytest
 
 from mls_sync_local.demo import LOG_PREFIX
-
-ROOT = Path(__file__).resolve().parents[3]
+from tests.integration.demo.conftest import DEMO_TIMEOUT, DemoRun
 
 
 def _listening(url: str) -> bool:
@@ -25,25 +20,11 @@ def _listening(url: str) -> bool:
         return probe.connect_ex((host, int(port))) == 0
 
 
-@pytest.mark.timeout(240)
-def test_demo_converges_and_stops_everything(tmp_path: Path) -> None:
-    # Given a clean environment: no AWS endpoint, no credentials, no stack name
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "MLS_SYNC_"))}
-    # and a temporary directory of its own (its tempfile.gettempdir()), empty to start with
-    temp = tmp_path / "tmp"
-    temp.mkdir()
-    env["TMPDIR"] = str(temp)
-    report = tmp_path / "report.html"
+@pytest.mark.timeout(2 * DEMO_TIMEOUT)  # the session's demo run may start in this test
+def test_demo_converges_and_stops_everything(demo_run: DemoRun) -> None:
+    # Given a clean environment and a temporary directory of its own (conftest.demo_run)
     # When the demo runs as a user would run it
-    done = subprocess.run(
-        [sys.executable, "-m", "mls_sync_local.cli", "demo", "--report", str(report)],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=220,
-        check=False,
-    )
+    done, report, temp = demo_run.done, demo_run.report, demo_run.temp
     # Then it converged, and says so
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     out = done.stdout
