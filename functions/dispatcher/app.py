@@ -11,21 +11,22 @@ from dataclasses import dataclass
 from functools import cache
 from typing import Any
 
-from aws_lambda_powertools import Logger, Metrics, Tracer
+from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import MetricUnit
-from aws_lambda_powertools.utilities.parser.models import EventBridgeModel
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from mls_sync import aws
 from mls_sync.config import get_settings
 from mls_sync.dal import ConnectionsRepo
 from mls_sync.dal.base import Tables
+from mls_sync.lambda_events import ScheduledEvent
 from mls_sync.pipeline.dispatch import dispatch, health_census
 from mls_sync.queues import QueueSender
 from mls_sync.timeutil import Clock, utc_now
+from mls_sync.tracing import handler_tracer
 
 logger = Logger()
 metrics = Metrics()
-tracer = Tracer()
+tracer = handler_tracer()  # the X-Ray SDK only where tracing is on
 
 
 @dataclass(frozen=True)
@@ -54,7 +55,7 @@ def handle(
     event: dict[str, Any], context: LambdaContext, deps: DispatcherDeps | None = None
 ) -> dict[str, Any]:
     deps = deps or default_deps()
-    scheduled = EventBridgeModel.model_validate(event)
+    scheduled = ScheduledEvent.model_validate(event)
     result = dispatch(
         deps.connections.iter_enabled_ids(),
         deps.sync_queue,

@@ -18,7 +18,7 @@ import json
 import uuid
 from typing import Any
 
-from aws_lambda_powertools import Logger, Metrics, Tracer
+from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from mls_sync.pipeline.deps import default_manual_deps
@@ -31,10 +31,11 @@ from mls_sync.pipeline.manual import (
     request_sync,
 )
 from mls_sync.timeutil import Clock, utc_now
+from mls_sync.tracing import handler_tracer
 
 logger = Logger()
 metrics = Metrics()
-tracer = Tracer()
+tracer = handler_tracer()  # the X-Ray SDK only where tracing is on
 
 
 def _is_http(event: dict[str, Any]) -> bool:

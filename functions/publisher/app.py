@@ -17,15 +17,18 @@ from typing import Any, cast
 
 from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import MetricUnit
+
+# Before anything imports pydantic: Powertools' batch package imports every parser model
+# (~0.1-0.25 s) when it finds pydantic already imported (tests/unit/test_cold_start.py).
 from aws_lambda_powertools.utilities.batch import (
     BatchProcessor,
     EventType,
     process_partial_response,
 )
 from aws_lambda_powertools.utilities.idempotency import IdempotencyConfig, idempotent_function
-from aws_lambda_powertools.utilities.parser.models import SqsRecordModel
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from mls_sync import aws
+from mls_sync.lambda_events import SqsRecord, batch_model
 from mls_sync.models import UnpublishJob
 from mls_sync.unpublish.deps import PublisherDeps, default_deps
 from mls_sync.unpublish.reauth import ADMIN_ACTION, ReauthorizationError
@@ -41,7 +44,7 @@ TIME_RESERVE_MS = 15_000
 finish before the function's timeout is handed back to the queue instead of started."""
 
 
-class UnpublishRecord(SqsRecordModel):
+class UnpublishRecord(SqsRecord):
     body: Json[UnpublishJob]
 
 
@@ -147,7 +150,9 @@ def handle(event: dict[str, Any], context: LambdaContext, deps: PublisherDeps | 
     # A batch whose every record must wait (one throttled account) is not a function error:
     # report each record failed rather than raise, so the Errors alarm stays for real faults.
     processor = BatchProcessor(
-        event_type=EventType.SQS, model=UnpublishRecord, raise_on_entire_batch_failure=False
+        event_type=EventType.SQS,
+        model=batch_model(UnpublishRecord),
+        raise_on_entire_batch_failure=False,
     )
     return process_partial_response(
         event=event, record_handler=record_handler, processor=processor, context=context

@@ -11,23 +11,27 @@ from __future__ import annotations
 
 from typing import Any
 
-from aws_lambda_powertools import Logger, Metrics, Tracer
+from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import MetricUnit
+
+# Before anything imports pydantic: Powertools' batch package imports every parser model
+# (~0.1-0.25 s) when it finds pydantic already imported (tests/unit/test_cold_start.py).
 from aws_lambda_powertools.utilities.batch import SqsFifoPartialProcessor, process_partial_response
-from aws_lambda_powertools.utilities.parser.models import SqsRecordModel
 from aws_lambda_powertools.utilities.typing import LambdaContext
+from mls_sync.lambda_events import SqsRecord, batch_model
 from mls_sync.models import SyncJob
 from mls_sync.pipeline.deps import default_sync_deps
 from mls_sync.pipeline.sync import SyncDeps, SyncResult, sync_connection
 from mls_sync.reso.budget import work_for
+from mls_sync.tracing import handler_tracer
 from pydantic import Json
 
 logger = Logger()
 metrics = Metrics()
-tracer = Tracer()
+tracer = handler_tracer()  # the X-Ray SDK only where tracing is on
 
 
-class SyncJobRecord(SqsRecordModel):
+class SyncJobRecord(SqsRecord):
     body: Json[SyncJob]
 
 
@@ -126,7 +130,7 @@ def handle(event: dict[str, Any], context: LambdaContext, deps: SyncDeps | None 
             )
         return result.outcome
 
-    processor = SqsFifoPartialProcessor(model=SyncJobRecord, skip_group_on_error=True)
+    processor = SqsFifoPartialProcessor(model=batch_model(SyncJobRecord), skip_group_on_error=True)
     # Every record failed is still a partial response: SQS retries exactly those messages,
     # and the invocation does not count as a function error.
     processor.raise_on_entire_batch_failure = False

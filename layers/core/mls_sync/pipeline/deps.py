@@ -4,6 +4,7 @@ import time, so tests can start moto first)."""
 from __future__ import annotations
 
 from functools import cache
+from typing import TYPE_CHECKING
 
 from mls_sync import aws
 from mls_sync.config import Settings, get_settings
@@ -11,14 +12,19 @@ from mls_sync.dal import ConnectionsRepo, HistoryRepo, ListingsRepo, PostsRepo, 
 from mls_sync.dal.base import Tables
 from mls_sync.events import EventPublisher
 from mls_sync.pipeline.manual import ManualDeps
-from mls_sync.pipeline.sync import SyncDeps, replication_client_factory
 from mls_sync.pipeline.takedowns import BrakeDeps, Takedowns
 from mls_sync.queues import QueueSender
-from mls_sync.secrets import SecretStore
+
+if TYPE_CHECKING:
+    from mls_sync.pipeline.sync import SyncDeps
 
 
 def build_sync_deps(settings: Settings | None = None) -> SyncDeps:
+    # Here, not at the top: the manual-sync function never loads the sync pipeline (nor
+    # the MLS client and httpx under it).
     from mls_sync.dal.budget import budgets_from_settings  # noqa: PLC0415 - worker only
+    from mls_sync.pipeline.sync import SyncDeps, replication_client_factory  # noqa: PLC0415
+    from mls_sync.secrets import SECRET_MAX_AGE_SECONDS, SecretStore  # noqa: PLC0415
 
     settings = settings or get_settings()
     tables = Tables.from_settings(settings)
@@ -33,7 +39,8 @@ def build_sync_deps(settings: Settings | None = None) -> SyncDeps:
         sync_queue=QueueSender(aws.sqs(), settings.sync_queue_url),
         unpublish_queue=QueueSender(aws.sqs(), settings.unpublish_queue_url),
         client_factory=replication_client_factory(
-            SecretStore(aws.secrets()), budgets=budgets_from_settings(settings)
+            SecretStore(aws.secrets(), max_age=SECRET_MAX_AGE_SECONDS),
+            budgets=budgets_from_settings(settings),
         ),
         reconcile_every_hours=settings.reconcile_every_hours,
         sync_run_ttl_days=settings.sync_run_ttl_days,

@@ -22,7 +22,7 @@ from mls_sync.platforms.linkedin import OAuthApp
 from mls_sync.platforms.registry import PlatformDeps, PlatformRegistry
 from mls_sync.platforms.settings import PlatformSettings
 from mls_sync.queues import QueueSender
-from mls_sync.secrets import SecretStore
+from mls_sync.secrets import SECRET_MAX_AGE_SECONDS, SecretStore
 from mls_sync.timeutil import Clock, utc_now
 from mls_sync.unpublish.outbox import PostsDownClaims
 from mls_sync.unpublish.reauth import Reauthorization
@@ -55,7 +55,7 @@ def build(
     settings = settings or get_settings()
     env = os.environ if environ is None else environ
     tables = Tables.from_settings(settings)
-    secrets = SecretStore(aws.secrets())
+    secrets = SecretStore(aws.secrets(), max_age=SECRET_MAX_AGE_SECONDS)
     linkedin_app: OAuthApp | None = None
     app_secret = env.get("LINKEDIN_APP_SECRET_ARN")
     if app_secret:

@@ -101,7 +101,7 @@ class Reauthorization:
         if account is None:
             raise ReauthorizationError(f"no platform account {account_id!r}")
         try:
-            self._tokens.read(account)
+            self._tokens.read(account, fresh=True)  # the token the admin just stored
         except (SecretError, ValidationError, ValueError) as exc:
             raise ReauthorizationError(
                 f"account {account_id}: no usable token in its secret ({type(exc).__name__})"

@@ -220,6 +220,11 @@ class UnpublishService:
             if not isinstance(refreshed, StoredToken):
                 return refreshed
             outcome = client.delete_post(_ref(account, refreshed), post_ref)
+        elif outcome.kind == "reauth_required":
+            # The token read may be a cached copy, older than one an admin stored since.
+            current = self._tokens.read(account, fresh=True)
+            if current.accessToken != token.accessToken:
+                outcome = client.delete_post(_ref(account, current), post_ref)
         return outcome
 
     def _refresh(

@@ -68,8 +68,12 @@ class TokenService:
         self._owner = owner or f"refresher-{uuid.uuid4().hex[:12]}"
         self._wait_seconds = wait_seconds
 
-    def read(self, account: PlatformAccount) -> StoredToken:
-        return StoredToken.model_validate(self._secrets.read_json(account.token_secret_arn))
+    def read(self, account: PlatformAccount, *, fresh: bool = False) -> StoredToken:
+        """The account's token: possibly a cached copy (the store's max age), unless
+        ``fresh``, which asks Secrets Manager."""
+        return StoredToken.model_validate(
+            self._secrets.read_json(account.token_secret_arn, fresh=fresh)
+        )
 
     def refreshed(
         self, account: PlatformAccount, client: PlatformClient, stale: StoredToken
@@ -81,7 +85,7 @@ class TokenService:
         waited = 0.0
         delay = 0.05
         while True:
-            current = self.read(account)
+            current = self.read(account, fresh=True)
             if current.accessToken != stale.accessToken:
                 return current
             now = self._clock()
@@ -103,7 +107,7 @@ class TokenService:
     ) -> StoredToken:
         expires_at: str | None = None
         try:
-            current = self.read(account)
+            current = self.read(account, fresh=True)
             if current.accessToken != stale.accessToken:
                 return current  # refreshed while we were taking the lease
             if current.refreshToken is None:
