@@ -64,32 +64,90 @@ def dead_letter_counts(deployed: DeployedStack) -> dict[str, int]:
 
 
 def list_dead_letters(deployed: DeployedStack, peek: int = PEEK) -> list[dict[str, Any]]:
-    """Each dead-letter queue with its count and up to ``peek`` message bodies.
+    """Each dead-letter queue with its count and up to ``peek`` messages: the body, what it
+    is about (``connectionId``, ``postId``), how many times it was received before this
+    listing, and its last error.
 
-    Peeking receives with a zero visibility timeout: the messages stay available (their
-    receive count in the dead-letter queue goes up, which nothing reads)."""
+    The last error: for a sync job, its connection's ``lastError`` (the worker records it
+    after every run); for an unpublish job, its post's status and ``outcomeReason``; for a
+    schedule firing, the ``ERROR_MESSAGE`` EventBridge attaches. Peeking receives with a
+    zero visibility timeout: the messages stay available, and each listing adds one to
+    their receive count (which nothing else reads in a dead-letter queue)."""
     sqs = deployed.client("sqs")
     listing = []
     for queue in dead_letter_queues(deployed):
-        bodies: list[str] = []
+        got: list[dict[str, Any]] = []
         if peek > 0:
             got = sqs.receive_message(
                 QueueUrl=queue.url,
                 MaxNumberOfMessages=min(10, peek),
                 VisibilityTimeout=0,
                 WaitTimeSeconds=0,
+                MessageSystemAttributeNames=["All"],
+                MessageAttributeNames=["All"],
             ).get("Messages", [])
-            bodies = [m["Body"] for m in got]
         listing.append(
             {
                 "queue": queue.logical_id,
                 "url": queue.url,
                 "redrivesTo": queue.source,
                 "count": _count(sqs, queue.url),
-                "peek": bodies,
+                "peek": [m["Body"] for m in got],
+                "messages": [_describe(deployed, m) for m in got],
             }
         )
     return listing
+
+
+def _describe(deployed: DeployedStack, message: dict[str, Any]) -> dict[str, Any]:
+    received = int(message.get("Attributes", {}).get("ApproximateReceiveCount", "1"))
+    described: dict[str, Any] = {"body": message["Body"], "receiveCount": max(0, received - 1)}
+    try:
+        body = json.loads(message["Body"])
+    except ValueError:
+        body = None
+    if isinstance(body, dict) and isinstance(body.get("connectionId"), str):
+        described["connectionId"] = body["connectionId"]
+        described["lastError"] = _connection_error(deployed, body["connectionId"])
+    elif isinstance(body, dict) and isinstance(body.get("postId"), str):
+        described["postId"] = body["postId"]
+        described["lastError"] = _post_error(deployed, body["postId"])
+    else:
+        attributes = message.get("MessageAttributes", {})
+        error = attributes.get("ERROR_MESSAGE", {}).get("StringValue")
+        code = attributes.get("ERROR_CODE", {}).get("StringValue")
+        described["lastError"] = ": ".join(x for x in (code, error) if x) or None
+    return described
+
+
+def _item(deployed: DeployedStack, table: str, key: dict[str, str]) -> dict[str, Any] | None:
+    from boto3.dynamodb.types import TypeDeserializer  # noqa: PLC0415 - boto3 is loaded here
+    from mls_sync.dal.base import plain  # noqa: PLC0415
+
+    name = deployed.physical_ids.get(table)
+    if not name:
+        return None
+    found = deployed.client("dynamodb").get_item(
+        TableName=name, Key={k: {"S": v} for k, v in key.items()}
+    )
+    if "Item" not in found:
+        return None
+    deserializer = TypeDeserializer()
+    return plain({k: deserializer.deserialize(v) for k, v in found["Item"].items()})
+
+
+def _connection_error(deployed: DeployedStack, connection_id: str) -> str | None:
+    item = _item(deployed, "ConnectionsTable", {"connectionId": connection_id})
+    error = (item or {}).get("lastError")
+    return str(error.get("message")) if isinstance(error, dict) else None
+
+
+def _post_error(deployed: DeployedStack, post_id: str) -> str | None:
+    item = _item(deployed, "PostsTable", {"postId": post_id})
+    if not item:
+        return "post not found"
+    reason = item.get("outcomeReason")
+    return f"{item.get('status')}: {reason}" if reason else str(item.get("status"))
 
 
 def redrive(deployed: DeployedStack, queue: str | None = None) -> dict[str, int]:
@@ -156,9 +214,27 @@ def _run_list(args: argparse.Namespace) -> int:
     for entry in listing:
         target = f" -> {entry['redrivesTo']}" if entry["redrivesTo"] else ""
         print(f"{entry['queue']}{target}: {entry['count']} message(s)")
-        for body in entry["peek"]:
-            print(f"  {body[:200]}")
+        for message in entry["messages"]:
+            print("  " + render_message(message))
     return 0
+
+
+def render_message(message: dict[str, Any]) -> str:
+    """``c-zoe (schedule 2026-11-28T18:00:00.000000Z): received 3 times; last error: ...``"""
+    try:
+        body = json.loads(message["body"])
+    except ValueError:
+        body = None
+    if isinstance(body, dict) and ("connectionId" in body or "postId" in body):
+        subject = str(body.get("connectionId") or body.get("postId"))
+        detail = " ".join(
+            str(body[k]) for k in ("reason", "slot", "platform", "listingId") if body.get(k)
+        )
+        head = f"{subject} ({detail})" if detail else subject
+    else:
+        head = " ".join(str(message["body"]).split())[:120]
+    error = message.get("lastError") or "none recorded"
+    return f"{head}: received {message['receiveCount']} times; last error: {error}"
 
 
 def _run_redrive(args: argparse.Namespace) -> int:
@@ -171,8 +247,14 @@ def _run_redrive(args: argparse.Namespace) -> int:
 def register(subparsers: Any) -> None:
     parser = subparsers.add_parser("dlq", help="dead-letter queues: list, redrive")
     sub = parser.add_subparsers(dest="dlq_command", metavar="ACTION", required=True)
-    lst = sub.add_parser("list", help="each dead-letter queue with its count and a peek")
-    lst.add_argument("--peek", type=int, default=PEEK, help=f"bodies to show (default {PEEK})")
+    lst = sub.add_parser(
+        "list",
+        help="each dead-letter queue: its count, and each message's subject, receive count "
+        "and last error",
+    )
+    lst.add_argument(
+        "--peek", type=int, default=PEEK, help=f"messages to show per queue (default {PEEK})"
+    )
     lst.add_argument("--json", action="store_true")
     lst.set_defaults(run=_run_list)
     red = sub.add_parser("redrive", help="move dead letters back to their source queue")

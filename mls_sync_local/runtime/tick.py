@@ -168,6 +168,7 @@ def summarise(
     after: tuple[dict[tuple[str, str], Any], dict[str, Any]],
     stats: PollStats,
     summary: TickSummary,
+    read_connections: Callable[[set[str]], dict[str, dict[str, Any]]] = lambda _ids: {},
 ) -> TickSummary:
     runs_before, posts_before = before
     runs_after, posts_after = after
@@ -196,7 +197,12 @@ def summarise(
     summary.posts_unpublished = dict(unpublished)
     summary.post_outcomes = dict(outcomes)
     summary.failures += stats.failed_records
-    summary.failure_notes.extend(failure_lines(runs, changed, stats.failures()))
+    failing = {
+        str(r.get("connectionId")) for r in runs if r.get("outcome") in ("failed", "partial")
+    }
+    summary.failure_notes.extend(
+        failure_lines(runs, changed, stats.failures(), read_connections(failing) if failing else {})
+    )
     summary.sync_runs = runs
     summary.changed_posts = changed
     summary.clock_skipped_seconds = stats.clock_skipped_seconds
@@ -204,22 +210,30 @@ def summarise(
 
 
 def failure_lines(
-    runs: list[dict[str, Any]], posts: list[dict[str, Any]], failed: list[Invocation]
+    runs: list[dict[str, Any]],
+    posts: list[dict[str, Any]],
+    failed: list[Invocation],
+    connections: dict[str, dict[str, Any]] | None = None,
 ) -> list[str]:
     """One line per thing that failed, naming it and the cause: each connection whose run
-    ended failed or partial (``c-zoe: MLS unreachable: connection refused (5 attempts)``),
-    each post recorded ``failed``, then the invocations no such line explains."""
+    ended failed or partial (``c-zoe: MLS unreachable: connection refused (5 attempts)``, the
+    cause the worker recorded on the connection for that run, else read from the run's
+    errors), each post recorded ``failed``, then the invocations no such line explains."""
     from mls_sync.health import FAILURE_OUTCOMES, describe_failure  # noqa: PLC0415
 
     lines = []
     for run in sorted(runs, key=lambda r: (str(r.get("connectionId")), str(r.get("runKey")))):
         if run.get("outcome") not in FAILURE_OUTCOMES:
             continue
-        failure = describe_failure(
-            [str(e) for e in run.get("errors") or []],
-            failed_listings=int((run.get("counts") or {}).get("failed", 0)),
-        )
-        lines.append(f"{run.get('connectionId')}: {failure.cause}")
+        recorded = ((connections or {}).get(str(run.get("connectionId"))) or {}).get("lastError")
+        if isinstance(recorded, dict) and recorded.get("runKey") == run.get("runKey"):
+            cause = str(recorded.get("message"))
+        else:
+            cause = describe_failure(
+                [str(e) for e in run.get("errors") or []],
+                failed_listings=int((run.get("counts") or {}).get("failed", 0)),
+            ).cause
+        lines.append(f"{run.get('connectionId')}: {cause}")
     for post in sorted(posts, key=lambda p: str(p.get("postId"))):
         if post.get("status") == "failed":
             reason = " ".join(str(post.get("outcomeReason") or "no reason recorded").split())
@@ -271,7 +285,15 @@ def drain(
     ]:
         capture.add(datum)
     publish(capture, runtime.deployed, fired_at=when)
-    summarise(before, _snapshot(runtime), stats, summary)
+
+    def connections(ids: set[str]) -> dict[str, dict[str, Any]]:
+        return {
+            str(i["connectionId"]): i
+            for i in _scan(runtime, "ConnectionsTable")
+            if i.get("connectionId") in ids
+        }
+
+    summarise(before, _snapshot(runtime), stats, summary, connections)
     dlq_after = dead_letter_counts(runtime.deployed)
     summary.dead_letters = sum(max(0, n - dlq_before.get(q, 0)) for q, n in dlq_after.items())
     summary.duration_ms = int((time.monotonic() - started) * 1000)

@@ -6,7 +6,13 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from mls_sync.health import assess, describe_failure, format_lag
+from mls_sync.health import (
+    CIRCUIT_NOTE,
+    assess,
+    describe_failure,
+    format_lag,
+    through_open_circuit,
+)
 from mls_sync.timeutil import format_utc
 
 NOW = datetime(2026, 11, 28, 18, 0, tzinfo=UTC)
@@ -142,3 +148,22 @@ def test_health_flags() -> None:
 )
 def test_lag_reads_short(seconds: int | None, text: str) -> None:
     assert format_lag(seconds) == text
+
+
+def test_an_open_circuit_keeps_the_cause_that_opened_it() -> None:
+    refused = describe_failure(
+        [
+            "MlsUnavailable: 127.0.0.1: connection failed (ConnectError: [Errno 111] "
+            "Connection refused) after 5 attempts"
+        ]
+    )
+    circuit = describe_failure(
+        ["CircuitOpen: circuit open for 127.0.0.1 after repeated failures; next try in 120s"]
+    )
+    carried = through_open_circuit(circuit, refused)
+    assert carried.error_class == "MlsUnavailable"
+    assert carried.cause == "MLS unreachable: connection refused (5 attempts)" + CIRCUIT_NOTE
+    # carried again, the note is not repeated; without a cause before it, the circuit speaks
+    assert through_open_circuit(circuit, carried) == carried
+    assert through_open_circuit(circuit, None) == circuit
+    assert through_open_circuit(refused, carried) == refused

@@ -129,6 +129,21 @@ def describe_failure(errors: Sequence[str], *, failed_listings: int = 0) -> Fail
     return Failure(kind, _one_line(message or kind))
 
 
+CIRCUIT_NOTE = "; circuit open, no request sent"
+
+
+def through_open_circuit(failure: Failure, previous: Failure | None) -> Failure:
+    """A run refused by the open circuit breaker says nothing new about the MLS: the cause
+    stays the one that opened it (``MLS unreachable: connection refused (5 attempts); circuit
+    open, no request sent``), so the on-call engineer sees the root cause, not the breaker."""
+    if failure.error_class != "CircuitOpen" or previous is None:
+        return failure
+    root = previous.cause.split(CIRCUIT_NOTE, 1)[0]
+    if previous.error_class == "CircuitOpen" or not root:
+        return failure
+    return Failure(previous.error_class, _one_line(root + CIRCUIT_NOTE))
+
+
 # ------------------------------------------------------------------------------ assessment
 
 
@@ -207,6 +222,7 @@ def format_lag(seconds: int | None) -> str:
 
 
 __all__ = [
+    "CIRCUIT_NOTE",
     "FAILURE_OUTCOMES",
     "STALE_PERIODS",
     "SUCCESS_OUTCOMES",
@@ -215,4 +231,5 @@ __all__ = [
     "assess",
     "describe_failure",
     "format_lag",
+    "through_open_circuit",
 ]

@@ -19,6 +19,7 @@ from mls_sync.health import (
     Health,
     assess,
     describe_failure,
+    through_open_circuit,
 )
 from mls_sync.models import BrakeState, ByKeyPhase, Connection, Cursor, LastError
 from mls_sync.timeutil import TimestampError, format_utc, parse_utc
@@ -318,10 +319,14 @@ class ConnectionsRepo:
             sets += ["lastSuccessAt = :at", "consecutiveFailures = :zero", "lagSeconds = :zero"]
             removes.append("failingSince")
         else:
-            failure = describe_failure(errors, failed_listings=failed_listings)
             previous = self._health_fields(connection_id)
             if previous is None:
                 return None
+            failure = describe_failure(errors, failed_listings=failed_listings)
+            last = previous.get("lastError")
+            if previous.get("consecutiveFailures") and isinstance(last, dict):
+                earlier = Failure(str(last.get("errorClass", "")), str(last.get("message", "")))
+                failure = through_open_circuit(failure, earlier)
             since = previous.get("lastSuccessAt") or previous.get("failingSince")
             lag = _seconds_between(since, at) if isinstance(since, str) else 0
             failures = int(previous.get("consecutiveFailures") or 0) + 1
@@ -378,7 +383,9 @@ class ConnectionsRepo:
         found = self._table.get_item(
             Key={"connectionId": connection_id},
             ConsistentRead=True,
-            ProjectionExpression="connectionId, lastSuccessAt, failingSince, consecutiveFailures",
+            ProjectionExpression=(
+                "connectionId, lastSuccessAt, failingSince, consecutiveFailures, lastError"
+            ),
         )
         item = found.get("Item")
         return plain(item) if item else None
