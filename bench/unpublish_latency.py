@@ -120,7 +120,10 @@ def _world(latency: float) -> Iterator[World]:
 def _seed_jobs(world: World, n: int) -> list[UnpublishJob]:
     """n sold listings with one published post each, spread over the three platforms."""
     listings = ListingsRepo(
-        world.stack.tables.listings, aws.dynamodb(), world.stack.settings.history_table
+        world.stack.tables.listings,
+        aws.dynamodb(),
+        world.stack.settings.history_table,
+        world.stack.settings.listing_keys_table,
     )
     posts = PostsRepo(world.stack.tables.posts)
     jobs = []

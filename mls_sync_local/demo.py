@@ -243,7 +243,9 @@ def _observe_held(scene: BrakeScene, stack: str) -> None:
     braked by that run, and not one of their posts was taken down. Read item by item (a
     scan of every table would cost more than the scene)."""
     tables = stack_tables(stack)
-    listings = ListingsRepo(tables.listings, aws.dynamodb(), tables.history.name)
+    listings = ListingsRepo(
+        tables.listings, aws.dynamodb(), tables.history.name, tables.listing_keys_name
+    )
     scene.deleted = sum(
         1
         for lid in scene.lost

@@ -63,6 +63,7 @@ def stack_tables(stack: str, resource: DynamoDBServiceResource | None = None) ->
         history=db.Table(names["HISTORY_TABLE"]),
         sync_runs=db.Table(names["SYNC_RUNS_TABLE"]),
         idempotency_name=names["IDEMPOTENCY_TABLE"],
+        listing_keys_name=names["LISTING_KEYS_TABLE"],
     )
 
 
@@ -124,7 +125,9 @@ class Seeder:
         self._secrets = secrets
         self._connections = ConnectionsRepo(tables.connections)
         self._accounts = AccountsRepo(tables.accounts)
-        self._listings = ListingsRepo(tables.listings, aws.dynamodb(), tables.history.name)
+        self._listings = ListingsRepo(
+            tables.listings, aws.dynamodb(), tables.history.name, tables.listing_keys_name
+        )
         self._posts = PostsRepo(tables.posts)
 
     def seed(self, portfolio: Portfolio) -> SeedReport:

@@ -114,7 +114,10 @@ class World:
     @property
     def listings(self) -> ListingsRepo:
         return ListingsRepo(
-            self.stack.tables.listings, aws.dynamodb(), self.stack.settings.history_table
+            self.stack.tables.listings,
+            aws.dynamodb(),
+            self.stack.settings.history_table,
+            self.stack.settings.listing_keys_table,
         )
 
     @property

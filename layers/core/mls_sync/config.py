@@ -23,6 +23,7 @@ class Settings(BaseModel):
 
     connections_table: str
     listings_table: str
+    listing_keys_table: str
     posts_table: str
     accounts_table: str
     history_table: str
@@ -70,6 +71,7 @@ def schedule_period_seconds(expression: str) -> int:
 ENV_VARS: dict[str, str] = {
     "connections_table": "CONNECTIONS_TABLE",
     "listings_table": "LISTINGS_TABLE",
+    "listing_keys_table": "LISTING_KEYS_TABLE",
     "posts_table": "POSTS_TABLE",
     "accounts_table": "ACCOUNTS_TABLE",
     "history_table": "HISTORY_TABLE",
@@ -117,6 +119,7 @@ def stack_environment(stack: str, environment: str = "dev") -> dict[str, str]:
     return {
         "CONNECTIONS_TABLE": f"{stack}-Connections",
         "LISTINGS_TABLE": f"{stack}-Listings",
+        "LISTING_KEYS_TABLE": f"{stack}-ListingKeys",
         "POSTS_TABLE": f"{stack}-Posts",
         "ACCOUNTS_TABLE": f"{stack}-PlatformAccounts",
         "HISTORY_TABLE": f"{stack}-StatusHistory",

@@ -84,7 +84,10 @@ def _run(key: str = "2026-11-28T17:00:00Z#schedule") -> SyncRun:
 
 def _listings(stack: LocalStack) -> ListingsRepo:
     return ListingsRepo(
-        stack.tables.listings, boto3.client("dynamodb"), stack.settings.history_table
+        stack.tables.listings,
+        boto3.client("dynamodb"),
+        stack.settings.history_table,
+        stack.settings.listing_keys_table,
     )
 
 

@@ -22,7 +22,10 @@ NOW = "2026-11-28T17:00:00.000000Z"
 
 def _repo(stack: LocalStack) -> ListingsRepo:
     return ListingsRepo(
-        stack.tables.listings, boto3.client("dynamodb"), stack.settings.history_table
+        stack.tables.listings,
+        boto3.client("dynamodb"),
+        stack.settings.history_table,
+        stack.settings.listing_keys_table,
     )
 
 

@@ -52,7 +52,12 @@ def _seed(stack: LocalStack) -> None:
                 enabled=enabled,
             )
         )
-    listings = ListingsRepo(stack.tables.listings, boto3.client("dynamodb"), "unused")
+    listings = ListingsRepo(
+        stack.tables.listings,
+        boto3.client("dynamodb"),
+        "unused",
+        stack.settings.listing_keys_table,
+    )
     listings.create(
         Listing(
             listing_id="l-1",

@@ -268,7 +268,10 @@ class Trap:
 class TrapListings(ListingsRepo):
     def __init__(self, world: World, trap: Trap) -> None:
         super().__init__(
-            world.stack.tables.listings, aws.dynamodb(), world.stack.settings.history_table
+            world.stack.tables.listings,
+            aws.dynamodb(),
+            world.stack.settings.history_table,
+            world.stack.settings.listing_keys_table,
         )
         self.trap = trap
 

@@ -27,7 +27,10 @@ class DiesAfterStatusWrite(ListingsRepo):
 
     def __init__(self, world: World) -> None:
         super().__init__(
-            world.stack.tables.listings, aws.dynamodb(), world.stack.settings.history_table
+            world.stack.tables.listings,
+            aws.dynamodb(),
+            world.stack.settings.history_table,
+            world.stack.settings.listing_keys_table,
         )
 
     def apply(self, listing: Listing, update: MlsUpdate, change: StatusChange | None) -> Any:

@@ -36,7 +36,9 @@ class Env:
 
     def listings(self) -> ListingsRepo:
         tables = stack_tables(STACK)
-        return ListingsRepo(tables.listings, aws.dynamodb(), tables.history.name)
+        return ListingsRepo(
+            tables.listings, aws.dynamodb(), tables.history.name, tables.listing_keys_name
+        )
 
     def status(self, listing_id: str) -> Status:
         listing = self.listings().get(listing_id)

@@ -84,7 +84,10 @@ class Publisher:
     @property
     def listings(self) -> ListingsRepo:
         return ListingsRepo(
-            self.stack.tables.listings, aws.dynamodb(), self.stack.settings.history_table
+            self.stack.tables.listings,
+            aws.dynamodb(),
+            self.stack.settings.history_table,
+            self.stack.settings.listing_keys_table,
         )
 
     def listing(self, listing_id: str = "l-1", status: Status = Status.SOLD) -> Listing:

@@ -36,6 +36,7 @@ class Tables:
     history: Table
     sync_runs: Table
     idempotency_name: str
+    listing_keys_name: str
 
     @classmethod
     def from_settings(
@@ -50,6 +51,7 @@ class Tables:
             history=db.Table(settings.history_table),
             sync_runs=db.Table(settings.sync_runs_table),
             idempotency_name=settings.idempotency_table,
+            listing_keys_name=settings.listing_keys_table,
         )
 
 

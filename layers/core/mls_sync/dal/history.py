@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from collections.abc import Iterable
+from typing import TYPE_CHECKING, Any
 
 from boto3.dynamodb.conditions import Key
 from botocore.exceptions import ClientError
@@ -40,6 +41,34 @@ class HistoryRepo:
         )
         item = found.get("Item")
         return StatusChange.model_validate(plain(item)) if item else None
+
+    def get_many(self, keys: Iterable[tuple[str, str]]) -> dict[tuple[str, str], StatusChange]:
+        """Entries by (listingId, changeKey), read consistently 100 to a call; those that do
+        not exist are simply absent. Keys DynamoDB leaves unprocessed are read on their own."""
+        wanted = list(dict.fromkeys(keys))
+        found: dict[tuple[str, str], StatusChange] = {}
+        # The table's own client: it takes and gives plain Python values, like the table.
+        client: Any = self._table.meta.client
+        name = self._table.name
+        for start in range(0, len(wanted), 100):
+            batch = wanted[start : start + 100]
+            answer = client.batch_get_item(
+                RequestItems={
+                    name: {
+                        "Keys": [{"listingId": lid, "changeKey": key} for lid, key in batch],
+                        "ConsistentRead": True,
+                    }
+                }
+            )
+            for item in answer.get("Responses", {}).get(name, []):
+                entry = StatusChange.model_validate(plain(item))
+                found[(entry.listing_id, entry.change_key)] = entry
+            left = (answer.get("UnprocessedKeys") or {}).get(name, {}).get("Keys", [])
+            for key in left:
+                one = self.get(str(key["listingId"]), str(key["changeKey"]))
+                if one is not None:
+                    found[(one.listing_id, one.change_key)] = one
+        return found
 
     def complete_effect(self, listing_id: str, key: str, effect: str) -> None:
         """Marks one outbox effect of a change delivered (idempotent)."""

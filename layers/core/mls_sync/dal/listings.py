@@ -16,7 +16,8 @@ from boto3.dynamodb.conditions import Key
 from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 from botocore.exceptions import ClientError
 
-from mls_sync.dal.base import ConditionFailed, is_condition_failure, plain, query_all
+from mls_sync.dal.base import ConditionFailed, is_condition_failure, plain, query_all, storable
+from mls_sync.dal.listing_keys import KeyEntry, ListingKeysRepo, key_item
 from mls_sync.models import Listing, StatusChange
 from mls_sync.status import Status
 from mls_sync.timeutil import Instant
@@ -30,6 +31,7 @@ RejectReason = Literal["missing", "excluded", "stale", "status_moved", "duplicat
 _serializer = TypeSerializer()
 _deserializer = TypeDeserializer()
 _BATCH_GET = 100  # BatchGetItem's limit per call
+_TRANSACT = 100  # TransactWriteItems' limit per call
 _BATCH_GET_ROUNDS = 5
 """Rounds for keys DynamoDB leaves unprocessed (throttling); those still left are simply not
 prefetched: the caller reads each of them on its own."""
@@ -72,10 +74,14 @@ def _av(value: Any) -> dict[str, Any]:
 
 
 class ListingsRepo:
-    def __init__(self, table: Table, client: DynamoDBClient, history_table: str) -> None:
+    def __init__(
+        self, table: Table, client: DynamoDBClient, history_table: str, keys_table: str
+    ) -> None:
         self._table = table
         self._client = client
         self._history_table = history_table
+        self.keys = ListingKeysRepo(client, keys_table)
+        """The key map a listing is found by (kept in step by ``create``)."""
 
     # ------------------------------------------------------------------ reads
 
@@ -139,6 +145,32 @@ class ListingsRepo:
         ):
             yield Listing.model_validate(item)
 
+    def key_entries(self, connection_id: str) -> Iterator[KeyEntry]:
+        """Every listing of the connection as a key-map entry, from the ``byConnectionKey``
+        index with just the attributes that needs (a repair of the key map, run with each
+        first sync and reconciliation: listings written to the table directly are found)."""
+        for item in query_all(
+            self._table,
+            IndexName="byConnectionKey",
+            KeyConditionExpression=Key("connectionId").eq(connection_id),
+            ProjectionExpression="listingId, listingKey, syncedAt, syncExcluded",
+        ):
+            yield KeyEntry(
+                listing_key=str(item["listingKey"]),
+                listing_id=str(item["listingId"]),
+                new="syncedAt" not in item and not item.get("syncExcluded"),
+            )
+
+    def repair_keys(self, connection_id: str) -> int:
+        """Adds the key-map entries missing for the connection's listings; how many."""
+        held = {e.listing_key: e.listing_id for e in self.keys.all(connection_id)}
+        missing = [
+            e for e in self.key_entries(connection_id) if held.get(e.listing_key) != e.listing_id
+        ]
+        if missing:
+            self.keys.restore(connection_id, missing)
+        return len(missing)
+
     def list_by_user(self, user_id: str) -> list[Listing]:
         return [
             Listing.model_validate(i)
@@ -150,13 +182,34 @@ class ListingsRepo:
     # ------------------------------------------------------------------ writes
 
     def create(self, listing: Listing) -> None:
+        """Adds a listing and its key-map entry in one transaction; a listing never read
+        from the MLS (no ``syncedAt``) is marked new, so the next run looks it up by key."""
         item = listing.to_item()
         if listing.mls_modified_at:
             item["mlsModifiedKey"] = Instant.parse(listing.mls_modified_at).sort_key()
+        entry = key_item(
+            listing.connection_id,
+            listing.listing_key,
+            listing.listing_id,
+            new=listing.synced_at is None and not listing.sync_excluded,
+        )
         try:
-            self._table.put_item(Item=item, ConditionExpression="attribute_not_exists(listingId)")
+            self._client.transact_write_items(
+                TransactItems=[
+                    {
+                        "Put": {
+                            "TableName": self._table.name,
+                            "Item": {k: _av(v) for k, v in storable(item).items()},
+                            "ConditionExpression": "attribute_not_exists(listingId)",
+                        }
+                    },
+                    {"Put": {"TableName": self.keys.table_name, "Item": entry}},
+                ]
+            )
         except ClientError as exc:
-            if is_condition_failure(exc):
+            if exc.response.get("Error", {}).get("Code") == "TransactionCanceledException" and (
+                _conditional(exc)
+            ):
                 raise ConditionFailed("exists", self.get_raw(listing.listing_id)) from None
             raise
 
@@ -332,47 +385,7 @@ class ListingsRepo:
         history entry to add in the same transaction when the status changes (its key is
         derived from the MLS record, so the same change can never be recorded twice).
         """
-        names = {"#s": "status"}
-        values: dict[str, Any] = {
-            ":s": update.status.value,
-            ":ss": update.standard_status,
-            ":ms": update.mls_status,
-            ":mma": update.modified.iso_micro(),
-            ":mk": update.modified.sort_key(),
-            ":now": update.synced_at,
-            ":expected": listing.status.value,
-            ":true": True,
-        }
-        sets = [
-            "#s = :s",
-            "standardStatus = :ss",
-            "mlsStatus = :ms",
-            "mlsModifiedAt = :mma",
-            "mlsModifiedKey = :mk",
-            "syncedAt = :now",
-        ]
-        if update.mls_listing_id:
-            values[":lid"] = update.mls_listing_id
-            sets.append("mlsListingId = :lid")
-        if update.status != listing.status:
-            sets.append("statusChangedAt = :now")
-        if listing.status is Status.PENDING and update.status is Status.ACTIVE:
-            sets.append("restoredAt = :now")
-        # Only a restoration after a deletion by detection has a key not derived from the
-        # record: remembered until the next write, for a redelivery to find its effects.
-        removes = ["deletedByDetection"]
-        if listing.deleted_by_detection and change is not None:
-            values[":rck"] = change.change_key
-            sets.append("restoredChangeKey = :rck")
-        else:
-            removes.append("restoredChangeKey")
-        # A deletion by detection kept the MLS time last seen: a record at that very time
-        # (the listing back, not re-stamped) is news, not a replay.
-        condition = (
-            _DECIDED_FROM + " AND (attribute_not_exists(mlsModifiedKey) OR mlsModifiedKey < :mk"
-            " OR (deletedByDetection = :true AND mlsModifiedKey <= :mk))"
-        )
-        expression = "SET " + ", ".join(sets) + " REMOVE " + ", ".join(removes)
+        expression, condition, names, values = _apply_expression(listing, update, change)
         return self._write(
             listing.listing_id,
             update,
@@ -382,6 +395,38 @@ class ListingsRepo:
             names=names,
             values=values,
         )
+
+    def apply_many(self, writes: Sequence[tuple[Listing, MlsUpdate]]) -> bool:
+        """Applies records that change no status, up to 100 listings in one transaction
+        (each with the same condition as ``apply``): a first sync or reconciliation writes a
+        chunk in a few calls instead of one per listing. All or nothing: False when any
+        condition failed (nothing was written; the caller applies them one by one, each
+        learning why). Raises for any other failure."""
+        for start in range(0, len(writes), _TRANSACT):
+            batch = writes[start : start + _TRANSACT]
+            items: list[Any] = []
+            for listing, update in batch:
+                expression, condition, names, values = _apply_expression(listing, update, None)
+                items.append(
+                    {
+                        "Update": {
+                            "TableName": self._table.name,
+                            "Key": {"listingId": _av(listing.listing_id)},
+                            "UpdateExpression": expression,
+                            "ConditionExpression": condition,
+                            "ExpressionAttributeNames": names,
+                            "ExpressionAttributeValues": {k: _av(v) for k, v in values.items()},
+                        }
+                    }
+                )
+            try:
+                self._client.transact_write_items(TransactItems=items)
+            except ClientError as exc:
+                code = exc.response.get("Error", {}).get("Code")
+                if code == "TransactionCanceledException" and _conditional(exc):
+                    return False
+                raise
+        return True
 
     def delete_by_detection(
         self,
@@ -515,6 +560,64 @@ class ListingsRepo:
         ):
             return ApplyResult(False, "duplicate_change", current)
         return ApplyResult(False, "status_moved", current)
+
+
+def _apply_expression(
+    listing: Listing, update: MlsUpdate, change: StatusChange | None
+) -> tuple[str, str, dict[str, str], dict[str, Any]]:
+    """The update that applies ``update`` to ``listing`` and its condition (see ``apply``)."""
+    names = {"#s": "status"}
+    values: dict[str, Any] = {
+        ":s": update.status.value,
+        ":ss": update.standard_status,
+        ":ms": update.mls_status,
+        ":mma": update.modified.iso_micro(),
+        ":mk": update.modified.sort_key(),
+        ":now": update.synced_at,
+        ":expected": listing.status.value,
+        ":true": True,
+    }
+    sets = [
+        "#s = :s",
+        "standardStatus = :ss",
+        "mlsStatus = :ms",
+        "mlsModifiedAt = :mma",
+        "mlsModifiedKey = :mk",
+        "syncedAt = :now",
+    ]
+    if update.mls_listing_id:
+        values[":lid"] = update.mls_listing_id
+        sets.append("mlsListingId = :lid")
+    if update.status != listing.status:
+        sets.append("statusChangedAt = :now")
+    if listing.status is Status.PENDING and update.status is Status.ACTIVE:
+        sets.append("restoredAt = :now")
+    # Only a restoration after a deletion by detection has a key not derived from the
+    # record: remembered until the next write, for a redelivery to find its effects.
+    removes = ["deletedByDetection"]
+    if listing.deleted_by_detection and change is not None:
+        values[":rck"] = change.change_key
+        sets.append("restoredChangeKey = :rck")
+    else:
+        removes.append("restoredChangeKey")
+    # A deletion by detection kept the MLS time last seen: a record at that very time
+    # (the listing back, not re-stamped) is news, not a replay.
+    condition = (
+        _DECIDED_FROM + " AND (attribute_not_exists(mlsModifiedKey) OR mlsModifiedKey < :mk"
+        " OR (deletedByDetection = :true AND mlsModifiedKey <= :mk))"
+    )
+    expression = "SET " + ", ".join(sets) + " REMOVE " + ", ".join(removes)
+    return expression, condition, names, values
+
+
+def is_stale(listing: Listing, update: MlsUpdate) -> bool:
+    """Whether ``update`` is no newer than what ``listing`` holds, decided in memory by the
+    same rule as ``apply``'s condition: such a record is never written."""
+    if listing.mls_modified_at is None:
+        return False
+    stored = Instant.parse(listing.mls_modified_at).sort_key()
+    incoming = update.modified.sort_key()
+    return stored > incoming or (stored == incoming and not listing.deleted_by_detection)
 
 
 def _conditional(exc: ClientError) -> bool:

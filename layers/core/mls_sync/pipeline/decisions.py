@@ -10,6 +10,7 @@ from datetime import datetime, timedelta
 from botocore.exceptions import BotoCoreError, ClientError
 
 from mls_sync.dal.history import change_key
+from mls_sync.dal.listing_keys import KeyEntry
 from mls_sync.dal.listings import MlsUpdate
 from mls_sync.events import Event
 from mls_sync.models import (
@@ -184,8 +185,8 @@ def chunks(keys: Sequence[str], size: int) -> Iterator[list[str]]:
 
 @dataclass
 class Tracked:
-    """A connection's tracked listings, loaded once per run from the ``byConnectionKey``
-    index: just what the run needs, so 100,000 listings stay small."""
+    """The tracked listings a run has come across so far, by MLS key: filled from the key
+    map a page (or chunk) at a time, never by reading the whole connection."""
 
     ids: dict[str, str] = field(default_factory=dict)
     """ListingKey → our listingId."""
@@ -193,17 +194,41 @@ class Tracked:
     """ListingKey → the MLS's ListingId, where known."""
     never_synced: list[str] = field(default_factory=list)
     """Keys of listings never synced (no ``syncedAt``) and not excluded, in key order."""
+    new: set[str] = field(default_factory=set)
+    """Keys whose key-map entry still marks them new (not yet read from the MLS)."""
+    looked_up: set[str] = field(default_factory=set)
+    """Keys already looked up in the key map (tracked or not): never looked up twice."""
 
     @classmethod
     def of(cls, listings: Iterable[Listing]) -> Tracked:
         tracked = cls()
         for listing in listings:
             tracked.ids[listing.listing_key] = listing.listing_id
+            tracked.looked_up.add(listing.listing_key)
             if listing.mls_listing_id:
                 tracked.mls_ids[listing.listing_key] = listing.mls_listing_id
             if listing.synced_at is None and not listing.sync_excluded:
                 tracked.never_synced.append(listing.listing_key)
         return tracked
+
+    def unknown(self, keys: Iterable[str]) -> list[str]:
+        """Those of ``keys`` not looked up yet, each once."""
+        return [k for k in dict.fromkeys(keys) if k not in self.looked_up]
+
+    def add(self, looked_up: Iterable[str], entries: Iterable[KeyEntry]) -> None:
+        """Records a key-map lookup: ``entries`` found among the ``looked_up`` keys."""
+        self.looked_up.update(looked_up)
+        for entry in entries:
+            self.looked_up.add(entry.listing_key)
+            self.ids[entry.listing_key] = entry.listing_id
+            if entry.new:
+                self.new.add(entry.listing_key)
+
+    def note(self, listings: Iterable[Listing]) -> None:
+        """What the listings read tell about asking the MLS for them (their ListingId)."""
+        for listing in listings:
+            if listing.mls_listing_id:
+                self.mls_ids[listing.listing_key] = listing.mls_listing_id
 
     def lookup_values(self, keys: Sequence[str], lookup_field: str) -> dict[str, str]:
         """What to ask the MLS for ``keys``, as {value in ``lookup_field`` terms: key}.

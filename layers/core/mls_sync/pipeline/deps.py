@@ -31,7 +31,9 @@ def build_sync_deps(settings: Settings | None = None) -> SyncDeps:
     return SyncDeps(
         policy=settings.policy,
         connections=ConnectionsRepo(tables.connections),
-        listings=ListingsRepo(tables.listings, aws.dynamodb(), settings.history_table),
+        listings=ListingsRepo(
+            tables.listings, aws.dynamodb(), settings.history_table, settings.listing_keys_table
+        ),
         history=HistoryRepo(tables.history),
         posts=PostsRepo(tables.posts),
         runs=SyncRunsRepo(tables.sync_runs),
@@ -51,7 +53,9 @@ def build_manual_deps(settings: Settings | None = None) -> ManualDeps:
     settings = settings or get_settings()
     tables = Tables.from_settings(settings)
     connections = ConnectionsRepo(tables.connections)
-    listings = ListingsRepo(tables.listings, aws.dynamodb(), settings.history_table)
+    listings = ListingsRepo(
+        tables.listings, aws.dynamodb(), settings.history_table, settings.listing_keys_table
+    )
     sync_queue = QueueSender(aws.sqs(), settings.sync_queue_url)
     return ManualDeps(
         connections=connections,

@@ -36,7 +36,8 @@ from aws_lambda_powertools import Logger
 from mls_sync.dal import ConnectionsRepo, HistoryRepo, ListingsRepo, PostsRepo, SyncRunsRepo
 from mls_sync.dal.base import ConditionFailed
 from mls_sync.dal.history import change_key
-from mls_sync.dal.listings import MlsUpdate
+from mls_sync.dal.listing_keys import KeyEntry
+from mls_sync.dal.listings import MlsUpdate, is_stale
 from mls_sync.events import Event, EventPublisher
 from mls_sync.models import (
     BrakeState,
@@ -200,6 +201,17 @@ class _Sync:
         """A change timestamp as this MLS spells it (from any record read): how a first
         sync's cursor is written, so a server comparing literals as text still matches."""
         self.source: ChangeSource = job.reason
+        self.tracked = Tracked()
+        """The tracked listings this run has come across (looked up a page at a time)."""
+        self.tracked_count: int | None = None
+        self.writes: list[tuple[Listing, MlsUpdate]] = []
+        """Records that change no status, applied together at the end of a page or chunk."""
+        self.outbox: list[StatusChange] = []
+        """Changes written whose event is still to publish (at the end of a page or chunk)."""
+        self.resumes: list[tuple[str, MlsUpdate, Listing]] = []
+        """Records already applied: their change's pending effects are looked up together."""
+        self.confirmed: list[KeyEntry] = []
+        """New listings read from the MLS this page: taken out of the ``byNew`` index."""
         # The client's deadline on its monotonic scale: no request starts that could end
         # inside the reserve.
         self.deadline = deps.monotonic() + max(0, remaining_ms() - deps.reserve_ms) / 1000
@@ -371,7 +383,7 @@ class _Sync:
                 extra={"connectionId": cid, "held": len(pending), "since": current.braked.run_key},
             )
             return
-        tracked = self.counts["tracked"]
+        tracked = self._tracked_count()
         if brake_trips(
             len(affected),
             tracked,
@@ -421,9 +433,9 @@ class _Sync:
     # ------------------------------------------------------------------ phases
 
     def _work(self, connection: Connection, client: MlsClient) -> None:
-        tracked = Tracked.of(self.deps.listings.iter_by_connection(connection.connection_id))
-        self.counts["tracked"] = len(tracked.ids)
+        tracked = self.tracked
         if self.job.listing_keys:
+            self._resolve(self.job.listing_keys)
             wanted = [k for k in self.job.listing_keys if k in tracked.ids]
             self.counts["notTracked"] += len(self.job.listing_keys) - len(wanted)
             self._by_key(client, wanted, tracked)
@@ -466,15 +478,27 @@ class _Sync:
         if resumed is None:
             phase = ByKeyPhase(kind=kind, started_at=self.now_text)
             self.counts["reconciled" if kind == "reconcile" else "firstSync"] += 1
+            # Listings written to the table without their key-map entry (not through
+            # ListingsRepo.create) are tracked from here on.
+            repaired = self.deps.listings.repair_keys(cid)
+            if repaired:
+                self.counts["keysRepaired"] += repaired
         else:
             phase = resumed
             self.counts["phaseResumed"] += 1
         expected = resumed
         cursor = connection.cursor
-        keys = sorted(k for k in tracked.ids if k > phase.after)
-        for chunk in chunks(keys, self.deps.by_key_chunk):
+        self.counts["tracked"] = self._tracked_count()
+        after = phase.after
+        while True:
             if self._short_of_time():
                 raise _OutOfTime
+            entries = self.deps.listings.keys.page(cid, after=after, limit=self.deps.by_key_chunk)
+            if not entries:
+                break
+            chunk = [e.listing_key for e in entries]
+            tracked.add(chunk, entries)
+            after = chunk[-1]
             failed_before = self.counts["failed"]
             try:
                 self._by_key(client, chunk, tracked)
@@ -495,6 +519,8 @@ class _Sync:
             self.deps.connections.save_phase(cid, moved, expected=expected, cursor=first_cursor)
             cursor = cursor or first_cursor
             expected = moved
+            if len(entries) < self.deps.by_key_chunk:
+                break
         if cursor is None:
             # Nothing tracked (or all already read): start replicating from the phase's start.
             cursor = self._first_cursor(phase, client)
@@ -517,30 +543,48 @@ class _Sync:
 
     def _newly_tracked(self, client: MlsClient, tracked: Tracked) -> None:
         """Listings added after the cursor passed their last MLS change would otherwise wait
-        for the next reconciliation: look up the never-synced ones by key now (bounded).
-        Those the MLS cannot be asked about (no ListingId yet on MLS Grid) are left out, so a
-        quiet connection costs no extra request. Read in chunks: each applied listing gets
-        its ``syncedAt``, so a continuation does not read it again."""
-        askable = tracked.lookup_values(tracked.never_synced, client.lookup_field)
-        keys = newly_tracked_batch(
-            list(askable.values()), self.job.slot, self.deps.newly_tracked_limit
+        for the next reconciliation: look up the new ones (the key map's sparse ``byNew``
+        index, one query) by key now, at most ``newly_tracked_limit`` a run. Each is taken
+        out of the index once read (or found unaskable), so none is looked up twice."""
+        entries = self.deps.listings.keys.new(
+            self.job.connection_id, limit=self.deps.newly_tracked_limit
         )
-        if keys:
-            self.counts["newlyTracked"] += len(keys)
-            for chunk in chunks(keys, self.deps.by_key_chunk):
-                self._by_key(client, chunk, tracked)
+        if not entries:
+            return
+        keys = [e.listing_key for e in entries]
+        tracked.add(keys, entries)
+        for chunk in chunks(keys, self.deps.by_key_chunk):
+            # Counted as asked: those the MLS cannot be asked about (no ListingId yet on
+            # MLS Grid) wait for a record of their own and cost no request.
+            self.counts["newlyTracked"] += self._by_key(client, chunk, tracked)
 
-    def _by_key(self, client: MlsClient, keys: list[str], tracked: Tracked) -> None:
+    def _resolve(self, keys: Iterable[str]) -> None:
+        """Looks the keys not seen yet this run up in the key map (one call per 100)."""
+        unknown = self.tracked.unknown(keys)
+        if unknown:
+            found = self.deps.listings.keys.lookup(self.job.connection_id, unknown)
+            self.tracked.add(unknown, found.values())
+
+    def _tracked_count(self) -> int:
+        if self.tracked_count is None:
+            self.tracked_count = self.deps.listings.keys.count(self.job.connection_id)
+        return self.tracked_count
+
+    def _by_key(self, client: MlsClient, keys: list[str], tracked: Tracked) -> int:
         """Reads ``keys`` by key and applies what the MLS says; a listing it no longer
         returns (asked twice) is deleted. MLS Grid cannot filter on ListingKey and is asked by
         ListingId, for the listings whose ListingId we know; the others are counted
         ``notReconcilable`` and left alone."""
         if not keys:
-            return
+            return 0
+        prefetched = self._prefetch_ids([tracked.ids[k] for k in keys if k in tracked.ids])
         asked = tracked.lookup_values(keys, client.lookup_field)
         self.counts["notReconcilable"] += len(keys) - len(asked)
+        unaskable = set(keys) - set(asked.values())
+        self._confirm([k for k in keys if k in unaskable])
         if not asked:
-            return
+            self._flush()
+            return 0
         if self._short_of_time():
             raise _OutOfTime
         lookup = client.fetch_by_keys(list(asked), deadline=self.deadline)
@@ -558,7 +602,7 @@ class _Sync:
         self.counts["readByKey"] += len(lookup.found) + len(lookup.skipped)
         self._note_skipped(lookup.skipped, tracked)
         self._note_clock(client)
-        prefetched = self._prefetch(lookup.found.values(), tracked)
+        self._resolve(r.listing_key for r in lookup.found.values())
         for value, record in lookup.found.items():
             # Applied by its own ListingKey, never by what we asked: a ListingId we hold that
             # now names another MLS listing must neither give ours that listing's status nor
@@ -572,7 +616,10 @@ class _Sync:
         for value in lookup.missing:
             key = asked[value]
             listing_id = tracked.ids[key]
-            self._guarded(key, listing_id, functools.partial(self._missing, listing_id))
+            if self._guarded(key, listing_id, functools.partial(self._missing, listing_id)):
+                self._confirm([key])
+        self._flush()
+        return len(asked)
 
     def _incremental(
         self, connection: Connection, client: MlsClient, cursor: Cursor, tracked: Tracked
@@ -585,6 +632,10 @@ class _Sync:
         for page in pages:
             self.counts["pages"] += 1
             self.counts["recordsRead"] += len(page.records) + len(page.skipped)
+            self._resolve(
+                [r.listing_key for r in page.records]
+                + [k.listing_key for k in page.skipped if k.listing_key]
+            )
             self._note_skipped(page.skipped, tracked)
             self._note_page(page)
             failed_before = self.counts["failed"]
@@ -592,6 +643,7 @@ class _Sync:
             prefetched = self._prefetch(page.records, tracked)
             for record in page.records:
                 self._record(record, tracked, prefetched)
+            self._flush()
             if self.counts["failed"] > failed_before:
                 # Not durably applied: the cursor stays before this page, so the next
                 # delivery reads it again (applied records are then no-ops).
@@ -646,14 +698,20 @@ class _Sync:
     def _prefetch(self, records: Iterable[MlsRecord], tracked: Tracked) -> dict[str, Listing]:
         """The tracked listings these records name, read in batches: one call per 100
         records instead of one each. Untracked records cost nothing."""
-        ids = [tracked.ids[r.listing_key] for r in records if r.listing_key in tracked.ids]
+        return self._prefetch_ids(
+            [tracked.ids[r.listing_key] for r in records if r.listing_key in tracked.ids]
+        )
+
+    def _prefetch_ids(self, ids: list[str]) -> dict[str, Listing]:
         if not ids:
             return {}
         try:
-            return self.deps.listings.get_many(ids)
+            found = self.deps.listings.get_many(ids)
         except Exception:  # each listing is then read on its own, and fails on its own
             logger.exception("batch read failed", extra={"connectionId": self.job.connection_id})
             return {}
+        self.tracked.note(found.values())
+        return found
 
     def _record(
         self, record: MlsRecord, tracked: Tracked, prefetched: dict[str, Listing] | None = None
@@ -668,11 +726,19 @@ class _Sync:
         # Used once: a second record of the same listing in the page reads what the first
         # wrote (a stale copy would only cost a refused write and a re-read).
         listing = prefetched.pop(listing_id, None) if prefetched else None
-        self._guarded(
+        if listing is not None and (
+            listing.listing_key != record.listing_key
+            or listing.connection_id != self.job.connection_id
+        ):
+            # The key map is behind: the listing now names another key (or connection).
+            self.counts["untracked"] += 1
+            return
+        if self._guarded(
             record.listing_key, listing_id, lambda: self._apply(listing_id, update, listing)
-        )
+        ):
+            self._confirm([record.listing_key])
 
-    def _guarded(self, listing_key: str, listing_id: str, work: Callable[[], None]) -> None:
+    def _guarded(self, listing_key: str, listing_id: str, work: Callable[[], None]) -> bool:
         """One failing listing never stops the others, and never stops its connection for
         good: a failure retrying cannot cure (or one that keeps coming back) quarantines the
         listing and the sync moves on; any other failure is counted, named and retried by
@@ -696,6 +762,9 @@ class _Sync:
             if not self._quarantine(listing_key, listing_id, reason, permanent=is_permanent(exc)):
                 self.counts["failed"] += 1
                 self.errors.append(f"{listing_key}: {reason}"[:300])
+        else:
+            return True
+        return False
 
     def _quarantine(
         self, listing_key: str, listing_id: str, reason: str, *, permanent: bool = True
@@ -770,7 +839,14 @@ class _Sync:
         # after all; any other refusal is decided again by the next reconciliation.
         self.counts["deletionRefused" if result.reason == "stale" else "unchanged"] += 1
 
-    def _apply(self, listing_id: str, update: MlsUpdate, listing: Listing | None = None) -> None:
+    def _apply(
+        self,
+        listing_id: str,
+        update: MlsUpdate,
+        listing: Listing | None = None,
+        *,
+        batch: bool = True,
+    ) -> None:
         current = listing or self.deps.listings.get(listing_id)
         for _ in range(3):
             if current is None:
@@ -778,6 +854,13 @@ class _Sync:
                 return
             if current.sync_excluded:
                 self.counts["excluded"] += 1
+                return
+            if is_stale(current, update):
+                # Decided in memory: no write, and the change's pending effects (if a
+                # delivery crashed) are looked up with the page's others in one read.
+                self.counts["unchanged"] += 1
+                self._cleared(current)
+                self._seen(listing_id, update, current)
                 return
             self._finish_pending(current, update)
             change = status_change(
@@ -787,6 +870,11 @@ class _Sync:
                 source=self.source,
                 correlation_id=self.job.correlation_id,
             )
+            if change is None and batch:
+                if any(queued.listing_id == listing_id for queued, _ in self.writes):
+                    self._flush_writes()  # one write per listing in a transaction
+                self.writes.append((current, update))
+                return
             result = self.deps.listings.apply(current, update, change)
             if result.applied:
                 self._cleared(current)
@@ -795,23 +883,16 @@ class _Sync:
                 else:
                     self.counts["statusChanges"] += 1
                     self.counts[f"{change.from_status}>{change.to_status}"] += 1
-                    self._deliver(change)
+                    self._deliver(change, now=False)
                 return
             if result.reason == "status_moved":
                 current = result.current  # decide again from what is there now
                 continue
             if result.reason in ("stale", "duplicate_change"):
                 self.counts["unchanged"] += 1
-                seen = result.current
-                self._cleared(seen)
-                if seen is not None and (
-                    seen.synced_at is None
-                    or (update.mls_listing_id is not None and seen.mls_listing_id is None)
-                ):
-                    # First confirmation (or a first ListingId): note it once, so the listing
-                    # is not looked up again every run; later re-reads cost no write.
-                    self.deps.listings.note_seen(listing_id, update)
-                self._resume(listing_id, update, seen)
+                self._cleared(result.current)
+                if result.current is not None:
+                    self._seen(listing_id, update, result.current)
                 return
             self.counts["excluded" if result.reason == "excluded" else "vanished"] += 1
             return
@@ -863,46 +944,142 @@ class _Sync:
         latest = self.deps.history.list_for_listing(listing.listing_id, limit=1)
         return latest[0] if latest else None
 
-    def _resume(self, listing_id: str, update: MlsUpdate, seen: Listing | None) -> None:
-        """A record already applied: deliver whatever effects of its change are pending
-        (a previous delivery crashed between the write and the effects). A restoration after
-        a deletion by detection is keyed off the deletion: the listing remembers that key
-        until its next write."""
-        entry: StatusChange | None = None
-        if seen is not None and seen.restored_change_key:
-            # Checked first: an entry from before the deletion may hold the record's own key.
-            entry = self.deps.history.get(listing_id, seen.restored_change_key)
-            if entry is not None and (
-                entry.to_status != update.status
-                or entry.mls_modified_at != update.modified.iso_micro()
-            ):
-                entry = None  # the restoration came from another record
-        if entry is None:
-            entry = self.deps.history.get(listing_id, change_key(update.modified, update.status))
-        if entry is not None and entry.pending_effects:
-            self.counts["effectsResumed"] += 1
-            self._deliver(entry)
+    def _seen(self, listing_id: str, update: MlsUpdate, seen: Listing) -> None:
+        """A record already applied. The first confirmation (or a first ListingId) is noted
+        once, so later re-reads cost no write; whatever effects of its change are pending
+        (a delivery crashed between the write and the effects) are looked up at the end of
+        the page, with the others', in one read."""
+        if seen.synced_at is None or (
+            update.mls_listing_id is not None and seen.mls_listing_id is None
+        ):
+            self.deps.listings.note_seen(listing_id, update)
+        self.resumes.append((listing_id, update, seen))
 
-    def _deliver(self, change: StatusChange) -> None:
+    def _resume_all(self) -> None:
+        """Delivers the pending effects of the changes the page's re-read records made. A
+        restoration after a deletion by detection is keyed off the deletion: the listing
+        remembers that key until its next write."""
+        resumes, self.resumes = self.resumes, []
+        if not resumes:
+            return
+        wanted: list[tuple[str, str]] = []
+        for listing_id, update, seen in resumes:
+            if seen.restored_change_key:
+                wanted.append((listing_id, seen.restored_change_key))
+            wanted.append((listing_id, change_key(update.modified, update.status)))
+        entries = self.deps.history.get_many(wanted)
+        for listing_id, update, seen in resumes:
+            entry: StatusChange | None = None
+            if seen.restored_change_key:
+                # Checked first: an entry from before the deletion may hold the record's key.
+                entry = entries.get((listing_id, seen.restored_change_key))
+                if entry is not None and (
+                    entry.to_status != update.status
+                    or entry.mls_modified_at != update.modified.iso_micro()
+                ):
+                    entry = None  # the restoration came from another record
+            if entry is None:
+                entry = entries.get((listing_id, change_key(update.modified, update.status)))
+            if entry is not None and entry.pending_effects:
+                self.counts["effectsResumed"] += 1
+                self._guarded(seen.listing_key, listing_id, functools.partial(self._deliver, entry))
+
+    def _confirm(self, keys: Iterable[str]) -> None:
+        for key in keys:
+            if key in self.tracked.new:
+                self.tracked.new.discard(key)
+                self.confirmed.append(KeyEntry(key, self.tracked.ids[key], new=True))
+
+    def _flush(self) -> None:
+        """The end of a page or chunk: the batched writes, then the effects looked up and
+        the events published, then the new listings read taken out of ``byNew``."""
+        self._flush_writes()
+        self._resume_all()
+        self._flush_events()
+        confirmed, self.confirmed = self.confirmed, []
+        if confirmed:
+            try:
+                self.deps.listings.keys.confirm(self.job.connection_id, confirmed)
+            except Exception:  # costs a second lookup next run, nothing else
+                logger.exception("new listings not confirmed", extra={"count": len(confirmed)})
+
+    def _flush_writes(self) -> None:
+        """Applies the queued records that change no status, 100 to a transaction; when any
+        was refused (the listing moved meanwhile) each is applied on its own instead."""
+        writes, self.writes = self.writes, []
+        if not writes:
+            return
+        try:
+            applied = self.deps.listings.apply_many(writes)
+        except Exception:  # one bad record must fail alone: each is tried on its own
+            logger.warning("batched writes failed; applying one by one", exc_info=True)
+            applied = False
+        if applied:
+            for listing, _update in writes:
+                self.counts["updated"] += 1
+                self._cleared(listing)
+            return
+        self.counts["batchesRetried"] += 1
+        for listing, update in writes:
+            self._guarded(
+                listing.listing_key,
+                listing.listing_id,
+                functools.partial(self._apply, listing.listing_id, update, batch=False),
+            )
+
+    def _flush_events(self) -> None:
+        """Publishes the events of the changes written, ten to a call, and ticks each off.
+        When a batch is refused each of its events is tried on its own, so one the bus
+        will not take leaves only its own change pending (and the page is read again)."""
+        outbox, self.outbox = self.outbox, []
+        for start in range(0, len(outbox), 10):
+            batch = outbox[start : start + 10]
+            try:
+                self.deps.events.publish([event_for(c, self.deps.policy) for c in batch])
+            except Exception:  # each on its own: the failure stays with its listing
+                logger.warning("event batch refused; publishing one by one", exc_info=True)
+                for change in batch:
+                    self._guarded(
+                        change.listing_key or change.listing_id,
+                        change.listing_id,
+                        functools.partial(self._deliver, change),
+                    )
+                continue
+            for change in batch:
+                self.counts["events"] += 1
+                try:
+                    self.deps.history.complete_effect(
+                        change.listing_id, change.change_key, EFFECT_EVENT
+                    )
+                except Exception as exc:  # delivered again by a redelivery: at least once
+                    logger.exception("event delivered, not ticked off")
+                    self.counts["failed"] += 1
+                    self.counts["effectsPending"] += 1
+                    self.errors.append(f"{change.listing_id}: {describe_error(exc)}"[:300])
+
+    def _deliver(self, change: StatusChange, *, now: bool = True) -> None:
         """Delivers a change's outbox. Each effect on its own: the takedown is only noted
         here (settled for the whole connection at the end of the run, behind the brake), so a
-        failing event bus can delay the event and nothing else."""
+        failing event bus can delay the event and nothing else. ``now=False`` queues the
+        event for the page's batch (a change just written); a pending change found before a
+        newer record is written is delivered at once (after that write it could no longer be
+        found)."""
         pending = set(change.pending_effects)
         if change.to_status is Status.DELETED:
             self.deleted.add(change.listing_id)
         if EFFECT_UNPUBLISH in pending:
             self.takedowns.add((change.listing_id, change.change_key))
-        if EFFECT_EVENT in pending:
-            try:
-                self.deps.events.publish([event_for(change, self.deps.policy)])
-                self.deps.history.complete_effect(
-                    change.listing_id, change.change_key, EFFECT_EVENT
-                )
-            except Exception as exc:
-                raise EffectsPendingError(
-                    f"event not delivered yet: {describe_error(exc)}"
-                ) from exc
-            self.counts["events"] += 1
+        if EFFECT_EVENT not in pending:
+            return
+        if not now:
+            self.outbox.append(change)
+            return
+        try:
+            self.deps.events.publish([event_for(change, self.deps.policy)])
+            self.deps.history.complete_effect(change.listing_id, change.change_key, EFFECT_EVENT)
+        except Exception as exc:
+            raise EffectsPendingError(f"event not delivered yet: {describe_error(exc)}") from exc
+        self.counts["events"] += 1
 
 
 def sync_connection(job: SyncJob, deps: SyncDeps, remaining_ms: Callable[[], int]) -> SyncResult:

@@ -70,7 +70,9 @@ def build(
     )
     accounts = AccountsRepo(tables.accounts)
     posts = PostsRepo(tables.posts)
-    listings = ListingsRepo(tables.listings, aws.dynamodb(), settings.history_table)
+    listings = ListingsRepo(
+        tables.listings, aws.dynamodb(), settings.history_table, settings.listing_keys_table
+    )
     tokens = TokenService(accounts, secrets, clock=clock, sleep=sleep)
     service = UnpublishService(
         posts=posts,
