@@ -9,6 +9,7 @@ fails alone.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 from aws_lambda_powertools import Logger, Metrics
@@ -22,6 +23,7 @@ from mls_sync.lambda_events import SqsRecord, batch_model
 from mls_sync.models import SyncJob
 from mls_sync.pipeline.deps import default_sync_deps
 from mls_sync.pipeline.sync import SyncDeps, SyncResult, sync_connection
+from mls_sync.quota import quota_use
 from mls_sync.reso.budget import work_for
 from mls_sync.tracing import handler_tracer
 from pydantic import Json
@@ -111,6 +113,38 @@ def _record_health(result: SyncResult, deps: SyncDeps) -> None:
         )
 
 
+def _watching(deps: SyncDeps, clients: list[object]) -> SyncDeps:
+    """The same deps, keeping the MLS clients the run makes (their shared budget says how
+    much of the credential's quota is spent)."""
+    make = deps.client_factory
+
+    def factory(connection: Any) -> Any:
+        client = make(connection)
+        clients.append(client)
+        return client
+
+    return replace(deps, client_factory=factory)
+
+
+QUOTA_LOG_PERCENT = 50.0
+"""A run whose credential has spent at least this share of its quota logs "mls quota"."""
+
+
+def _report_quota(clients: list[object], deps: SyncDeps) -> None:
+    """``MlsQuotaUsedPercent`` from the budget the run's client took permits from (no call),
+    and, past half the quota, which credential (the dashboard's "tokens nearest their quota")."""
+    try:
+        use = quota_use(clients[-1], deps.clock().timestamp()) if clients else None
+    except Exception as exc:  # noqa: BLE001 - observability, never the job's fate
+        logger.warning("quota use not read", extra={"error": type(exc).__name__})
+        return
+    if use is None:
+        return
+    metrics.add_metric(name="MlsQuotaUsedPercent", unit=MetricUnit.Percent, value=use.percent)
+    if use.percent >= QUOTA_LOG_PERCENT:
+        logger.info("mls quota", extra=use.to_log())
+
+
 def handle(event: dict[str, Any], context: LambdaContext, deps: SyncDeps | None = None) -> Any:
     sync_deps = deps or default_sync_deps()
 
@@ -118,10 +152,14 @@ def handle(event: dict[str, Any], context: LambdaContext, deps: SyncDeps | None 
         job = record.body
         logger.append_keys(connectionId=job.connection_id, correlationId=job.correlation_id)
         # Manual and push jobs go first when the MLS credential's shared budget is short.
+        clients: list[object] = []
         with work_for(job.reason, targeted=bool(job.listing_keys)):
-            result = sync_connection(job, sync_deps, context.get_remaining_time_in_millis)
+            result = sync_connection(
+                job, _watching(sync_deps, clients), context.get_remaining_time_in_millis
+            )
         _emit(result)
         _record_health(result, sync_deps)
+        _report_quota(clients, sync_deps)
         if result.retry:
             raise SyncIncompleteError(
                 f"sync of {job.connection_id} {result.outcome}: "
