@@ -9,7 +9,7 @@ fails alone.
 
 from __future__ import annotations
 
-from dataclasses import replace
+from dataclasses import is_dataclass, replace
 from typing import Any
 
 from aws_lambda_powertools import Logger, Metrics
@@ -115,8 +115,11 @@ def _record_health(result: SyncResult, deps: SyncDeps) -> None:
 
 def _watching(deps: SyncDeps, clients: list[object]) -> SyncDeps:
     """The same deps, keeping the MLS clients the run makes (their shared budget says how
-    much of the credential's quota is spent)."""
-    make = deps.client_factory
+    much of the credential's quota is spent). Observability: deps it cannot copy pass
+    through unchanged."""
+    make = getattr(deps, "client_factory", None)
+    if make is None or not is_dataclass(deps):
+        return deps
 
     def factory(connection: Any) -> Any:
         client = make(connection)

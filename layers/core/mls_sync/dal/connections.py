@@ -393,8 +393,8 @@ class ConnectionsRepo:
     def iter_health(self, page_size: int = 1000) -> Iterator[ConnectionHealthFields]:
         """Every connection's health fields (a Scan reading only those attributes): what
         the dispatcher counts for the health metrics. At 100,000 connections of ~1 KB,
-        ~25,000 read request units (a scan is billed by the size read, not per item) and
-        ~100 pages."""
+        ~12,500 read request units (an eventually consistent scan is billed by the size
+        read, not per item) and ~100 pages."""
         kwargs: dict[str, Any] = {
             "ProjectionExpression": (
                 "connectionId, enabled, braked, lastAttemptAt, lastSuccessAt, lastSyncedAt, "
