@@ -51,7 +51,8 @@ def test_outcomes_are_recorded_on_the_connection(stack: LocalStack) -> None:
     repo.record_outcome("c-1", outcome="continued", at=T0 + timedelta(minutes=45))
     healed = repo.get("c-1")
     # Then the failures counted, the lag grew from the last success, the cause was kept
-    assert first is not None and first.failure is not None
+    assert first is not None
+    assert first.failure is not None
     assert first.failure.cause == "MLS unreachable: connection refused (5 attempts)"
     assert failing is not None
     assert failing.consecutive_failures == 2
@@ -90,15 +91,19 @@ def test_duplicates_skips_and_unknown_connections_write_nothing(stack: LocalStac
     assert repo.record_outcome("c-1", outcome="skipped", at=T0) is None
     assert repo.record_outcome("c-nope", outcome="succeeded", at=T0) is None
     assert repo.record_outcome("c-nope", outcome="failed", at=T0, errors=[DOWN]) is None
-    assert boto3.client("dynamodb").get_item(
-        TableName=stack.settings.connections_table, Key={"connectionId": {"S": "c-nope"}}
-    ).get("Item") is None
+    assert (
+        boto3.client("dynamodb")
+        .get_item(TableName=stack.settings.connections_table, Key={"connectionId": {"S": "c-nope"}})
+        .get("Item")
+        is None
+    )
     stored = repo.get("c-1")
-    assert stored is not None and stored.last_attempt_at is None
+    assert stored is not None
+    assert stored.last_attempt_at is None
 
 
 def _metrics() -> dict[str, list[float]]:
-    serialized = dispatcher.metrics.serialize_metric_set()
+    serialized: dict[str, Any] = dict(dispatcher.metrics.serialize_metric_set())
     dispatcher.metrics.clear_metrics()
     names = [m["Name"] for m in serialized["_aws"]["CloudWatchMetrics"][0]["Metrics"]]
     return {n: serialized[n] if isinstance(serialized[n], list) else [serialized[n]] for n in names}
@@ -126,7 +131,7 @@ def test_the_dispatcher_counts_health_and_names_the_worst(
         period_seconds=900,
         clock=lambda: now,
     )
-    context = make_context(
+    context: Any = make_context(
         "dispatcher", timeout_seconds=300, memory_mb=512, region="us-east-1", clock=FakeMonotonic()
     )
     dispatcher.metrics.clear_metrics()
