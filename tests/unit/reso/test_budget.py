@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import math
 import random
+import threading
 from collections import Counter
+from datetime import UTC, datetime
 
 import pytest
 from mls_sync.reso.auth import BearerToken, ClientCredentials
@@ -26,6 +28,8 @@ from mls_sync.reso.budget import (
 )
 from mls_sync.reso.profiles import PROFILES, Quotas
 from pydantic import SecretStr
+
+from tests.support.virtual_time import VirtualTime
 
 T0 = 1_795_000_000.0  # an instant well inside an hour: 2026-11-18T08:26:40Z
 
@@ -263,3 +267,100 @@ def test_manual_and_push_jobs_are_the_priority_lane() -> None:
     with work_for("schedule", targeted=False):
         assert current_work().lane == "normal"
     assert current_work().lane == "normal"
+
+
+def test_bulk_takers_wait_in_line_and_take_turns() -> None:
+    # Given slots handed out for the next ten seconds
+    state = BudgetState(version=1, next_slot=T0 + 10)
+    # When two bulk takers ask, one after the other, each takes a place in line (a write)
+    a = plan(state, MLSGRID, T0, 8, lane="normal", bulk=True, latest=None, me="a")
+    assert isinstance(a, Hold)
+    assert a.state is not None
+    assert a.state.waiters == (("a", T0),)
+    b = plan(a.state, MLSGRID, T0 + 0.1, 8, lane="normal", bulk=True, latest=None, me="b")
+    assert isinstance(b, Hold)
+    assert b.state is not None
+    line = b.state
+    assert [who for who, _ in line.waiters] == ["a", "b"]
+    assert a.until == pytest.approx(T0 + 8)  # the head wakes when the queue is short
+    assert b.until > a.until  # the next one a little later
+    # Then, the queue short, the second may not take before the head
+    later = T0 + 8.2
+    assert isinstance(
+        plan(line, MLSGRID, later, 8, lane="normal", bulk=True, latest=None, me="b"), Hold
+    )
+    got = plan(line, MLSGRID, later, 8, lane="normal", bulk=True, latest=None, me="a")
+    assert isinstance(got, Grant)
+    # And the head, with others still waiting, goes back to the end of the line
+    assert [who for who, _ in got.state.waiters] == ["b", "a"]
+    # While everyday work does not queue: it takes when the queue is short enough for it
+    everyday = plan(line, MLSGRID, T0 + 7.5, 1, lane="normal", bulk=False, latest=None, me="c")
+    assert isinstance(everyday, Grant)
+
+
+def test_a_head_that_lets_its_turn_pass_is_passed_over() -> None:
+    line = BudgetState(version=3, next_slot=T0 + 10, waiters=(("dead", T0), ("b", T0 + 1)))
+    # Able to take from T0 + 8 (the queue short), the head has not come by T0 + 11
+    got = plan(line, MLSGRID, T0 + 11.5, 4, lane="normal", bulk=True, latest=None, me="b")
+    assert isinstance(got, Grant)
+    assert got.state.waiters == ()
+    # But within its grace it keeps its turn
+    assert isinstance(
+        plan(line, MLSGRID, T0 + 9, 4, lane="normal", bulk=True, latest=None, me="b"), Hold
+    )
+
+
+def test_giving_back_leaves_the_line() -> None:
+    state = BudgetState(version=2, waiters=(("a", T0), ("b", T0)))
+    left = give_back(state, MLSGRID, [], T0, bulk=True, me="a")
+    assert left is not None
+    assert left.waiters == (("b", T0),)
+    assert give_back(left, MLSGRID, [], T0, bulk=True, me="a") is None
+
+
+def test_eight_bulk_workers_share_a_token_fairly() -> None:
+    # Given eight workers, each with 24 by-key requests to make and 40 s an invocation
+    clock = VirtualTime(datetime.fromtimestamp(T0, tz=UTC))
+    store = MemoryBudgetStore()
+    first: dict[int, int] = {}
+    sent: list[float] = []
+    lock = threading.Lock()
+
+    def worker(index: int) -> None:
+        left = 24
+        try:
+            while left:
+                budget = SharedBudget(
+                    store,
+                    "mlsgrid#k",
+                    MLSGRID,
+                    clock=clock.time,
+                    rng=random.Random(index),
+                    timer=lambda: 0.0,
+                    holder=f"c-{index}",
+                )
+                budget.bulk = True
+                started, got = clock.time(), 0
+                while left and budget.permit(started + 40 - clock.time(), clock.sleep):
+                    with lock:
+                        sent.append(clock.time())
+                    got, left = got + 1, left - 1
+                budget.keep_place = bool(left)
+                budget.release()
+                first.setdefault(index, got)
+        finally:
+            clock.leave()
+
+    threads = [threading.Thread(target=worker, args=(i,)) for i in range(8)]
+    clock.join(len(threads))
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    # Then everyone was served in its first invocation, none had it all, the token was busy
+    assert len(sent) == 8 * 24
+    assert min(first.values()) >= 4
+    assert max(first.values()) < 24
+    assert max(_window_counts(sent).values()) <= 2
+    assert (len(sent) - 1) / (max(sent) - min(sent)) >= 1.8
+    assert store.writes / len(sent) <= 0.25  # 24 requests a worker: short runs cost more

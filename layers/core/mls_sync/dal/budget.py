@@ -5,7 +5,8 @@ Item (``budgetId`` = ``<vendor>#<sha256 of the token or client id, 32 hex>``, ne
 secret): ``version`` (every write is conditional on it), ``nextSlot`` (epoch seconds of the
 first slot never handed out), ``spare`` (slots given back), ``hour``/``hourUsed``/``hourBulk``
 and ``day``/``dayUsed``/``dayBulk`` (UTC window numbers and their counts), ``blockedUntil``
-(a 429's ``Retry-After`` for every worker), ``expiresAt`` (TTL, two days after the last
+(a 429's ``Retry-After`` for every worker), ``waiters`` (the line of bulk takers: ``who``, a
+hash of the connection id, and ``since``), ``expiresAt`` (TTL, two days after the last
 write). Times are stored as the exact decimal of the float (``repr``), so slot spacing
 survives the round trip.
 
@@ -62,6 +63,7 @@ def state_from_item(item: Mapping[str, Any] | None) -> BudgetState:
     if not item:
         return BudgetState()
     spare_raw = item.get("spare", {}).get("L", [])
+    line_raw = item.get("waiters", {}).get("L", [])
     return BudgetState(
         version=int(_num(item, "version")),
         next_slot=float(_num(item, "nextSlot")),
@@ -73,6 +75,9 @@ def state_from_item(item: Mapping[str, Any] | None) -> BudgetState:
         day_used=int(_num(item, "dayUsed")),
         day_bulk=int(_num(item, "dayBulk")),
         blocked_until=float(_num(item, "blockedUntil")),
+        waiters=tuple(
+            (w["M"]["who"]["S"], float(Decimal(w["M"]["since"]["N"]))) for w in line_raw if "M" in w
+        ),
     )
 
 
@@ -89,6 +94,9 @@ def item_from_state(key: str, state: BudgetState, expires_at: int) -> dict[str, 
         "dayUsed": _n(state.day_used),
         "dayBulk": _n(state.day_bulk),
         "blockedUntil": _n(state.blocked_until),
+        "waiters": {
+            "L": [{"M": {"who": {"S": who}, "since": _n(since)}} for who, since in state.waiters]
+        },
         "expiresAt": _n(expires_at),
     }
 

@@ -90,7 +90,12 @@ def replication_client_factory(
     def build(connection: Connection) -> MlsClient:
         credentials = credentials_from_secret(secrets.read_json(connection.credentials_secret_arn))
         if budgets is not None:
-            return budgets.client(target_of(connection), credentials, **client_options)
+            return budgets.client(
+                target_of(connection),
+                credentials,
+                holder=connection.connection_id,
+                **client_options,
+            )
         return ReplicationClient(target_of(connection), credentials, **client_options)
 
     return build

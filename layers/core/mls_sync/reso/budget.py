@@ -47,6 +47,7 @@ from typing import Any, Literal, Protocol
 from mls_sync.models import Cursor
 from mls_sync.reso.auth import BearerToken, Credentials
 from mls_sync.reso.client import ChangePage, KeyLookup, ReplicationClient, ReplicationTarget
+from mls_sync.reso.errors import DeadlineReached
 from mls_sync.reso.limits import quota_wait
 from mls_sync.reso.profiles import QuotaHeader, Quotas, VendorProfile, profile_for
 
@@ -74,7 +75,7 @@ class BudgetSettings:
     priority_reserve: float = 0.1
     """Share of each hourly and daily quota kept for manual and push syncs."""
     normal_horizon: float = 2.0
-    """Scheduled and bulk work take slots at most this many seconds ahead."""
+    """Bulk work (by-key reads) takes slots at most this many seconds ahead."""
     first_batch: int = 1
     """Slots taken at once by everyday work at first (a quiet connection sends one)."""
     bulk_batch: int = 8
@@ -87,6 +88,16 @@ class BudgetSettings:
     """A holder that read or wrote the item this recently sends without reading it again."""
     max_conflicts: int = 8
     """Conditional writes lost in a row before a taker backs off for a slot's time."""
+    skip_after: float = 3.0
+    """A head of the line that has been able to take this long without taking is passed
+    over (it died, or went away): more than ``poll_interval``, less than the time the
+    queue of slots ahead lasts."""
+    everyday_horizon: float = 3.0
+    """Everyday work (incremental reads) takes slots at most this many seconds ahead,
+    more than bulk work may (``normal_horizon``), so it goes first when both wait."""
+    poll_interval: float = 2.0
+    """A worker waiting behind the queue reads the item at least this often: slots that a
+    finished worker gave back go to whoever looks first (one read a look)."""
 
     def __post_init__(self) -> None:
         if not 0 <= self.margin < 0.5:
@@ -135,8 +146,10 @@ class BudgetPolicy:
             settings=settings,
         )
 
-    def horizon(self, lane: Lane) -> float:
-        return math.inf if lane == "priority" else self.settings.normal_horizon
+    def horizon(self, lane: Lane, *, bulk: bool = False) -> float:
+        if lane == "priority":
+            return math.inf
+        return self.settings.normal_horizon if bulk else self.settings.everyday_horizon
 
 
 # ------------------------------------------------------------------------------ state
@@ -158,6 +171,9 @@ class BudgetState:
     day_used: int = 0
     day_bulk: int = 0
     blocked_until: float = 0.0
+    waiters: tuple[tuple[str, float], ...] = ()
+    """Bulk takers (by-key reads) in line for slots, first come first served: (their id,
+    when they joined). Only the head may take; a head that lets its turn pass is dropped."""
 
 
 @dataclass(frozen=True)
@@ -177,6 +193,8 @@ class Hold:
 
     until: float
     kind: HoldKind
+    state: BudgetState | None = None
+    """The item to write before waiting (joining or renewing a place among the waiters)."""
 
 
 def _counts(state: BudgetState, hour: int, day: int) -> tuple[int, int, int, int]:
@@ -207,15 +225,27 @@ def plan(
     lane: Lane,
     bulk: bool,
     latest: float | None,
+    me: str | None = None,
 ) -> Grant | Hold:
     """Up to ``want`` slots for one taker, no later than ``latest``: a :class:`Grant` with
-    the item as it must be written, or a :class:`Hold` saying when to ask again."""
+    the item as it must be written, or a :class:`Hold` saying when to ask again (and, for
+    an everyday taker ``me`` that must wait, the item with its place among the waiters)."""
     floor = max(now, state.blocked_until)
     spare = [s for s in state.spare if s >= floor]
     fresh = max(state.next_slot, floor)
     earliest = spare[0] if spare else fresh
-    horizon = policy.horizon(lane)
-    if earliest - now > horizon:
+    horizon = policy.horizon(lane, bulk=bulk)
+    line = state.waiters
+    in_line = lane == "normal" and bulk and me is not None
+    if in_line:
+        assert me is not None
+        line = _live_line(state, policy, now, earliest, me)
+        if earliest - now > horizon or (line and line[0][0] != me):
+            return _wait_in_line(
+                state, policy, now, earliest=earliest, latest=latest, me=me, line=line
+            )
+        line = tuple(w for w in line if w[0] != me)
+    elif earliest - now > horizon:
         return Hold(earliest - horizon, "ahead")
     if latest is not None and earliest > latest:
         return Hold(earliest, "deadline")
@@ -255,8 +285,12 @@ def plan(
     if not picked:
         return Hold(earliest, "deadline")
     n = len(picked)
+    if in_line and line:
+        assert me is not None
+        line = (*line, (me, now))  # others wait: back in line, at its end, for the next batch
     new = replace(
         state,
+        waiters=line,
         version=state.version + 1,
         next_slot=last_fresh + policy.spacing if last_fresh is not None else state.next_slot,
         spare=tuple(s for s in spare if s not in taken_spare),
@@ -270,13 +304,61 @@ def plan(
     return Grant(tuple(picked), new)
 
 
+def _live_line(
+    state: BudgetState, policy: BudgetPolicy, now: float, earliest: float, me: str
+) -> tuple[tuple[str, float], ...]:
+    """The line without the heads that let their turn pass: a head that has been able to
+    take (the queue short, the head in line) for ``skip_after`` seconds without taking
+    died or went away; the next one goes."""
+    s = policy.settings
+    short_since = min(state.next_slot, earliest) - s.normal_horizon
+    line = state.waiters
+    while line and line[0][0] != me and now - max(short_since, line[0][1]) > s.skip_after:
+        short_since = max(short_since, line[0][1]) + s.skip_after
+        line = line[1:]
+    return line
+
+
+def _wait_in_line(
+    state: BudgetState,
+    policy: BudgetPolicy,
+    now: float,
+    *,
+    earliest: float,
+    latest: float | None,
+    me: str,
+    line: tuple[tuple[str, float], ...],
+) -> Hold:
+    """A bulk taker that may not take yet keeps (or takes) its place in line, first come
+    first served. The head wakes when the queue of slots is short enough; the others a
+    little later, when the head will have taken and one of them is the head."""
+    s = policy.settings
+    ready = max(now, earliest - s.normal_horizon)
+    if latest is not None and ready > latest:
+        return Hold(ready, "deadline")  # it would not be served in time: no place taken
+    head = not line or line[0][0] == me
+    until = ready if head else ready + 2 * policy.spacing
+    write = None
+    if all(who != me for who, _ in line) or line != state.waiters:
+        listed = line if any(who == me for who, _ in line) else (*line, (me, now))
+        write = replace(state, version=state.version + 1, waiters=listed)
+    return Hold(until, "ahead", write)
+
+
 def give_back(
-    state: BudgetState, policy: BudgetPolicy, slots: Sequence[float], now: float, *, bulk: bool
+    state: BudgetState,
+    policy: BudgetPolicy,
+    slots: Sequence[float],
+    now: float,
+    *,
+    bulk: bool,
+    me: str | None = None,
 ) -> BudgetState | None:
     """The item with unused future ``slots`` returned (uncounted, kept as spare for the next
-    taker); ``None`` when none is worth returning."""
+    taker) and ``me`` out of the line; ``None`` when there is nothing to write."""
     future = [s for s in slots if s > now and s >= state.blocked_until]
-    if not future:
+    line = tuple(w for w in state.waiters if w[0] != me)
+    if not future and line == state.waiters:
         return None
     spare = sorted({*(s for s in state.spare if s > now), *future})[: policy.settings.max_spare]
     back_hour = sum(1 for s in future if math.floor(s / HOUR) == state.hour)
@@ -285,6 +367,7 @@ def give_back(
         state,
         version=state.version + 1,
         spare=tuple(spare),
+        waiters=line,
         hour_used=max(0, state.hour_used - back_hour),
         hour_bulk=max(0, state.hour_bulk - (back_hour if bulk else 0)),
         day_used=max(0, state.day_used - back_day),
@@ -439,6 +522,7 @@ class SharedBudget:
         clock: Callable[[], float] = time.time,
         rng: random.Random | None = None,
         timer: Callable[[], float] = time.perf_counter,
+        holder: str | None = None,
     ) -> None:
         self.store = store
         self.key = key
@@ -448,7 +532,17 @@ class SharedBudget:
         self.timer = timer
         self.bulk = False
         """Set by :class:`BudgetedClient` around by-key reads."""
+        self.me = (
+            hashlib.sha256(holder.encode()).hexdigest()[:12]
+            if holder
+            else f"{self.rng.getrandbits(48):012x}"
+        )
+        """This client's name in the line of waiters: from ``holder`` (the connection), so a
+        continuation of the same connection keeps the place its predecessor held."""
+        self.keep_place = False
+        """Set when the run stopped for want of time: its continuation will come back."""
         self.stats = PermitStats()
+        self._listed = False
         self._held: list[float] = []
         self._held_bulk = False
         self._batch: int | None = None
@@ -461,18 +555,23 @@ class SharedBudget:
     def permit(self, max_wait: float | None, sleep: Callable[[float], None]) -> bool:
         self._spent = 0.0
         latest = None if max_wait is None else self.clock() + max_wait
-        tolerance = self.policy.tolerance
-        for _ in range(1000):
+        tolerance, poll = self.policy.tolerance, self.policy.settings.poll_interval
+        for _ in range(10_000):
             now = self.clock()
             self._held = [s for s in self._held if s >= now - tolerance]
             if not self._held:
                 hold = self._take(now, latest)
                 if hold is not None:
                     self.stats.holds += 1
-                    # Waiters behind the queue spread out, so they do not all write at once.
-                    jitter = self.rng.uniform(0, self.policy.spacing) if hold.kind == "ahead" else 0
-                    until = hold.until + jitter
-                    if latest is not None and until > latest:
+                    until = hold.until
+                    if hold.kind == "ahead" and (latest is None or now < latest):
+                        # In line: look again now and then (slots given back by a worker
+                        # that finished go to whoever looks first), at the latest when this
+                        # caller's time is up.
+                        until = min(until, now + poll, math.inf if latest is None else latest)
+                    elif latest is not None and until >= latest:
+                        # Its place in line (if any) stays for the continuation; close()
+                        # gives it up when none follows.
                         self._done()
                         return False
                     sleep(max(0.0, until - now))
@@ -526,12 +625,18 @@ class SharedBudget:
     # -- end of the client
 
     def release(self) -> None:
-        """Gives the unused slots back (one write, only when there are any)."""
+        """Gives the unused slots back and leaves the line (one write, only when there is
+        anything to give back or a place to leave)."""
         slots, self._held = self._held, []
+        leave = self._listed and not self.keep_place
+        if not slots and not leave:
+            return
+        self._listed = False
         for _ in range(self.policy.settings.max_conflicts):
             now = self.clock()
             state = self._call(self.store.load, self.key)
-            new = give_back(state, self.policy, slots, now, bulk=self._held_bulk)
+            who = self.me if leave else None
+            new = give_back(state, self.policy, slots, now, bulk=self._held_bulk, me=who)
             if new is None:
                 return
             if self._call(self.store.save, self.key, new, state.version) is None:
@@ -560,13 +665,28 @@ class SharedBudget:
         state = self._call(self.store.load, self.key)
         for _ in range(settings.max_conflicts):
             decision = plan(
-                state, self.policy, now, self._batch, lane=work.lane, bulk=bulk, latest=latest
+                state,
+                self.policy,
+                now,
+                self._batch,
+                lane=work.lane,
+                bulk=bulk,
+                latest=latest,
+                me=self.me,
             )
             if isinstance(decision, Hold):
-                self._state, self._checked_at = state, now
-                return decision
+                if decision.state is None:
+                    self._state, self._checked_at = state, now
+                    return decision
+                current = self._call(self.store.save, self.key, decision.state, state.version)
+                if current is None:  # in line now (or still)
+                    self._state, self._checked_at, self._listed = decision.state, now, True
+                    return replace(decision, state=None)
+                state, now = current, self.clock()
+                continue
             current = self._call(self.store.save, self.key, decision.state, state.version)
             if current is None:
+                self._listed = any(who == self.me for who, _ in decision.state.waiters)
                 self.stats.takes += 1
                 self._state, self._checked_at = decision.state, now
                 self._held, self._held_bulk = list(decision.slots), bulk
@@ -645,12 +765,18 @@ class BudgetedClient:
                 page = next(pages)
             except StopIteration:
                 return
+            except DeadlineReached:
+                self.budget.keep_place = True
+                raise
             yield page
 
     def fetch_by_keys(self, keys: Sequence[str], *, deadline: float | None = None) -> KeyLookup:
         self.budget.bulk = not current_work().targeted
         try:
             return self.inner.fetch_by_keys(keys, deadline=deadline)
+        except DeadlineReached:
+            self.budget.keep_place = True  # a continuation follows: it keeps the place
+            raise
         finally:
             self.budget.bulk = False
 
@@ -685,7 +811,12 @@ class SharedBudgets:
         """With ``keep_handles``, every handle made (benchmarks and tests read their stats)."""
 
     def limiter(
-        self, vendor: str, credentials: Credentials, profile: VendorProfile
+        self,
+        vendor: str,
+        credentials: Credentials,
+        profile: VendorProfile,
+        *,
+        holder: str | None = None,
     ) -> SharedBudget | None:
         policy = BudgetPolicy.for_quotas(profile.quotas, self.settings)
         if policy is None:
@@ -696,16 +827,23 @@ class SharedBudgets:
             policy,
             clock=self.clock,
             rng=random.Random(self.rng.random()),  # noqa: S311 - jitter, not security
+            holder=holder,
         )
         if self.keep_handles:
             self.handles.append(handle)
         return handle
 
     def client(
-        self, target: ReplicationTarget, credentials: Credentials, **options: Any
+        self,
+        target: ReplicationTarget,
+        credentials: Credentials,
+        *,
+        holder: str | None = None,
+        **options: Any,
     ) -> ReplicationClient | BudgetedClient:
+        """A client for one connection (``holder``: its id) whose requests take permits."""
         profile = options.get("profile") or profile_for(target.vendor)
-        handle = self.limiter(target.vendor, credentials, profile)
+        handle = self.limiter(target.vendor, credentials, profile, holder=holder)
         if handle is None:
             return ReplicationClient(target, credentials, **options)
         inner = ReplicationClient(target, credentials, **{**options, "limiter": handle})
