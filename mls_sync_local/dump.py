@@ -87,6 +87,16 @@ def _phase(phase: Any) -> str:
     return f"{phase.get('kind')} since {phase.get('startedAt')}, after {_cap(str(after), 24)}"
 
 
+def _last_success(connection: dict[str, Any]) -> str:
+    """When a run last succeeded; ``never`` for a connection attempted but never successful
+    (one that never reached its MLS shows no sync time); ``-`` before any attempt."""
+    if connection.get("lastSuccessAt"):
+        return str(connection["lastSuccessAt"])
+    if connection.get("lastAttemptAt"):
+        return "never"
+    return str(connection.get("lastSyncedAt") or "-")
+
+
 def _braked(braked: Any) -> str:
     """The mass-change brake: the run that tripped it and when, or ``-``."""
     if not isinstance(braked, dict):
@@ -105,7 +115,8 @@ def render_text(data: dict[str, list[dict[str, Any]]]) -> str:
             s(c["vendor"]),
             "yes" if c.get("enabled") else "no",
             s((c.get("cursor") or {}).get("timestamp")),
-            s(c.get("lastSyncedAt")),
+            _last_success(c),
+            s(c.get("consecutiveFailures") or None),
             _phase(c.get("byKeyPhase")),
             _braked(c.get("braked")),
         ]
@@ -150,7 +161,17 @@ def render_text(data: dict[str, list[dict[str, Any]]]) -> str:
     lines = [
         *_table(
             "CONNECTIONS",
-            ["ID", "USER", "VENDOR", "ENABLED", "CURSOR", "LAST SYNC", "READING BY KEY", "BRAKED"],
+            [
+                "ID",
+                "USER",
+                "VENDOR",
+                "ENABLED",
+                "CURSOR",
+                "LAST SUCCESS",
+                "FAILURES",
+                "READING BY KEY",
+                "BRAKED",
+            ],
             connections,
         ),
         "",

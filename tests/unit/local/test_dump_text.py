@@ -48,3 +48,25 @@ def test_dump_names_quarantined_listings_and_phases_in_progress() -> None:
     assert "quarantined" in row
     reason = next(line for line in text.splitlines() if "ClientError" in line)
     assert len(reason) < 160
+
+
+def test_a_connection_that_never_reached_its_mls_shows_no_sync_time() -> None:
+    # Given one connection synced, one that failed every attempt, one never attempted
+    base = {"userId": "u-1", "vendor": "reso", "enabled": True}
+    data: dict[str, list[dict[str, Any]]] = {
+        "connections": [
+            {"connectionId": "c-ok", **base, "lastAttemptAt": "2026-11-28T12:00:00.000000Z",
+             "lastSuccessAt": "2026-11-28T12:00:00.000000Z"},
+            {"connectionId": "c-zoe", **base, "lastAttemptAt": "2026-11-28T12:00:00.000000Z",
+             "consecutiveFailures": 3},
+            {"connectionId": "c-new", **base},
+        ],
+        "listings": [],
+        "posts": [],
+    }  # fmt: skip
+    # When the dump is printed
+    rows = {line.split()[0]: line.split() for line in render_text(data).splitlines() if line}
+    # Then the last success, or "never", and the failures in a row
+    assert rows["c-ok"][5] == "2026-11-28T12:00:00.000000Z"
+    assert rows["c-zoe"][5:7] == ["never", "3"]
+    assert rows["c-new"][5:7] == ["-", "-"]
