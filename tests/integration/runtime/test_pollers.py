@@ -197,6 +197,32 @@ def test_fifo_keeps_order_within_a_group_and_one_batch_per_group_in_flight(
     assert overlap == []
 
 
+def test_several_worker_invocations_run_at_once(deployed: DeployedStack) -> None:
+    # Given eight connections' jobs, more than one batch (the template's batch size is 5)
+    for i in range(8):
+        _send_sync(deployed, (f"c-{i}", f"job-{i}"))
+    cond = threading.Condition()
+    in_flight = [0]
+    peak = [0]
+
+    def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
+        # Each invocation waits (a while) for another to be in flight with it (issue 21:
+        # several workers share one MLS token's budget in the local runtime too).
+        with cond:
+            in_flight[0] += 1
+            peak[0] = max(peak[0], in_flight[0])
+            cond.notify_all()
+            cond.wait_for(lambda: peak[0] >= 2, timeout=10)
+            in_flight[0] -= 1
+        return {}
+
+    # When the pollers run with the template's concurrency
+    _runtime(deployed, {"WorkerFunction": handler}).pollers().run_until_quiet()
+    # Then two invocations were in flight at once, and every job was done
+    assert peak[0] >= 2
+    assert _queue_size(deployed, "SyncQueue") == 0
+
+
 def test_records_have_the_real_event_source_shape(deployed: DeployedStack) -> None:
     # Given one FIFO job with a message attribute
     deployed.client("sqs").send_message(

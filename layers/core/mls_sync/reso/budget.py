@@ -19,9 +19,12 @@ per-client handle the transport asks before each request (:class:`SharedBudget`)
   everyday work, 8 for by-key reads, then growing to 16), so a long page run costs well
   under one DynamoDB write per MLS request; slots it does not use go back to a ``spare``
   list that the next taker uses first.
-- **Lanes.** Scheduled and bulk work may only take slots less than ``normal_horizon``
-  seconds ahead; a manual or push sync takes the next free slot whatever the queue, so it
-  goes first when the budget is short.
+- **Lanes.** A manual or push sync takes the next free slot whatever the queue; everyday
+  work takes slots at most ``everyday_horizon`` (3 s) ahead, by-key reads at most
+  ``normal_horizon`` (2 s): so when the budget is short manual and push go first, then
+  everyday work, then bulk. Bulk takers that must wait stand in a first-come line in the
+  item (named by their connection, so a continuation keeps its place); only its head
+  takes, and a head that lets its turn pass is skipped.
 - **Blocks.** A 429 with ``Retry-After`` (or an exhausted quota header) sets
   ``blockedUntil`` for the credential; every holder reads the item just before sending
   after a wait, so no worker on that token sends until then. Quota headers that say less is
@@ -549,6 +552,12 @@ class SharedBudget:
         self._state: BudgetState | None = None
         self._checked_at = -math.inf
         self._spent = 0.0
+
+    @property
+    def last_seen(self) -> BudgetState | None:
+        """The item as this client last read or wrote it (no call): how much of the quota
+        its worker saw spent."""
+        return self._state
 
     # -- the Limiter protocol
 
