@@ -1,7 +1,8 @@
 """Cold start: each handler's ``import`` + first init beside the bare bundle, in one run.
 
 Every sample is a fresh interpreter (``python -c``), like a new Lambda execution
-environment. Inside it the child measures, with ``time.process_time``:
+environment, that cannot import what the dev environment has and the Lambda layer does not
+(``NOT_IN_LAMBDA``). Inside it the child measures, with ``time.process_time``:
 
 - **import**: ``import functions.<name>.app`` (what Lambda's INIT phase runs);
 - **init**: building the handler's dependencies as its first invocation does (settings,
@@ -26,6 +27,9 @@ handlers are also measured with tracing on (in Lambda with ``Tracing: Active``):
 X-Ray SDK is imported and patched in, and its cost is shown, not hidden.
 
 ``MLS_SYNC_BENCH_ROUNDS`` overrides the number of rounds (default 7).
+``MLS_SYNC_BENCH_BEFORE=<another checkout>`` (e.g. a ``git worktree`` of an older commit)
+adds that checkout's handlers, tracing off, to the same alternation: before and after
+side by side in one run.
 """
 
 from __future__ import annotations
@@ -42,6 +46,7 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 ROUNDS = int(os.environ.get("MLS_SYNC_BENCH_ROUNDS", "7"))
+BEFORE = os.environ.get("MLS_SYNC_BENCH_BEFORE")
 GOAL_RATIO = 1.3
 
 # How each handler's first invocation builds its dependencies: the module-level builder it
@@ -61,9 +66,15 @@ WATCHED = (
     "aws_lambda_powertools.utilities.idempotency",
 )
 
+# Installed here (dev tools) but not in the Lambda layer (layers/core/requirements.txt):
+# httpx imports its command line's click and pygments when it finds them (~0.1 s). The
+# child hides them, so every sample imports what Lambda would.
+NOT_IN_LAMBDA = ("click", "pygments", "rich")
+
 CHILD = textwrap.dedent(
     """
-    import importlib, json, resource, sys, time
+    import importlib, json, os, resource, sys, time
+    sys.modules.update(dict.fromkeys(os.environ["BENCH_NOT_IN_LAMBDA"].split(","), None))
     kind, builder = sys.argv[1], sys.argv[2]
     t0 = time.process_time()
     if kind in ("bare", "bare-in-use"):
@@ -125,14 +136,16 @@ def handlers() -> list[str]:
     return found
 
 
-def child_env(*, tracing: bool) -> dict[str, str]:
+def child_env(*, tracing: bool, root: Path = ROOT) -> dict[str, str]:
     """A Lambda-like environment with nothing that could reach AWS: fake credentials, no
-    endpoint, no profile, no instance metadata."""
+    endpoint, no profile, no instance metadata; ``root``'s code first on the path."""
     env = {
         k: v
         for k, v in os.environ.items()
         if not k.startswith(("AWS_", "POWERTOOLS_", "MLS_SYNC_", "LAMBDA_", "_X_AMZN"))
     }
+    env["PYTHONPATH"] = os.pathsep.join([str(root / "layers" / "core"), str(root)])
+    env["BENCH_NOT_IN_LAMBDA"] = ",".join(NOT_IN_LAMBDA)
     env.update(SETTINGS_ENV)
     env.update(
         {
@@ -147,7 +160,7 @@ def child_env(*, tracing: bool) -> dict[str, str]:
             "AWS_LAMBDA_FUNCTION_NAME": "bench-cold-start",
             "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": "512",
             "AWS_EXECUTION_ENV": "AWS_Lambda_python3.13",
-            "LAMBDA_TASK_ROOT": str(ROOT),
+            "LAMBDA_TASK_ROOT": str(root),
             "POWERTOOLS_SERVICE_NAME": "mls-sync",
             "POWERTOOLS_METRICS_NAMESPACE": "MlsSync",
         }
@@ -157,13 +170,13 @@ def child_env(*, tracing: bool) -> dict[str, str]:
     return env
 
 
-def sample(kind: str, *, tracing: bool) -> dict[str, Any]:
+def sample(kind: str, *, tracing: bool, root: Path = ROOT) -> dict[str, Any]:
     builder = INIT.get(kind, "-")
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     done = subprocess.run(
         [sys.executable, "-c", CHILD, kind, builder, *WATCHED],
-        cwd=ROOT,
-        env=child_env(tracing=tracing),
+        cwd=root,
+        env=child_env(tracing=tracing, root=root),
         capture_output=True,
         text=True,
         timeout=120,
@@ -196,24 +209,33 @@ def _summary(samples: list[dict[str, Any]]) -> dict[str, Any]:
 def run(out: Path) -> dict[str, Any]:
     del out  # bench/__main__ writes the returned figures
     names = handlers()
-    kinds: list[tuple[str, bool]] = [("bare", False), ("bare-in-use", False)]
-    kinds += [(name, False) for name in names]
-    kinds += [(name, True) for name in names]
-    samples: dict[tuple[str, bool], list[dict[str, Any]]] = {k: [] for k in kinds}
+    # (name, tracing, root): the bare bundles, every handler tracing off and on, and the
+    # handlers of the BEFORE checkout (tracing off) when one is named.
+    kinds: list[tuple[str, bool, Path]] = [("bare", False, ROOT), ("bare-in-use", False, ROOT)]
+    kinds += [(name, False, ROOT) for name in names]
+    kinds += [(name, True, ROOT) for name in names]
+    if BEFORE:
+        kinds += [(name, False, Path(BEFORE).resolve()) for name in names]
+    samples: dict[tuple[str, bool, Path], list[dict[str, Any]]] = {k: [] for k in kinds}
     for round_no in range(ROUNDS):
         shift = round_no % len(kinds)
-        for kind, tracing in kinds[shift:] + kinds[:shift]:
-            samples[(kind, tracing)].append(sample(kind, tracing=tracing))
+        for kind, tracing, root in kinds[shift:] + kinds[:shift]:
+            samples[(kind, tracing, root)].append(sample(kind, tracing=tracing, root=root))
         print(f"round {round_no + 1}/{ROUNDS} done", flush=True)
-    bare = _summary(samples[("bare", False)])
-    in_use = _summary(samples[("bare-in-use", False)])
+    bare = _summary(samples[kinds[0]])
+    in_use = _summary(samples[kinds[1]])
     in_use["ratio"] = round(in_use["import_init_s"] / bare["import_init_s"], 2)
     rows: list[dict[str, Any]] = []
-    for name, tracing in kinds[2:]:
-        row = {"handler": name, "tracing": tracing, **_summary(samples[(name, tracing)])}
+    for name, tracing, root in kinds[2:]:
+        row = {
+            "handler": name,
+            "tracing": tracing,
+            "checkout": "this" if root == ROOT else str(root),
+            **_summary(samples[(name, tracing, root)]),
+        }
         row["ratio"] = round(row["import_init_s"] / bare["import_init_s"], 2)
         row["ratio_in_use"] = round(row["import_init_s"] / in_use["import_init_s"], 2)
-        row["within_goal"] = tracing or row["ratio"] <= GOAL_RATIO
+        row["within_goal"] = tracing or root != ROOT or row["ratio"] <= GOAL_RATIO
         rows.append(row)
     print(
         f"{'':<26}{'import':>8}{'init':>8}{'total':>8}{'ratio':>7}{'in use':>8}"
@@ -231,13 +253,15 @@ def run(out: Path) -> dict[str, Any]:
     line("bare bundle in use", in_use, f"{in_use['ratio']:.2f}", "1.00")
     for row in rows:
         label = row["handler"] + (" (tracing on)" if row["tracing"] else "")
+        label += " (before)" if row["checkout"] != "this" else ""
         line(label, row, f"{row['ratio']:.2f}", f"{row['ratio_in_use']:.2f}")
-    off = [r for r in rows if not r["tracing"]]
+    off = [r for r in rows if not r["tracing"] and r["checkout"] == "this"]
     verdict = "ok" if all(r["within_goal"] for r in off) else "OVER GOAL"
     print(f"goal: every handler <= {GOAL_RATIO}x the bare bundle, tracing off: {verdict}")
     return {
         "command": f"{Path(sys.executable).name} -m bench cold_start",
         "rounds": ROUNDS,
+        "before": BEFORE,
         "load_average": os.getloadavg(),
         "goal_ratio": GOAL_RATIO,
         "bare": bare,
