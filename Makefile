@@ -18,7 +18,7 @@ export SAM_CLI_TELEMETRY := 0
 PYTHON_BOOT := $(shell scripts/find-python.sh 2>/dev/null)
 
 .PHONY: help venv lint typecheck template-check test test-big test-unit test-functional test-integration \
-        run build build-check bench audit lock clean
+        run build build-check bench audit lock clean checkov iam-coverage
 
 help:
 	@echo "make run    - the whole system end to end on loopback (mls-sync demo)"
@@ -31,6 +31,8 @@ help:
 	@echo "make lock   - re-resolve requirements-dev.lock and the layer's requirements.txt"
 	@echo "make audit  - pip-audit of the locked dependencies (says NOT RUN when offline)"
 	@echo "make browser - headless Chromium for the report screenshot test (apt-get when possible)"
+	@echo "make checkov - checkov on template.yaml, 0 failed (says NOT RUN when it cannot install)"
+	@echo "make iam-coverage - every IAM grant used by the functional/integration tiers' calls"
 
 $(STAMP): pyproject.toml requirements-dev.lock
 	@test -n "$(PYTHON_BOOT)" || { echo "error: no Python >= 3.11 found" >&2; exit 2; }
@@ -57,17 +59,33 @@ template-check: $(STAMP)
 test-unit: $(STAMP)
 	$(BIN)/pytest tests/unit -q -p no:cacheprovider --disable-socket --allow-unix-socket
 
+# Each tier records the AWS calls its handlers make (tests/support/iam_recorder.py) for
+# `make iam-coverage`; every call is checked against its function's policy as it is made.
+IAM_USAGE := .iam-usage
+
 test-functional: $(STAMP)
-	$(BIN)/pytest tests/functional -q -p no:cacheprovider
+	MLS_SYNC_IAM_USAGE=$(IAM_USAGE)/functional.json $(BIN)/pytest tests/functional -q -p no:cacheprovider
 
 test-integration: $(STAMP) browser
-	$(BIN)/pytest tests/integration -q -p no:cacheprovider
+	MLS_SYNC_IAM_USAGE=$(IAM_USAGE)/integration.json $(BIN)/pytest tests/integration -q -p no:cacheprovider
+
+# Every action each function's role grants was used by a handler in those tiers, or is
+# listed with the reason AWS needs it (tests/support/iam_coverage.py EXEMPT).
+iam-coverage: $(STAMP)
+	$(PY) -m tests.support.iam_coverage $(IAM_USAGE)/functional.json $(IAM_USAGE)/integration.json
+
+# checkov in its own tool environment (.tools/checkov); exit 3 = NOT RUN (cannot install).
+checkov:
+	@scripts/checkov.sh
 
 # The two slow tiers run side by side (one core each: the functional tier is moto in-process,
 # the integration tier moto server and simulators on their own ports, nothing shared); -O
 # keeps each tier's output together. Alone, one after the other, they took ~9 min here.
 test: lint typecheck template-check browser test-unit
+	@rm -f $(IAM_USAGE)/functional.json $(IAM_USAGE)/integration.json
 	@$(MAKE) --no-print-directory -j2 -O test-functional test-integration
+	@$(MAKE) --no-print-directory iam-coverage
+	@scripts/checkov.sh; rc=$$?; [ $$rc -eq 0 ] || [ $$rc -eq 3 ]
 
 # The issue-14 first sync at full size: 10,000 listings at 2 s a request, across continuations
 # (~150 s of CPU, nearly all moto; make test runs the same test with 2,000).

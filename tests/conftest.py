@@ -28,6 +28,10 @@ os.environ.pop("AWS_ENDPOINT_URL", None)
 
 _TIERS = ("unit", "functional", "integration")
 
+# Every AWS call a handler makes is checked against its function's IAM policy in
+# template.yaml, and recorded for `make iam-coverage` (issue 19; tests/support/iam_recorder.py).
+pytest_plugins = ("tests.support.iam_recorder",)
+
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
