@@ -18,11 +18,13 @@ from mls_sync import aws
 from mls_sync.config import get_settings
 from mls_sync.dal import ConnectionsRepo
 from mls_sync.dal.base import Tables
+from mls_sync.inputs import InputError, require_object
 from mls_sync.lambda_events import ScheduledEvent
 from mls_sync.pipeline.dispatch import dispatch, health_census
 from mls_sync.queues import QueueSender
 from mls_sync.timeutil import Clock, utc_now
 from mls_sync.tracing import handler_tracer
+from pydantic import ValidationError
 
 logger = Logger()
 metrics = Metrics()
@@ -54,8 +56,14 @@ class DispatchIncompleteError(RuntimeError):
 def handle(
     event: dict[str, Any], context: LambdaContext, deps: DispatcherDeps | None = None
 ) -> dict[str, Any]:
+    try:
+        scheduled = ScheduledEvent.model_validate(require_object(event, what="event"))
+    except (InputError, ValidationError) as exc:
+        # A retry cannot mend a malformed event: answer, log, count; never raise.
+        error = exc.message if isinstance(exc, InputError) else _first_error(exc)
+        logger.warning("not a scheduled event; nothing dispatched", extra={"error": error})
+        return {"statusCode": 400, "error": f"not a scheduled event: {error}"}
     deps = deps or default_deps()
-    scheduled = ScheduledEvent.model_validate(event)
     result = dispatch(
         deps.connections.iter_enabled_ids(),
         deps.sync_queue,
@@ -125,6 +133,12 @@ def _report_health(deps: DispatcherDeps, context: LambdaContext) -> None:
                 "cause": entry.cause,
             },
         )
+
+
+def _first_error(exc: ValidationError) -> str:
+    err = exc.errors(include_url=False, include_input=False)[0]
+    where = ".".join(str(p) for p in err["loc"]) or "event"
+    return f"{where}: {err['msg']} ({exc.error_count()} problem(s))"
 
 
 @logger.inject_lambda_context(clear_state=True)

@@ -13,7 +13,6 @@ Two entry points, one answer shape (``statusCode`` and ``body``):
 
 from __future__ import annotations
 
-import base64
 import json
 import uuid
 from typing import Any
@@ -21,6 +20,13 @@ from typing import Any
 from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
+from mls_sync.inputs import (
+    MAX_HTTP_BODY_BYTES,
+    InputError,
+    decode_body,
+    loads_object,
+    require_object,
+)
 from mls_sync.pipeline.deps import default_manual_deps
 from mls_sync.pipeline.manual import (
     BrakeRequest,
@@ -46,17 +52,14 @@ def _is_http(event: dict[str, Any]) -> bool:
 def _http_payload(event: dict[str, Any]) -> Any:
     method = event["requestContext"]["http"].get("method", "")
     if method != "POST":
-        raise ManualSyncError(405, f"method {method} not allowed: use POST")
-    raw = event.get("body") or ""
-    if event.get("isBase64Encoded"):
-        try:
-            raw = base64.b64decode(raw).decode("utf-8")
-        except (ValueError, UnicodeDecodeError):
-            raise ManualSyncError(400, "body is not valid base64 UTF-8") from None
-    try:
-        return json.loads(raw) if raw else None
-    except json.JSONDecodeError as exc:
-        raise ManualSyncError(400, f"body is not JSON: {exc.msg}") from None
+        raise ManualSyncError(405, f"method {str(method)[:16]!r} not allowed: use POST")
+    # Size (413), base64, strict UTF-8, JSON, depth and object-ness (400): mls_sync.inputs.
+    text = decode_body(
+        event.get("body"),
+        base64_encoded=event.get("isBase64Encoded") is True,
+        max_bytes=MAX_HTTP_BODY_BYTES,
+    )
+    return loads_object(text, what="body")
 
 
 def handle(
@@ -65,14 +68,16 @@ def handle(
     deps: ManualDeps | None = None,
     clock: Clock = utc_now,
 ) -> dict[str, Any]:
-    http = _is_http(event)
+    http = isinstance(event, dict) and _is_http(event)
+    request_id = event["requestContext"].get("requestId") if http else None
     correlation_id = (
-        (event.get("requestContext", {}).get("requestId") if http else None)
+        (request_id if isinstance(request_id, str) else None)
         or getattr(context, "aws_request_id", None)
         or str(uuid.uuid4())
     )
     try:
-        payload = _http_payload(event) if http else event
+        # A direct invoke's payload must be a JSON object of sane depth (mls_sync.inputs).
+        payload = _http_payload(event) if http else require_object(event)
         request = parse_request(payload)
         if isinstance(request, BrakeRequest):
             decided = decide_brake(
@@ -84,7 +89,7 @@ def handle(
         result = request_sync(
             request, deps or default_manual_deps(), now=clock(), correlation_id=correlation_id
         )
-    except ManualSyncError as exc:
+    except (ManualSyncError, InputError) as exc:
         logger.info("manual sync refused", extra={"status": exc.status, "error": exc.message})
         return _answer(exc.status, {"error": exc.message}, http=http)
     metrics.add_metric(name="ManualSyncJobs", unit=MetricUnit.Count, value=result.jobs)

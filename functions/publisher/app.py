@@ -28,12 +28,20 @@ from aws_lambda_powertools.utilities.batch import (
 from aws_lambda_powertools.utilities.idempotency import IdempotencyConfig, idempotent_function
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from mls_sync import aws
+from mls_sync.inputs import (
+    InputError,
+    check_body_size,
+    is_id,
+    not_a_batch,
+    require_object,
+    sqs_batch_problem,
+)
 from mls_sync.lambda_events import SqsRecord, batch_model
 from mls_sync.models import UnpublishJob
 from mls_sync.unpublish.deps import PublisherDeps, default_deps
 from mls_sync.unpublish.reauth import ADMIN_ACTION, ReauthorizationError
 from mls_sync.unpublish.service import Attempt, GaveUp, RetryLater
-from pydantic import Json
+from pydantic import Json, field_validator
 
 logger = Logger()
 metrics = Metrics()
@@ -46,6 +54,11 @@ finish before the function's timeout is handed back to the queue instead of star
 
 class UnpublishRecord(SqsRecord):
     body: Json[UnpublishJob]
+
+    @field_validator("body", mode="before")
+    @classmethod
+    def _not_oversize(cls, body: Any) -> Any:
+        return check_body_size(body)  # fails this record alone, before parsing
 
 
 def _count(name: str) -> None:
@@ -62,12 +75,19 @@ def _require_time(context: LambdaContext) -> None:
         raise RetryLater("not enough time left in this invocation", delay=1)
 
 
+def _admin_problem(event: dict[str, Any]) -> str | None:
+    if event.get("action") != ADMIN_ACTION or not is_id(event.get("accountId")):
+        return f'expected {{"action": "{ADMIN_ACTION}", "accountId": "<id>"}}'
+    return None
+
+
 def handle_admin(event: dict[str, Any], deps: PublisherDeps) -> dict[str, Any]:
     """An admin's direct invoke: ``{"action": "accountReauthorized", "accountId": "..."}``
     once the account's token secret holds the new token. Answers what was done, or
     ``{"error": ...}`` for a request that cannot be carried out."""
-    if event.get("action") != ADMIN_ACTION or not isinstance(event.get("accountId"), str):
-        return {"error": f'expected {{"action": "{ADMIN_ACTION}", "accountId": "..."}}'}
+    problem = _admin_problem(event)
+    if problem is not None:
+        return {"error": problem}
     correlation = event.get("correlationId")
     try:
         done = deps.reauth.reauthorized(
@@ -81,9 +101,22 @@ def handle_admin(event: dict[str, Any], deps: PublisherDeps) -> dict[str, Any]:
 
 
 def handle(event: dict[str, Any], context: LambdaContext, deps: PublisherDeps | None = None) -> Any:
+    if not isinstance(event, dict) or "Records" not in event:
+        try:
+            admin = require_object(event, what="event")
+        except InputError as exc:
+            logger.warning("invocation refused", extra={"error": exc.message})
+            return {"error": exc.message}
+        problem = _admin_problem(admin)
+        if problem is not None:
+            logger.warning("invocation refused", extra={"error": problem})
+            return {"error": problem}
+        return handle_admin(admin, deps or default_deps())
+    problem = sqs_batch_problem(event)
+    if problem is not None:
+        logger.warning("not an SQS batch; nothing processed", extra={"error": problem})
+        return not_a_batch(event, problem)
     deps = deps or default_deps()
-    if "Records" not in event:
-        return handle_admin(event, deps)
     config = IdempotencyConfig(
         # The round changes when a post is put back to `published` for another try (its
         # account re-authorised): that takedown is new, not a duplicate of the last one.

@@ -19,6 +19,7 @@ from aws_lambda_powertools.metrics import MetricUnit
 # (~0.1-0.25 s) when it finds pydantic already imported (tests/unit/test_cold_start.py).
 from aws_lambda_powertools.utilities.batch import SqsFifoPartialProcessor, process_partial_response
 from aws_lambda_powertools.utilities.typing import LambdaContext
+from mls_sync.inputs import check_body_size, not_a_batch, sqs_batch_problem
 from mls_sync.lambda_events import SqsRecord, batch_model
 from mls_sync.models import SyncJob
 from mls_sync.pipeline.deps import default_sync_deps
@@ -26,7 +27,7 @@ from mls_sync.pipeline.sync import SyncDeps, SyncResult, sync_connection
 from mls_sync.quota import quota_use
 from mls_sync.reso.budget import work_for
 from mls_sync.tracing import handler_tracer
-from pydantic import Json
+from pydantic import Json, field_validator
 
 logger = Logger()
 metrics = Metrics()
@@ -35,6 +36,12 @@ tracer = handler_tracer()  # the X-Ray SDK only where tracing is on
 
 class SyncJobRecord(SqsRecord):
     body: Json[SyncJob]
+
+    @field_validator("body", mode="before")
+    @classmethod
+    def _not_oversize(cls, body: Any) -> Any:
+        # Fails this record alone (and, FIFO, its group's later ones), before parsing.
+        return check_body_size(body)
 
 
 class SyncIncompleteError(RuntimeError):
@@ -149,6 +156,10 @@ def _report_quota(clients: list[object], deps: SyncDeps) -> None:
 
 
 def handle(event: dict[str, Any], context: LambdaContext, deps: SyncDeps | None = None) -> Any:
+    problem = sqs_batch_problem(event)
+    if problem is not None:
+        logger.warning("not an SQS batch; nothing processed", extra={"error": problem})
+        return not_a_batch(event, problem)
     sync_deps = deps or default_sync_deps()
 
     def record_handler(record: SyncJobRecord) -> str:
