@@ -36,6 +36,9 @@ def start_moto_server(port: int = 0, *, quiet: bool = True) -> MotoServer:
     # Imported here: moto pulls in every service's backend (~1 s), only needed when serving.
     from moto.server import ThreadedMotoServer  # noqa: PLC0415
 
+    from mls_sync_local.runtime.moto_patches import transactions_copy_tables_once  # noqa: PLC0415
+
+    transactions_copy_tables_once()
     if quiet:
         # One access-log line per AWS call would drown the command's own output.
         logging.getLogger("werkzeug").setLevel(logging.ERROR)

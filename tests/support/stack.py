@@ -74,6 +74,10 @@ def moto_stack(**overrides: str) -> Iterator[LocalStack]:
     """In-process moto with the stack's resources; cached boto3 clients are reset around it."""
     from moto import mock_aws  # noqa: PLC0415 - test-only import kept local
 
+    from mls_sync_local.runtime.moto_patches import transactions_copy_tables_once  # noqa: PLC0415
+
+    transactions_copy_tables_once()
+
     aws.reset_clients()
     with mock_aws():
         yield create_stack_resources(**overrides)
