@@ -44,6 +44,8 @@ import textwrap
 from pathlib import Path
 from typing import Any
 
+from mls_sync.config import stack_environment
+
 ROOT = Path(__file__).resolve().parent.parent
 ROUNDS = int(os.environ.get("MLS_SYNC_BENCH_ROUNDS", "7"))
 BEFORE = os.environ.get("MLS_SYNC_BENCH_BEFORE")
@@ -113,16 +115,10 @@ CHILD = textwrap.dedent(
 )
 
 SETTINGS_ENV = {
-    "CONNECTIONS_TABLE": "bench-Connections",
-    "LISTINGS_TABLE": "bench-Listings",
-    "POSTS_TABLE": "bench-Posts",
-    "ACCOUNTS_TABLE": "bench-PlatformAccounts",
-    "HISTORY_TABLE": "bench-StatusHistory",
-    "SYNC_RUNS_TABLE": "bench-SyncRuns",
-    "IDEMPOTENCY_TABLE": "bench-Idempotency",
+    # Every resource name the template gives a function (new tables come with the helper).
+    **stack_environment("bench"),
     "SYNC_QUEUE_URL": "https://sqs.us-east-1.amazonaws.com/123456789012/bench-sync.fifo",
     "UNPUBLISH_QUEUE_URL": "https://sqs.us-east-1.amazonaws.com/123456789012/bench-unpublish",
-    "EVENT_BUS_NAME": "mls-sync-bench",
     "UNPUBLISH_ON_STATUSES": "sold",
     "SCHEDULE_EXPRESSION": "rate(15 minutes)",
 }
