@@ -121,30 +121,6 @@ class ListingsRepo:
         item = found.get("Item")
         return plain(item) if item else None
 
-    def find_by_keys(self, connection_id: str, listing_keys: list[str]) -> dict[str, Listing]:
-        """Tracked listings of a connection by MLS key (index read, then consistent reads of
-        the items, since a GSI is only eventually consistent)."""
-        found: dict[str, Listing] = {}
-        for key in dict.fromkeys(listing_keys):
-            for item in query_all(
-                self._table,
-                IndexName="byConnectionKey",
-                KeyConditionExpression=Key("connectionId").eq(connection_id)
-                & Key("listingKey").eq(key),
-            ):
-                listing = self.get(item["listingId"])
-                if listing is not None:
-                    found[key] = listing
-        return found
-
-    def iter_by_connection(self, connection_id: str) -> Iterator[Listing]:
-        for item in query_all(
-            self._table,
-            IndexName="byConnectionKey",
-            KeyConditionExpression=Key("connectionId").eq(connection_id),
-        ):
-            yield Listing.model_validate(item)
-
     def key_entries(self, connection_id: str) -> Iterator[KeyEntry]:
         """Every listing of the connection as a key-map entry, from the ``byConnectionKey``
         index with just the attributes that needs (a repair of the key map, run with each
@@ -500,6 +476,7 @@ class ListingsRepo:
                     ConditionExpression=condition,
                     ExpressionAttributeNames=names,
                     ExpressionAttributeValues=values,
+                    ReturnValuesOnConditionCheckFailure="ALL_OLD",
                 )
             else:
                 self._client.transact_write_items(
@@ -512,6 +489,7 @@ class ListingsRepo:
                                 "ConditionExpression": condition,
                                 "ExpressionAttributeNames": names,
                                 "ExpressionAttributeValues": {k: _av(v) for k, v in values.items()},
+                                "ReturnValuesOnConditionCheckFailure": "ALL_OLD",
                             }
                         },
                         {
@@ -529,7 +507,7 @@ class ListingsRepo:
                 raise
             if code == "TransactionCanceledException" and not _conditional(exc):
                 raise
-            return self._explain(listing_id, update, change, expected_key)
+            return self._explain(listing_id, update, change, expected_key, _old_item(exc))
         return ApplyResult(applied=True)
 
     def _explain(
@@ -538,10 +516,13 @@ class ListingsRepo:
         update: MlsUpdate,
         change: StatusChange | None,
         expected_key: str | None = None,
+        old: dict[str, Any] | None = None,
     ) -> ApplyResult:
-        """Why a write was refused. ``expected_key`` ("" for none) is given for a deletion by
-        detection: any other stored MLS time means newer MLS data arrived (``stale``)."""
-        raw = self.get_raw(listing_id)
+        """Why a write was refused, from the item as the refusal returned it (``old``; read
+        again only when DynamoDB returned none, i.e. the item is gone). ``expected_key`` ("" for
+        none) is given for a deletion by detection: any other stored MLS time means newer MLS
+        data arrived (``stale``)."""
+        raw = old or self.get_raw(listing_id)
         if raw is None:
             return ApplyResult(False, "missing")
         current = Listing.model_validate(raw)
@@ -618,6 +599,20 @@ def is_stale(listing: Listing, update: MlsUpdate) -> bool:
     stored = Instant.parse(listing.mls_modified_at).sort_key()
     incoming = update.modified.sort_key()
     return stored > incoming or (stored == incoming and not listing.deleted_by_detection)
+
+
+def _old_item(exc: ClientError) -> dict[str, Any] | None:
+    """The item as it stood when the write's condition failed (``ALL_OLD``), if DynamoDB
+    returned it: on the error itself, or on the listing's cancellation reason (the first
+    operation of the transaction)."""
+    response: Any = exc.response
+    wire = response.get("Item")
+    if wire is None:
+        reasons = response.get("CancellationReasons") or []
+        wire = reasons[0].get("Item") if reasons else None
+    if not wire:
+        return None
+    return plain({k: _deserializer.deserialize(v) for k, v in wire.items()})
 
 
 def _conditional(exc: ClientError) -> bool:

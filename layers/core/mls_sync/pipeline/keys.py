@@ -13,7 +13,7 @@ from collections.abc import Iterable
 from datetime import UTC, datetime
 
 from mls_sync.models import Cursor, SyncJob
-from mls_sync.timeutil import format_utc, parse_utc
+from mls_sync.timeutil import format_utc
 
 _SQS_ID_MAX = 128
 # What SQS accepts in MessageGroupId / MessageDeduplicationId: alphanumerics and punctuation.
@@ -116,6 +116,3 @@ def run_key(job: SyncJob, cursor: Cursor | None = None, progress: str = "") -> s
         case _:
             return base
 
-
-def parse_slot(slot: str) -> datetime:
-    return parse_utc(slot)

@@ -32,7 +32,6 @@ from mls_sync.reso.auth import (
     credentials_key,
 )
 from mls_sync.reso.cursor import (
-    Position,
     after_filter,
     initial_cursor,
     literal_like,
@@ -346,10 +345,6 @@ class ReplicationClient:
             page = self._parse_page(body, url)
             values, _, _, link = page
         return page
-
-    @staticmethod
-    def _pos(record: MlsRecord) -> Position:
-        return record.modification.epoch_ns, record.listing_key
 
     @staticmethod
     def _key_after(prev: str, cur: str) -> bool:
