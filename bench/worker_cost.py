@@ -25,8 +25,12 @@ import contextlib
 import gc
 import os
 import resource
+import socket
 import statistics
+import subprocess
+import sys
 import time
+import urllib.request
 from collections import Counter
 from collections.abc import Iterator
 from datetime import timedelta
@@ -73,18 +77,52 @@ class CallCounter:
         return taken
 
 
+_MOTO = """
+import sys
+from mls_sync_local.runtime.moto_patches import transactions_copy_tables_once
+transactions_copy_tables_once()
+from moto.server import main
+main(["-H", "127.0.0.1", "-p", sys.argv[1]])
+"""
+
+
+@contextlib.contextmanager
+def _moto_process() -> Iterator[str]:
+    """A moto server in a process of its own: its CPU, its memory and its GIL are not the
+    worker's (the worker's RSS and CPU are then the worker's and the simulator's)."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    process = subprocess.Popen(
+        [sys.executable, "-c", _MOTO, str(port)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        for _ in range(300):
+            try:
+                with urllib.request.urlopen(f"{url}/moto-api/", timeout=2):
+                    break
+            except OSError:
+                time.sleep(0.1)
+        yield url
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
+
+
 @contextlib.contextmanager
 def _world(size: int, *, synced: bool) -> Iterator[Any]:
     from mls_sync import aws  # noqa: PLC0415 - after the endpoint is set
     from mls_sync.models import Connection  # noqa: PLC0415
     from mls_sync.secrets import SecretStore, mls_secret_name  # noqa: PLC0415
 
-    from mls_sync_local.runtime.moto_server import moto_server  # noqa: PLC0415
     from mls_sync_local.sim import MlsSimulator  # noqa: PLC0415
     from tests.support.stack import create_stack_resources  # noqa: PLC0415
 
     saved = {k: os.environ.get(k) for k in ("AWS_ENDPOINT_URL", "AWS_ACCESS_KEY_ID")}
-    with moto_server() as url, MlsSimulator(page_cap=5000) as sim:
+    with _moto_process() as url, MlsSimulator(page_cap=5000) as sim:
         os.environ["AWS_ENDPOINT_URL"] = url
         os.environ.setdefault("AWS_ACCESS_KEY_ID", "testing")
         os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "testing")
