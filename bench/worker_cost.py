@@ -54,15 +54,21 @@ class CallCounter:
 
     def __init__(self) -> None:
         self.calls: Counter[str] = Counter()
+        self.units: Counter[str] = Counter()
+        """Billed units as estimated by ``_units`` (read/write request units, messages...)."""
         self._original: Any = None
 
     def __enter__(self) -> CallCounter:
         original = getattr(BaseClient, "_make_api_call")  # noqa: B009 - a private hook
         counter = self.calls
+        units = self.units
 
         def counted(client: BaseClient, operation: str, params: Any) -> Any:
-            counter[f"{client.meta.service_model.service_name}:{operation}"] += 1
-            return original(client, operation, params)
+            service = client.meta.service_model.service_name
+            counter[f"{service}:{operation}"] += 1
+            result = original(client, operation, params)
+            units.update(_units(service, operation, params, result))
+            return result
 
         self._original = original
         setattr(BaseClient, "_make_api_call", counted)  # noqa: B010
@@ -75,6 +81,42 @@ class CallCounter:
         taken = Counter(self.calls)
         self.calls.clear()
         return taken
+
+    def take_units(self) -> Counter[str]:
+        taken = Counter(self.units)
+        self.units.clear()
+        return taken
+
+
+def _units(service: str, operation: str, params: Any, result: Any) -> dict[str, float]:
+    """What a call is billed, approximately (on-demand DynamoDB; every item here is under
+    1 KB, so a consistent read of one is 1 RRU, an eventually consistent one 0.5, a write
+    1 WRU, a transactional write 2). A query is counted as 1 RRU per 4 KB of ~0.5 KB items."""
+    if service == "dynamodb":
+        if operation == "GetItem":
+            return {"rru": 1.0 if params.get("ConsistentRead") else 0.5}
+        if operation == "BatchGetItem":
+            total = 0.0
+            for request in params["RequestItems"].values():
+                total += len(request["Keys"]) * (1.0 if request.get("ConsistentRead") else 0.5)
+            return {"rru": total}
+        if operation == "Query":
+            scanned = int(result.get("ScannedCount", result.get("Count", 0)))
+            return {"rru": max(0.5, scanned * 0.5 / 4 * 0.5)}
+        if operation in ("PutItem", "UpdateItem", "DeleteItem"):
+            return {"wru": 1.0}
+        if operation == "BatchWriteItem":
+            return {"wru": float(sum(len(v) for v in params["RequestItems"].values()))}
+        if operation == "TransactWriteItems":
+            return {"wru": 2.0 * len(params["TransactItems"])}
+        return {}
+    if service == "sqs":
+        return {"sqs_requests": 1.0}
+    if service == "events":
+        return {"events": float(len(params.get("Entries", [])))}
+    if service == "secretsmanager":
+        return {"secrets_calls": 1.0}
+    return {}
 
 
 _MOTO = """
@@ -279,6 +321,7 @@ def _cycle(stack: Any, sim: Any, counter: CallCounter, reason: str = "schedule")
         }
     )
     counter.take()
+    counter.take_units()
     cpu = 0.0
     mls = 0
     runs = 0
@@ -298,17 +341,22 @@ def _cycle(stack: Any, sim: Any, counter: CallCounter, reason: str = "schedule")
             break
         # The continuation the run queued: taken off the queue outside the count.
         calls = counter.take()
+        units = counter.take_units()
         got = sqs.receive_message(QueueUrl=stack.settings.sync_queue_url, MaxNumberOfMessages=1)
         message = got["Messages"][0]
         sqs.delete_message(
             QueueUrl=stack.settings.sync_queue_url, ReceiptHandle=message["ReceiptHandle"]
         )
+        counter.take()
+        counter.take_units()
         counter.calls.update(calls)
+        counter.units.update(units)
         job = SyncJob.model_validate_json(message["Body"])
     calls = counter.take()
     return {
         "aws_calls": sum(calls.values()),
         "by_operation": dict(sorted(calls.items())),
+        "units": {k: round(v, 1) for k, v in sorted(counter.take_units().items())},
         "worker_cpu_s": round(cpu, 3),
         "mls_requests": mls,
         "runs": runs,
@@ -387,6 +435,90 @@ def measure_quiet(size: int, counter: CallCounter, repeats: int = 5) -> dict[str
     return {"tracked": size, "cycle": "quiet (stored synced)", **row}
 
 
+# List prices, us-east-1, December 2026 (on-demand DynamoDB after the November 2024 cut).
+PRICE = {
+    "lambda_gb_s": 0.0000133334,  # arm64
+    "lambda_request": 0.20 / 1e6,
+    "rru": 0.125 / 1e6,
+    "wru": 0.625 / 1e6,
+    "sqs_request": 0.50 / 1e6,  # FIFO
+    "event": 1.00 / 1e6,  # custom events on a bus
+    "secret_month": 0.40,
+    "secret_call": 0.05 / 1e4,
+    "log_gb": 0.50,
+}
+MLS_LATENCY_S = 0.15
+"""Assumed time of one MLS request in AWS (not measured here: the simulator is loopback)."""
+AWS_LATENCY_S = 0.008
+"""Assumed time of one DynamoDB/SQS/EventBridge call from Lambda."""
+
+
+def cost_table(rows: list[dict[str, Any]], connections: int = 1000) -> dict[str, Any]:
+    """$ a month for ``connections`` connections of 1,000 listings, 96 cycles a day at 1 %
+    changed plus a daily reconciliation, from the measured 1,000-listing rows; beside it the
+    per-listing design (one MLS request and one consistent read per listing per cycle)."""
+    by_cycle = {r["cycle"]: r for r in rows if r["tracked"] == 1000}
+    cycle, daily = by_cycle["1 % changed"], by_cycle["daily reconciliation"]
+    month = 30
+    runs = {"cycle": 96 * month * connections, "daily": month * connections}
+
+    def lambda_s(row: dict[str, Any]) -> float:
+        calls = int(row["aws_calls"])
+        return (
+            float(row["worker_cpu_s"])
+            + int(row["mls_requests"]) * MLS_LATENCY_S
+            + calls * AWS_LATENCY_S
+        )
+
+    ours: dict[str, float] = {}
+    ours["Lambda GB-s (1 GB)"] = sum(
+        runs[k] * lambda_s(r) * PRICE["lambda_gb_s"]
+        for k, r in (("cycle", cycle), ("daily", daily))
+    )
+    ours["Lambda requests"] = (runs["cycle"] + runs["daily"]) * PRICE["lambda_request"]
+    for unit, price in (("rru", "rru"), ("wru", "wru")):
+        ours[f"DynamoDB {unit.upper()}"] = sum(
+            runs[k] * float(r["units"].get(unit, 0)) * PRICE[price]
+            for k, r in (("cycle", cycle), ("daily", daily))
+        )
+    # SQS: the dispatcher's send (10 to a batch) and the event source's receive and delete.
+    ours["SQS"] = sum(
+        runs[k] * (0.1 + 2 + float(r["units"].get("sqs_requests", 0))) * PRICE["sqs_request"]
+        for k, r in (("cycle", cycle), ("daily", daily))
+    )
+    ours["EventBridge"] = sum(
+        runs[k] * float(r["units"].get("events", 0)) * PRICE["event"]
+        for k, r in (("cycle", cycle), ("daily", daily))
+    )
+    ours["Secrets Manager"] = connections * PRICE["secret_month"] + sum(
+        runs[k] * float(r["units"].get("secrets_calls", 0)) * PRICE["secret_call"]
+        for k, r in (("cycle", cycle), ("daily", daily))
+    )
+    ours["CloudWatch Logs (~1 KB a run)"] = (runs["cycle"] + runs["daily"]) * 1e-6 * PRICE["log_gb"]
+
+    per_listing: dict[str, float] = {}
+    seconds = 1000 * MLS_LATENCY_S + 1000 * AWS_LATENCY_S
+    per_listing["Lambda GB-s (1 GB)"] = runs["cycle"] * seconds * PRICE["lambda_gb_s"]
+    per_listing["Lambda requests"] = runs["cycle"] * PRICE["lambda_request"]
+    per_listing["DynamoDB RRU"] = runs["cycle"] * 1000 * PRICE["rru"]
+    per_listing["DynamoDB WRU"] = runs["cycle"] * 10 * PRICE["wru"]
+    per_listing["SQS"] = runs["cycle"] * 2.1 * PRICE["sqs_request"]
+    per_listing["EventBridge"] = ours["EventBridge"]
+    per_listing["Secrets Manager"] = (
+        connections * PRICE["secret_month"] + runs["cycle"] * PRICE["secret_call"]
+    )
+    per_listing["CloudWatch Logs (~1 KB a run)"] = ours["CloudWatch Logs (~1 KB a run)"]
+    return {
+        "ours": {k: round(v, 2) for k, v in ours.items()},
+        "per_listing": {k: round(v, 2) for k, v in per_listing.items()},
+        "ours_total": round(sum(ours.values()), 2),
+        "per_listing_total": round(sum(per_listing.values()), 2),
+        "per_listing_mls_requests_per_day": 96 * 1000 * connections,
+        "ours_mls_requests_per_day": (96 * cycle["mls_requests"] + daily["mls_requests"])
+        * connections,
+    }
+
+
 def run(out: Path) -> dict[str, Any]:  # noqa: ARG001 - figures are returned
     sizes = [int(s) for s in os.environ.get("BENCH_WORKER_SIZES", "1000,10000").split(",")]
     quiet_sizes = [
@@ -401,7 +533,13 @@ def run(out: Path) -> dict[str, Any]:  # noqa: ARG001 - figures are returned
             rows.append(measure_quiet(size, counter))
             _print(rows[-1:])
     load = os.getloadavg()[0]
-    return {"rows": rows, "load_1min_at_end": round(load, 2)}
+    figures: dict[str, Any] = {"rows": rows, "load_1min_at_end": round(load, 2)}
+    if any(r["tracked"] == 1000 and r["cycle"] == "1 % changed" for r in rows):
+        figures["cost"] = cost_table(rows)
+        for side in ("ours", "per_listing"):
+            total = figures["cost"][side + "_total"]
+            print(f"  $ a month ({side}): {figures['cost'][side]}  total {total}")
+    return figures
 
 
 def _print(rows: list[dict[str, Any]]) -> None:
@@ -412,6 +550,6 @@ def _print(rows: list[dict[str, Any]]) -> None:
         print(
             f"{row['tracked']:>7,} {row['cycle']:<32} MLS {row['mls_requests']:>4}"
             f"  AWS {row['aws_calls']:>6}{per}  CPU {row['worker_cpu_s']:.3f} s"
-            f"  RSS {row['peak_rss_mb']} MB  runs {row['runs']}",
+            f"  RSS {row['peak_rss_mb']} MB  runs {row['runs']}  {row['units']}",
             flush=True,
         )
