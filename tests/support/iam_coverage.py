@@ -52,9 +52,6 @@ EXEMPT: dict[tuple[str, str], str] = {
         "Powertools reads an idempotency record when a duplicate's conditional put comes back "
         "without it (DynamoDB returns it, ReturnValuesOnConditionCheckFailure; moto may not)"
     ),
-    ("ManualSyncFunction", "dynamodb:DeleteItem@SyncRuns"): (
-        "a run recorded `queued` is removed when its job cannot be sent (SendMessage failed)"
-    ),
 }
 """(function, action) — or (function, action@Table) for one resource — granted for AWS's
 sake or for a path no test reaches, with the reason. Keep it short: each entry is a grant
