@@ -5,9 +5,8 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from boto3.dynamodb.conditions import Key
-from botocore.exceptions import ClientError
 
-from mls_sync.dal.base import ConditionFailed, is_condition_failure, plain, query_all
+from mls_sync.dal.base import condition_failed_as, conditional, plain, query_all
 from mls_sync.models import PlatformAccount
 
 if TYPE_CHECKING:
@@ -19,14 +18,12 @@ class AccountsRepo:
         self._table = table
 
     def create(self, account: PlatformAccount) -> None:
-        try:
+        with condition_failed_as("exists"):
             self._table.put_item(
-                Item=account.to_item(), ConditionExpression="attribute_not_exists(accountId)"
+                Item=account.to_item(),
+                ConditionExpression="attribute_not_exists(accountId)",
+                ReturnValuesOnConditionCheckFailure="ALL_OLD",
             )
-        except ClientError as exc:
-            if is_condition_failure(exc):
-                raise ConditionFailed("exists", self.get_raw(account.account_id)) from None
-            raise
 
     def get_raw(self, account_id: str) -> dict[str, Any] | None:
         found = self._table.get_item(Key={"accountId": account_id}, ConsistentRead=True)
@@ -48,8 +45,8 @@ class AccountsRepo:
     def acquire_refresh_lease(self, account_id: str, owner: str, *, now: str, until: str) -> bool:
         """Takes the account's refresh lease; False when another refresher holds a live one.
         Timestamps are fixed-width UTC text, so string order is time order."""
-        try:
-            self._table.update_item(
+        return conditional(
+            lambda: self._table.update_item(
                 Key={"accountId": account_id},
                 UpdateExpression="SET leaseOwner = :o, leaseExpiresAt = :u",
                 ConditionExpression=(
@@ -58,11 +55,7 @@ class AccountsRepo:
                 ),
                 ExpressionAttributeValues={":o": owner, ":u": until, ":now": now},
             )
-        except ClientError as exc:
-            if is_condition_failure(exc):
-                return False
-            raise
-        return True
+        )
 
     def release_refresh_lease(
         self, account_id: str, owner: str, *, token_expires_at: str | None = None
@@ -74,20 +67,16 @@ class AccountsRepo:
         if token_expires_at is not None:
             expression = "SET tokenExpiresAt = :x " + expression
             values[":x"] = token_expires_at
-        try:
+        with condition_failed_as("lease lost"):
             self._table.update_item(
                 Key={"accountId": account_id},
                 UpdateExpression=expression,
                 ConditionExpression="leaseOwner = :o",
                 ExpressionAttributeValues=values,
             )
-        except ClientError as exc:
-            if is_condition_failure(exc):
-                raise ConditionFailed("lease lost") from None
-            raise
 
     def set_status(self, account_id: str, status: str, *, at: str) -> None:
-        try:
+        with condition_failed_as("missing"):
             self._table.update_item(
                 Key={"accountId": account_id},
                 UpdateExpression="SET #s = :s, statusChangedAt = :at",
@@ -95,7 +84,3 @@ class AccountsRepo:
                 ExpressionAttributeNames={"#s": "status"},
                 ExpressionAttributeValues={":s": status, ":at": at},
             )
-        except ClientError as exc:
-            if is_condition_failure(exc):
-                raise ConditionFailed("missing") from None
-            raise

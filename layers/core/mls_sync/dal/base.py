@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
+from boto3.dynamodb.types import TypeDeserializer
 from botocore.exceptions import ClientError
 
 from mls_sync import aws
@@ -55,8 +57,48 @@ class Tables:
         )
 
 
+_deserializer = TypeDeserializer()
+
+
 def is_condition_failure(exc: ClientError) -> bool:
     return exc.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException"
+
+
+@contextmanager
+def condition_failed_as(reason: str) -> Iterator[None]:
+    """A write in the block whose condition fails raises ``ConditionFailed(reason, item)``,
+    ``item`` being what DynamoDB returned with the refusal (a write that asks for it with
+    ``ReturnValuesOnConditionCheckFailure="ALL_OLD"``), else None. Other errors pass."""
+    try:
+        yield
+    except ClientError as exc:
+        if not is_condition_failure(exc):
+            raise
+        raise ConditionFailed(reason, old_item(exc)) from None
+
+
+def conditional(write: Callable[[], object]) -> bool:
+    """Makes ``write``; False when its condition failed (other errors pass)."""
+    try:
+        write()
+    except ClientError as exc:
+        if is_condition_failure(exc):
+            return False
+        raise
+    return True
+
+
+def old_item(exc: ClientError) -> dict[str, Any] | None:
+    """The item as it stood when a write's condition failed (``ALL_OLD``), if DynamoDB
+    returned it: on the error itself, or on a transaction's first cancellation reason."""
+    response: Any = exc.response
+    wire = response.get("Item")
+    if wire is None:
+        reasons = response.get("CancellationReasons") or []
+        wire = reasons[0].get("Item") if reasons else None
+    if not wire:
+        return None
+    return plain({k: _deserializer.deserialize(v) for k, v in wire.items()})
 
 
 def plain(item: Mapping[str, Any]) -> dict[str, Any]:

@@ -11,7 +11,14 @@ from typing import TYPE_CHECKING, Any
 from boto3.dynamodb.conditions import Key
 from botocore.exceptions import ClientError
 
-from mls_sync.dal.base import ConditionFailed, is_condition_failure, plain, query_all, storable
+from mls_sync.dal.base import (
+    condition_failed_as,
+    conditional,
+    is_condition_failure,
+    plain,
+    query_all,
+    storable,
+)
 from mls_sync.health import (
     FAILURE_OUTCOMES,
     SUCCESS_OUTCOMES,
@@ -111,14 +118,12 @@ class ConnectionsRepo:
         item = storable(connection.to_item())
         if connection.enabled:
             item["enabledShard"] = enabled_shard(connection.connection_id)
-        try:
+        with condition_failed_as("exists"):
             self._table.put_item(
-                Item=item, ConditionExpression="attribute_not_exists(connectionId)"
+                Item=item,
+                ConditionExpression="attribute_not_exists(connectionId)",
+                ReturnValuesOnConditionCheckFailure="ALL_OLD",
             )
-        except ClientError as exc:
-            if is_condition_failure(exc):
-                raise ConditionFailed("exists", self.get_item(connection.connection_id)) from None
-            raise
 
     def get_item(self, connection_id: str) -> dict[str, Any] | None:
         found = self._table.get_item(Key={"connectionId": connection_id}, ConsistentRead=True)
@@ -173,18 +178,15 @@ class ConnectionsRepo:
         else:
             condition = "attribute_exists(connectionId) AND #cursor = :expected"
             values[":expected"] = expected.to_item()
-        try:
+        with condition_failed_as("cursor moved"):
             self._table.update_item(
                 Key={"connectionId": connection_id},
                 UpdateExpression="SET #cursor = :c, lastSyncedAt = :t",
                 ConditionExpression=condition,
                 ExpressionAttributeNames={"#cursor": "cursor"},
                 ExpressionAttributeValues=values,
+                ReturnValuesOnConditionCheckFailure="ALL_OLD",
             )
-        except ClientError as exc:
-            if is_condition_failure(exc):
-                raise ConditionFailed("cursor moved", self.get_item(connection_id)) from None
-            raise
 
     def save_phase(
         self,
@@ -212,18 +214,15 @@ class ConnectionsRepo:
             sets.append("#cursor = :c")
             values[":c"] = cursor.to_item()
             conditions.append("attribute_not_exists(#cursor)")
-        try:
+        with condition_failed_as("phase moved"):
             self._table.update_item(
                 Key={"connectionId": connection_id},
                 UpdateExpression="SET " + ", ".join(sets),
                 ConditionExpression=" AND ".join(conditions),
                 ExpressionAttributeNames=names,
                 ExpressionAttributeValues=values,
+                ReturnValuesOnConditionCheckFailure="ALL_OLD",
             )
-        except ClientError as exc:
-            if is_condition_failure(exc):
-                raise ConditionFailed("phase moved", self.get_item(connection_id)) from None
-            raise
 
     def finish_phase(
         self, connection_id: str, *, expected: ByKeyPhase | None, reconciled_at: str
@@ -236,23 +235,20 @@ class ConnectionsRepo:
         else:
             condition += " AND byKeyPhase = :expected"
             values[":expected"] = expected.to_item()
-        try:
+        with condition_failed_as("phase moved"):
             self._table.update_item(
                 Key={"connectionId": connection_id},
                 UpdateExpression="SET lastReconciledAt = :t REMOVE byKeyPhase",
                 ConditionExpression=condition,
                 ExpressionAttributeValues=values,
+                ReturnValuesOnConditionCheckFailure="ALL_OLD",
             )
-        except ClientError as exc:
-            if is_condition_failure(exc):
-                raise ConditionFailed("phase moved", self.get_item(connection_id)) from None
-            raise
 
     def set_braked(self, connection_id: str, brake: BrakeState) -> bool:
         """Trips the mass-change brake; False when it was already tripped (the first run that
         tripped it stays the one named)."""
-        try:
-            self._table.update_item(
+        return conditional(
+            lambda: self._table.update_item(
                 Key={"connectionId": connection_id},
                 UpdateExpression="SET braked = :b",
                 ConditionExpression=(
@@ -260,26 +256,18 @@ class ConnectionsRepo:
                 ),
                 ExpressionAttributeValues={":b": storable(brake.to_item())},
             )
-        except ClientError as exc:
-            if is_condition_failure(exc):
-                return False
-            raise
-        return True
+        )
 
     def clear_braked(self, connection_id: str, run_key: str) -> bool:
         """Lifts the brake tripped by ``run_key``; False when it is not (or no longer) that."""
-        try:
-            self._table.update_item(
+        return conditional(
+            lambda: self._table.update_item(
                 Key={"connectionId": connection_id},
                 UpdateExpression="REMOVE braked",
                 ConditionExpression="braked.runKey = :r",
                 ExpressionAttributeValues={":r": run_key},
             )
-        except ClientError as exc:
-            if is_condition_failure(exc):
-                return False
-            raise
-        return True
+        )
 
     # ------------------------------------------------------------------ health
 
@@ -416,14 +404,10 @@ class ConnectionsRepo:
         self._update(connection_id, "SET lastReconciledAt = :t", {":t": at})
 
     def _update(self, connection_id: str, expression: str, values: dict[str, Any]) -> None:
-        try:
+        with condition_failed_as("missing"):
             self._table.update_item(
                 Key={"connectionId": connection_id},
                 UpdateExpression=expression,
                 ConditionExpression="attribute_exists(connectionId)",
                 ExpressionAttributeValues=values,
             )
-        except ClientError as exc:
-            if is_condition_failure(exc):
-                raise ConditionFailed("missing") from None
-            raise

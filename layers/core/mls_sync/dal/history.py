@@ -6,9 +6,8 @@ from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
 from boto3.dynamodb.conditions import Key
-from botocore.exceptions import ClientError
 
-from mls_sync.dal.base import ConditionFailed, is_condition_failure, plain
+from mls_sync.dal.base import condition_failed_as, plain
 from mls_sync.models import StatusChange
 from mls_sync.status import Status
 from mls_sync.timeutil import Instant
@@ -72,14 +71,10 @@ class HistoryRepo:
 
     def complete_effect(self, listing_id: str, key: str, effect: str) -> None:
         """Marks one outbox effect of a change delivered (idempotent)."""
-        try:
+        with condition_failed_as("missing"):
             self._table.update_item(
                 Key={"listingId": listing_id, "changeKey": key},
                 UpdateExpression="DELETE pendingEffects :e",
                 ConditionExpression="attribute_exists(changeKey)",
                 ExpressionAttributeValues={":e": {effect}},
             )
-        except ClientError as exc:
-            if is_condition_failure(exc):
-                raise ConditionFailed("missing") from None
-            raise

@@ -16,7 +16,16 @@ from boto3.dynamodb.conditions import Key
 from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 from botocore.exceptions import ClientError
 
-from mls_sync.dal.base import ConditionFailed, is_condition_failure, plain, query_all, storable
+from mls_sync.dal.base import (
+    ConditionFailed,
+    condition_failed_as,
+    conditional,
+    is_condition_failure,
+    old_item,
+    plain,
+    query_all,
+    storable,
+)
 from mls_sync.dal.listing_keys import KeyEntry, ListingKeysRepo, key_item
 from mls_sync.models import Listing, StatusChange
 from mls_sync.status import Status
@@ -177,6 +186,7 @@ class ListingsRepo:
                             "TableName": self._table.name,
                             "Item": {k: _av(v) for k, v in storable(item).items()},
                             "ConditionExpression": "attribute_not_exists(listingId)",
+                            "ReturnValuesOnConditionCheckFailure": "ALL_OLD",
                         }
                     },
                     {"Put": {"TableName": self.keys.table_name, "Item": entry}},
@@ -186,21 +196,17 @@ class ListingsRepo:
             if exc.response.get("Error", {}).get("Code") == "TransactionCanceledException" and (
                 _conditional(exc)
             ):
-                raise ConditionFailed("exists", self.get_raw(listing.listing_id)) from None
+                raise ConditionFailed("exists", old_item(exc)) from None
             raise
 
     def set_excluded(self, listing_id: str, excluded: bool) -> None:
-        try:
+        with condition_failed_as("missing"):
             self._table.update_item(
                 Key={"listingId": listing_id},
                 UpdateExpression="SET syncExcluded = :x",
                 ConditionExpression="attribute_exists(listingId)",
                 ExpressionAttributeValues={":x": excluded},
             )
-        except ClientError as exc:
-            if is_condition_failure(exc):
-                raise ConditionFailed("missing") from None
-            raise
 
     def note_seen(self, listing_id: str, update: MlsUpdate) -> bool:
         """Records that the MLS confirmed what we hold: sets ``syncedAt`` (and the record's
@@ -216,8 +222,8 @@ class ListingsRepo:
         if update.mls_listing_id:
             sets.append("mlsListingId = if_not_exists(mlsListingId, :lid)")
             values[":lid"] = update.mls_listing_id
-        try:
-            self._table.update_item(
+        return conditional(
+            lambda: self._table.update_item(
                 Key={"listingId": listing_id},
                 UpdateExpression="SET " + ", ".join(sets),
                 ConditionExpression=(
@@ -226,11 +232,7 @@ class ListingsRepo:
                 ),
                 ExpressionAttributeValues=values,
             )
-        except ClientError as exc:
-            if is_condition_failure(exc):
-                return False
-            raise
-        return True
+        )
 
     def quarantine(
         self, listing_id: str, *, reason: str, at: str, permanent: bool, after_attempts: int
@@ -272,17 +274,15 @@ class ListingsRepo:
 
     def clear_quarantine(self, listing_id: str) -> None:
         """The listing's record applied after all: no longer quarantined."""
-        try:
-            self._table.update_item(
+        conditional(
+            lambda: self._table.update_item(
                 Key={"listingId": listing_id},
                 UpdateExpression=(
                     "REMOVE quarantined, quarantineReason, quarantinedAt, quarantineAttempts"
                 ),
                 ConditionExpression="attribute_exists(listingId)",
             )
-        except ClientError as exc:
-            if not is_condition_failure(exc):
-                raise
+        )
 
     def count_quarantined(self, connection_id: str) -> int:
         """How many of the connection's listings are quarantined. Reads every listing of the
@@ -318,22 +318,20 @@ class ListingsRepo:
     def clear_takedown(self, listing_id: str, change_key: str) -> None:
         """The takedown of ``change_key`` is settled (only that one: a newer change may have
         marked the listing since)."""
-        try:
-            self._table.update_item(
+        conditional(
+            lambda: self._table.update_item(
                 Key={"listingId": listing_id},
                 UpdateExpression="REMOVE takedownKey",
                 ConditionExpression="takedownKey = :k",
                 ExpressionAttributeValues={":k": change_key},
             )
-        except ClientError as exc:
-            if not is_condition_failure(exc):
-                raise
+        )
 
     def mark_posts_down(self, listing_id: str, marker: str) -> bool:
         """Records that every post of the listing is down for the change ``marker`` (its MLS
         time); True for the one caller that recorded it, so the announcement is made once."""
-        try:
-            self._table.update_item(
+        return conditional(
+            lambda: self._table.update_item(
                 Key={"listingId": listing_id},
                 UpdateExpression="SET postsDownFor = :m",
                 ConditionExpression=(
@@ -342,11 +340,7 @@ class ListingsRepo:
                 ),
                 ExpressionAttributeValues={":m": marker},
             )
-        except ClientError as exc:
-            if is_condition_failure(exc):
-                return False
-            raise
-        return True
+        )
 
     def apply(
         self,
@@ -507,7 +501,7 @@ class ListingsRepo:
                 raise
             if code == "TransactionCanceledException" and not _conditional(exc):
                 raise
-            return self._explain(listing_id, update, change, expected_key, _old_item(exc))
+            return self._explain(listing_id, update, change, expected_key, old_item(exc))
         return ApplyResult(applied=True)
 
     def _explain(
@@ -599,20 +593,6 @@ def is_stale(listing: Listing, update: MlsUpdate) -> bool:
     stored = Instant.parse(listing.mls_modified_at).sort_key()
     incoming = update.modified.sort_key()
     return stored > incoming or (stored == incoming and not listing.deleted_by_detection)
-
-
-def _old_item(exc: ClientError) -> dict[str, Any] | None:
-    """The item as it stood when the write's condition failed (``ALL_OLD``), if DynamoDB
-    returned it: on the error itself, or on the listing's cancellation reason (the first
-    operation of the transaction)."""
-    response: Any = exc.response
-    wire = response.get("Item")
-    if wire is None:
-        reasons = response.get("CancellationReasons") or []
-        wire = reasons[0].get("Item") if reasons else None
-    if not wire:
-        return None
-    return plain({k: _deserializer.deserialize(v) for k, v in wire.items()})
 
 
 def _conditional(exc: ClientError) -> bool:

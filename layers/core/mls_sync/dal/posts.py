@@ -15,7 +15,15 @@ from typing import TYPE_CHECKING, Any
 from boto3.dynamodb.conditions import Key
 from botocore.exceptions import ClientError
 
-from mls_sync.dal.base import ConditionFailed, is_condition_failure, plain, query_all
+from mls_sync.dal.base import (
+    ConditionFailed,
+    condition_failed_as,
+    conditional,
+    is_condition_failure,
+    old_item,
+    plain,
+    query_all,
+)
 from mls_sync.models import Post, PostStatus
 
 if TYPE_CHECKING:
@@ -59,14 +67,12 @@ class PostsRepo:
         self._table = table
 
     def create(self, post: Post) -> None:
-        try:
+        with condition_failed_as("exists"):
             self._table.put_item(
-                Item=post.to_item(), ConditionExpression="attribute_not_exists(postId)"
+                Item=post.to_item(),
+                ConditionExpression="attribute_not_exists(postId)",
+                ReturnValuesOnConditionCheckFailure="ALL_OLD",
             )
-        except ClientError as exc:
-            if is_condition_failure(exc):
-                raise ConditionFailed("exists", self.get_raw(post.post_id)) from None
-            raise
 
     def get_raw(self, post_id: str) -> dict[str, Any] | None:
         found = self._table.get_item(Key={"postId": post_id}, ConsistentRead=True)
@@ -137,10 +143,11 @@ class PostsRepo:
                 ExpressionAttributeNames={"#s": "status"},
                 ExpressionAttributeValues=values,
                 ReturnValues="ALL_NEW",
+                ReturnValuesOnConditionCheckFailure="ALL_OLD",
             )
         except ClientError as exc:
             if is_condition_failure(exc):
-                current = self.get_raw(post_id)
+                current = old_item(exc)  # the post as the refusal found it; None: no post
                 state = current.get("status") if current else "missing"
                 raise ConditionFailed(f"status {state}", current) from None
             raise
@@ -148,17 +155,13 @@ class PostsRepo:
 
     def complete_effect(self, post_id: str, effect: str) -> None:
         """Ticks one delivered effect off the post's outbox (idempotent)."""
-        try:
+        with condition_failed_as("missing"):
             self._table.update_item(
                 Key={"postId": post_id},
                 UpdateExpression="DELETE pendingEffects :e",
                 ConditionExpression="attribute_exists(postId)",
                 ExpressionAttributeValues={":e": {effect}},
             )
-        except ClientError as exc:
-            if is_condition_failure(exc):
-                raise ConditionFailed("missing") from None
-            raise
 
     def reopen(
         self, post_id: str, *, at: str, expected: PostStatus = PostStatus.REAUTH_REQUIRED
@@ -167,8 +170,8 @@ class PostsRepo:
         again), as a new takedown round: the publisher's idempotency is keyed on the round,
         so the next job for it makes a fresh call. Only from ``expected`` and with nothing
         left in its outbox; False when the post is not (or no longer) in that state."""
-        try:
-            self._table.update_item(
+        return conditional(
+            lambda: self._table.update_item(
                 Key={"postId": post_id},
                 UpdateExpression=(
                     "SET #s = :published, updatedAt = :at"
@@ -184,8 +187,4 @@ class PostsRepo:
                     ":one": 1,
                 },
             )
-        except ClientError as exc:
-            if is_condition_failure(exc):
-                return False
-            raise
-        return True
+        )

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Any
 from boto3.dynamodb.conditions import Key
 from botocore.exceptions import ClientError
 
-from mls_sync.dal.base import ConditionFailed, is_condition_failure, plain
+from mls_sync.dal.base import condition_failed_as, conditional, plain
 from mls_sync.models import SyncRun
 
 if TYPE_CHECKING:
@@ -24,16 +24,12 @@ class SyncRunsRepo:
     def start(self, run: SyncRun) -> SyncRun | None:
         """Records the start of a run. Returns None when the run already exists (a duplicate
         delivery), with the existing run available through ``get``."""
-        try:
-            self._table.put_item(
-                Item=run.to_item(),
-                ConditionExpression="attribute_not_exists(runKey)",
+        started = conditional(
+            lambda: self._table.put_item(
+                Item=run.to_item(), ConditionExpression="attribute_not_exists(runKey)"
             )
-        except ClientError as exc:
-            if is_condition_failure(exc):
-                return None
-            raise
-        return run
+        )
+        return run if started else None
 
     def get(self, connection_id: str, run_key: str) -> SyncRun | None:
         found = self._table.get_item(
@@ -55,32 +51,24 @@ class SyncRunsRepo:
 
     def restart(self, run: SyncRun, *, previous_outcome: str) -> bool:
         """Takes over a run that ended ``previous_outcome`` (failed/continued) for a retry."""
-        try:
-            self._table.put_item(
+        return conditional(
+            lambda: self._table.put_item(
                 Item=run.to_item(),
                 ConditionExpression="outcome = :prev",
                 ExpressionAttributeValues={":prev": previous_outcome},
             )
-        except ClientError as exc:
-            if is_condition_failure(exc):
-                return False
-            raise
-        return True
+        )
 
     def finish(self, run: SyncRun) -> None:
         """Writes a run's final figures; only over a run that is still ``running``."""
         item: dict[str, Any] = run.to_item()
         item["errors"] = item.get("errors", [])[:MAX_ERRORS]
-        try:
+        with condition_failed_as("run not running"):
             self._table.put_item(
                 Item=item,
                 ConditionExpression="attribute_exists(runKey) AND outcome = :running",
                 ExpressionAttributeValues={":running": "running"},
             )
-        except ClientError as exc:
-            if is_condition_failure(exc):
-                raise ConditionFailed("run not running") from None
-            raise
 
     def list_for_connection(self, connection_id: str, limit: int = 20) -> list[SyncRun]:
         page = self._table.query(

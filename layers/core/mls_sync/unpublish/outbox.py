@@ -12,9 +12,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from botocore.exceptions import ClientError
-
-from mls_sync.dal.base import is_condition_failure
+from mls_sync.dal.base import conditional
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb.service_resource import Table
@@ -46,8 +44,8 @@ class PostsDownClaims:
     def claim(self, listing_id: str, sale: str, owner: str) -> bool:
         """True for the one owner of this sale's announcement: the first to claim it, and
         that same owner again on a redelivery (its announcement may not have gone out)."""
-        try:
-            self._table.update_item(
+        return conditional(
+            lambda: self._table.update_item(
                 Key={"listingId": listing_id},
                 UpdateExpression="SET postsDownFor = :m, postsDownBy = :o",
                 ConditionExpression=(
@@ -56,8 +54,4 @@ class PostsDownClaims:
                 ),
                 ExpressionAttributeValues={":m": sale, ":o": owner},
             )
-        except ClientError as exc:
-            if is_condition_failure(exc):
-                return False
-            raise
-        return True
+        )
