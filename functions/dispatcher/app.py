@@ -8,7 +8,6 @@ are deduplicated by their (connection, slot) ids.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from functools import cache
 from typing import Any
 
 from aws_lambda_powertools import Logger, Metrics
@@ -16,6 +15,7 @@ from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from mls_sync import aws
 from mls_sync.config import get_settings
+from mls_sync.container import per_container
 from mls_sync.dal import ConnectionsRepo
 from mls_sync.dal.base import Tables
 from mls_sync.inputs import InputError, require_object
@@ -39,7 +39,7 @@ class DispatcherDeps:
     clock: Clock = utc_now
 
 
-@cache
+@per_container
 def default_deps() -> DispatcherDeps:
     settings = get_settings()
     return DispatcherDeps(

@@ -5,10 +5,11 @@ from __future__ import annotations
 import contextlib
 import importlib
 import os
-import sys
 import warnings
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any, TextIO
+
+from mls_sync import container
 
 from mls_sync_local.runtime.loopback_guard import loopback_only
 from mls_sync_local.runtime.stack import FunctionSpec, TemplateFacts, template_facts
@@ -59,23 +60,10 @@ class HandlerRegistry:
 
 
 def reset_process_caches() -> None:
-    """Forget clients and settings cached by the shipped package, so that a changed
-    environment (endpoint, table names) takes effect, as in a fresh Lambda container."""
-    for module_name, attr in (("mls_sync.aws", "reset_clients"),):
-        module = sys.modules.get(module_name)
-        if module is not None and hasattr(module, attr):
-            getattr(module, attr)()
-    config = sys.modules.get("mls_sync.config")
-    settings = getattr(config, "get_settings", None) if config else None
-    if settings is not None and hasattr(settings, "cache_clear"):
-        settings.cache_clear()
-    # Handlers cache their dependencies (settings, clients, repositories) per container:
-    # a new environment is a new container.
-    for spec in template_facts().functions.values():
-        module = sys.modules.get(spec.module)
-        for value in vars(module).values() if module else ():
-            if callable(getattr(value, "cache_clear", None)):
-                value.cache_clear()
+    """Forget the settings, clients and handler dependencies the shipped package keeps per
+    container (``mls_sync.container``), so that a changed environment (endpoint, table
+    names) takes effect, as in a fresh Lambda container."""
+    container.reset()
 
 
 @contextlib.contextmanager

@@ -11,11 +11,12 @@ clients are).
 from __future__ import annotations
 
 import threading
-from functools import cache
 from typing import TYPE_CHECKING, Any
 
 import boto3
 from botocore.config import Config
+
+from mls_sync.container import per_container
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb.client import DynamoDBClient
@@ -34,18 +35,18 @@ _CONFIG = Config(
 _LOCK = threading.Lock()
 
 
-@cache
+@per_container
 def _session() -> boto3.session.Session:
     return boto3.session.Session()
 
 
-@cache
+@per_container
 def _client(service: str) -> Any:
     with _LOCK:
         return _session().client(service, config=_CONFIG)  # type: ignore[call-overload]
 
 
-@cache
+@per_container
 def _resource(service: str) -> Any:
     with _LOCK:
         return _session().resource(service, config=_CONFIG)  # type: ignore[call-overload]

@@ -7,10 +7,10 @@ for resource names.
 from __future__ import annotations
 
 import os
-from functools import cache
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from mls_sync.container import per_container
 from mls_sync.policy import TransitionPolicy, parse_unpublish_on
 
 
@@ -106,7 +106,7 @@ def settings_from(env: dict[str, str] | os._Environ[str]) -> Settings:
     return settings
 
 
-@cache
+@per_container
 def get_settings() -> Settings:
     """The process's settings, read once on first use (never at import time)."""
     return settings_from(os.environ)

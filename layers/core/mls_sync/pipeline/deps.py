@@ -3,11 +3,11 @@ import time, so tests can start moto first)."""
 
 from __future__ import annotations
 
-from functools import cache
 from typing import TYPE_CHECKING
 
 from mls_sync import aws
 from mls_sync.config import Settings, get_settings
+from mls_sync.container import per_container
 from mls_sync.dal import ConnectionsRepo, HistoryRepo, ListingsRepo, PostsRepo, SyncRunsRepo
 from mls_sync.dal.base import Tables
 from mls_sync.events import EventPublisher
@@ -77,11 +77,11 @@ def build_manual_deps(settings: Settings | None = None) -> ManualDeps:
     )
 
 
-@cache
+@per_container
 def default_sync_deps() -> SyncDeps:
     return build_sync_deps()
 
 
-@cache
+@per_container
 def default_manual_deps() -> ManualDeps:
     return build_manual_deps()

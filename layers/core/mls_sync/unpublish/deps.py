@@ -6,12 +6,12 @@ import os
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from functools import cache
 
 from aws_lambda_powertools.utilities.idempotency import DynamoDBPersistenceLayer
 
 from mls_sync import aws
 from mls_sync.config import Settings, get_settings
+from mls_sync.container import per_container
 from mls_sync.dal.accounts import AccountsRepo
 from mls_sync.dal.base import Tables
 from mls_sync.dal.listings import ListingsRepo
@@ -106,6 +106,6 @@ def build(
     )
 
 
-@cache
+@per_container
 def default_deps() -> PublisherDeps:
     return build()
