@@ -32,6 +32,7 @@ from mls_sync.inputs import (
     InputError,
     check_body_size,
     is_id,
+    log_refused,
     not_a_batch,
     require_object,
     sqs_batch_problem,
@@ -59,6 +60,12 @@ class UnpublishRecord(SqsRecord):
     @classmethod
     def _not_oversize(cls, body: Any) -> Any:
         return check_body_size(body)  # fails this record alone, before parsing
+
+
+class _Processor(BatchProcessor):
+    def failure_handler(self, record: Any, exception: Any) -> Any:
+        log_refused(logger, record, exception)  # a record that does not parse, logged
+        return super().failure_handler(record, exception)
 
 
 def _count(name: str) -> None:
@@ -182,7 +189,7 @@ def handle(event: dict[str, Any], context: LambdaContext, deps: PublisherDeps | 
 
     # A batch whose every record must wait (one throttled account) is not a function error:
     # report each record failed rather than raise, so the Errors alarm stays for real faults.
-    processor = BatchProcessor(
+    processor = _Processor(
         event_type=EventType.SQS,
         model=batch_model(UnpublishRecord),
         raise_on_entire_batch_failure=False,

@@ -19,7 +19,7 @@ from aws_lambda_powertools.metrics import MetricUnit
 # (~0.1-0.25 s) when it finds pydantic already imported (tests/unit/test_cold_start.py).
 from aws_lambda_powertools.utilities.batch import SqsFifoPartialProcessor, process_partial_response
 from aws_lambda_powertools.utilities.typing import LambdaContext
-from mls_sync.inputs import check_body_size, not_a_batch, sqs_batch_problem
+from mls_sync.inputs import check_body_size, log_refused, not_a_batch, sqs_batch_problem
 from mls_sync.lambda_events import SqsRecord, batch_model
 from mls_sync.models import SyncJob
 from mls_sync.pipeline.deps import default_sync_deps
@@ -42,6 +42,12 @@ class SyncJobRecord(SqsRecord):
     def _not_oversize(cls, body: Any) -> Any:
         # Fails this record alone (and, FIFO, its group's later ones), before parsing.
         return check_body_size(body)
+
+
+class _Processor(SqsFifoPartialProcessor):
+    def failure_handler(self, record: Any, exception: Any) -> Any:
+        log_refused(logger, record, exception)  # a record that does not parse, logged
+        return super().failure_handler(record, exception)
 
 
 class SyncIncompleteError(RuntimeError):
@@ -182,7 +188,7 @@ def handle(event: dict[str, Any], context: LambdaContext, deps: SyncDeps | None 
             )
         return result.outcome
 
-    processor = SqsFifoPartialProcessor(model=batch_model(SyncJobRecord), skip_group_on_error=True)
+    processor = _Processor(model=batch_model(SyncJobRecord), skip_group_on_error=True)
     # Every record failed is still a partial response: SQS retries exactly those messages,
     # and the invocation does not count as a function error.
     processor.raise_on_entire_batch_failure = False

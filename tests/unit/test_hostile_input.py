@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import copy
 import json
+import logging
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any, cast
@@ -432,3 +433,33 @@ def test_publisher_answers_what_is_neither_a_batch_nor_an_admin_request(event: A
 def test_publisher_refuses_with_a_structured_error(event: Any) -> None:
     answer = publisher.handle(event, _context(), _publisher_deps(FakeService()))
     assert answer["error"]
+
+
+class _Lines(logging.Handler):
+    def __init__(self) -> None:
+        super().__init__(level=logging.DEBUG)
+        self.records: list[logging.LogRecord] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.records.append(record)
+
+
+def test_a_refused_record_is_logged_without_its_body(fake_sync: list[str]) -> None:
+    # Given a batch with a record whose job does not parse
+    template = _event("worker.sqs.json")["Records"][0]
+    body = json.dumps({"connectionId": "c-bad\n", "secretish": "do-not-log-me"})
+    event = {"Records": [_record(template, "m-bad", body, "c-bad")]}
+    lines = _Lines()
+    service = logging.getLogger("mls-sync")  # the handlers' Powertools logger (made at import)
+    service.addHandler(lines)
+    try:
+        answer = worker.handle(event, _context(), cast("Any", SimpleNamespace()))
+    finally:
+        service.removeHandler(lines)
+    # Then it fails alone, and one warning names the message and the field, not the body
+    assert answer["batchItemFailures"] == [{"itemIdentifier": "m-bad"}]
+    (refused,) = [r for r in lines.records if r.getMessage() == "record refused"]
+    assert refused.levelno == logging.WARNING
+    assert refused.__dict__["messageId"] == "m-bad"
+    assert "do-not-log-me" not in str(refused.__dict__)
+    assert refused.__dict__["error"].startswith("body.")

@@ -159,6 +159,36 @@ def not_a_batch(event: Any, problem: str) -> dict[str, Any]:
     }
 
 
+def refusal_detail(exc: BaseException) -> str | None:
+    """One line for a record that did not parse (a pydantic ``ValidationError``): where and
+    why, never the input (a body may be anything). None for any other failure."""
+    errors = getattr(exc, "errors", None)
+    if type(exc).__name__ != "ValidationError" or not callable(errors):
+        return None
+    found = errors(include_url=False, include_input=False)
+    if not found:
+        return "invalid"
+    first = found[0]
+    where = ".".join(str(p) for p in first.get("loc", ())) or "record"
+    more = f" (+{len(found) - 1} more)" if len(found) > 1 else ""
+    return f"{where}: {first.get('msg', 'invalid')}{more}"
+
+
+def log_refused(log: Any, record: Any, exc_info: Any) -> None:
+    """For a batch processor's ``failure_handler``: one warning for a record refused as
+    unreadable (it fails alone and, after the queue's maxReceiveCount, is dead-lettered)."""
+    exc = exc_info[1] if isinstance(exc_info, tuple) and len(exc_info) > 1 else exc_info
+    detail = refusal_detail(exc) if isinstance(exc, BaseException) else None
+    if detail is None:
+        return
+    # A raw record, Powertools' SQSRecord (unparsed: message_id) or a parsed model (messageId)
+    if isinstance(record, dict):
+        message_id = record.get("messageId")
+    else:
+        message_id = getattr(record, "message_id", None) or getattr(record, "messageId", None)
+    log.warning("record refused", extra={"messageId": message_id, "error": detail})
+
+
 def check_body_size(body: Any, limit: int = MAX_SQS_BODY_BYTES) -> Any:
     """For a record model's ``body`` (mode="before"): an oversize body fails that record
     before it is parsed."""
@@ -178,8 +208,10 @@ __all__ = [
     "decode_body",
     "is_id",
     "loads_object",
+    "log_refused",
     "not_a_batch",
     "record_ids",
+    "refusal_detail",
     "require_object",
     "sqs_batch_problem",
     "too_deep",
