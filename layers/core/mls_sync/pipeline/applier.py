@@ -174,7 +174,15 @@ class Applier(Outbox):
             update.mls_listing_id is not None and seen.mls_listing_id is None
         ):
             self.deps.listings.note_seen(listing_id, update)
-        self.resumes.append((listing_id, update, seen))
+        # Only the change that gave the listing what it holds can still have effects
+        # pending: an older record's change was superseded by a newer write, and every
+        # newer write first delivers what the change before it left pending
+        # (``_finish_pending``). A listing no sync ever changed has no change of ours.
+        if seen.status_changed_at is not None and (
+            seen.restored_change_key is not None
+            or seen.mls_modified_at == update.modified.iso_micro()
+        ):
+            self.resumes.append((listing_id, update, seen))
 
     def _confirm(self, keys: Iterable[str]) -> None:
         for key in keys:
