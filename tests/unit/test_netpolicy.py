@@ -349,3 +349,30 @@ def test_local_mode_connects_to_loopback_and_still_refuses_private() -> None:
     with httpx.Client(transport=private) as client, pytest.raises(httpx.ConnectError):
         client.get("https://sim.example.com/")
     assert backend.connected == ["127.0.0.1"]
+
+
+def test_production_clients_connect_through_the_guard(monkeypatch: pytest.MonkeyPatch) -> None:
+    from mls_sync.platforms.base import Transient  # noqa: PLC0415
+    from mls_sync.platforms.http import PlatformHttp, RetryPolicy  # noqa: PLC0415
+    from mls_sync.reso.auth import BearerToken  # noqa: PLC0415
+    from mls_sync.reso.client import ReplicationClient, ReplicationTarget  # noqa: PLC0415
+    from pydantic import SecretStr  # noqa: PLC0415
+
+    # Given a platform's name that DNS (patched) resolves to the metadata service
+    monkeypatch.setattr(socket, "getaddrinfo", _resolves_to("169.254.169.254"))
+    # When the platform client, as the publisher builds it, calls it
+    with PlatformHttp(retry=RetryPolicy(attempts=1), allow_loopback=False) as http:
+        result = http.call("DELETE", "https://graph.facebook.com/v25.0/1", classify=lambda _r: 1)
+    # Then no connection is made: a transient failure naming the policy
+    assert isinstance(result, Transient)
+    assert "outbound policy" in result.reason
+    # and the MLS client's own HTTP client goes through the same guard
+    client = ReplicationClient(
+        ReplicationTarget(vendor="reso", base_url="https://mls.example.com"),
+        BearerToken(token=SecretStr("t")),
+        allow_loopback=False,
+    )
+    try:
+        assert isinstance(client._transport.http._transport, GuardedTransport)
+    finally:
+        client.close()
