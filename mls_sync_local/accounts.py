@@ -26,7 +26,7 @@ from typing import Any, TextIO
 
 from pydantic import ValidationError
 
-from mls_sync_local.cli import EXIT_FAILED, CommandError, UsageError
+from mls_sync_local.errors import EXIT_FAILED, CommandError, UsageError
 from mls_sync_local.portfolio import PlatformToken
 from mls_sync_local.runtime.context import make_context
 from mls_sync_local.runtime.handlers import process_environment

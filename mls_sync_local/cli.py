@@ -2,45 +2,30 @@
 
 Each subcommand lives in its own module, which exposes ``register(subparsers)``: it adds its
 parser(s) and sets ``run`` (``Callable[[argparse.Namespace], int]``) as a default. The
-registry below lists those modules; one that does not exist (yet) is simply not registered.
+static table ``COMMANDS`` names each command's module; a module it names that cannot be
+imported or registered is an error (exit 1), never a command silently missing.
 
-Exit codes: 0 success, 1 the work ran and something failed, 2 bad usage or input. Errors are
-one readable line on stderr; ``--debug`` adds the traceback.
+Exit codes (``mls_sync_local.errors``): 0 success, 1 the work ran and something failed, 2 bad
+usage or input. Errors are one readable line on stderr; ``--debug`` adds the traceback.
 """
 
 from __future__ import annotations
 
 import argparse
 import importlib
-import importlib.util
 import os
 import sys
 import traceback
 from collections.abc import Callable, Sequence
 from typing import Protocol
 
-# Modules registering subcommands, in the order `mls-sync --help` lists them.
-COMMAND_MODULES: tuple[str, ...] = (
-    "mls_sync_local.demo",
-    "mls_sync_local.runtime.deploy",  # local deploy, local server
-    "mls_sync_local.seed",
-    "mls_sync_local.dump",
-    "mls_sync_local.runtime.tick",
-    "mls_sync_local.runtime.invoke",
-    "mls_sync_local.runtime.dlq",
-    "mls_sync_local.reconcile",
-    "mls_sync_local.brake",  # brake release|discard
-    "mls_sync_local.accounts",  # accounts set-token
-    "mls_sync_local.report",
-    "mls_sync_local.status",
-    "mls_sync_local.sim.cli",  # sim mls, sim platforms
-)
+from mls_sync_local.errors import EXIT_FAILED, EXIT_OK, EXIT_USAGE, CommandError
 
-# Each top-level command, the module registering it and its one-line description: what
-# `mls-sync --help` prints without importing any command module (those import boto3,
-# pydantic, the handlers... seconds of start-up). A command's own module is imported only
-# when that command runs. tests/unit/runtime/test_cli_lazy.py checks that this table
-# agrees with the modules.
+# Each top-level command, in the order `mls-sync --help` lists them, the module registering
+# it and its one-line description: what `mls-sync --help` prints without importing any
+# command module (those import boto3, pydantic, the handlers... seconds of start-up). A
+# command's own module is imported only when that command runs.
+# tests/unit/runtime/test_cli_lazy.py checks that each module registers its command.
 COMMANDS: dict[str, tuple[str, str]] = {
     "demo": ("mls_sync_local.demo", "the whole system end to end on loopback (`make run`)"),
     "local": ("mls_sync_local.runtime.deploy", "the local stand-in for AWS: deploy, server"),
@@ -57,22 +42,6 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "sim": ("mls_sync_local.sim.cli", "run an MLS or platform simulator in the foreground"),
 }
 
-EXIT_OK = 0
-EXIT_FAILED = 1
-EXIT_USAGE = 2
-
-
-class CommandError(Exception):
-    """A failure to report as one line on stderr, with an exit code (1 by default)."""
-
-    exit_code = EXIT_FAILED
-
-
-class UsageError(CommandError):
-    """Bad usage or input: exit 2."""
-
-    exit_code = EXIT_USAGE
-
 
 class _Subparsers(Protocol):
     def add_parser(self, name: str, **kwargs: object) -> argparse.ArgumentParser: ...
@@ -87,32 +56,23 @@ class _Parser(argparse.ArgumentParser):
         self.exit(EXIT_USAGE, f"{self.prog}: error: {message}\n")
 
 
-def _module_exists(name: str) -> bool:
-    try:
-        return importlib.util.find_spec(name) is not None
-    except ModuleNotFoundError:  # a parent package is missing
-        return False
-
-
-def build_parser(
-    modules: Sequence[str] | None = None, *, debug: bool = False
-) -> argparse.ArgumentParser:
+def build_parser(modules: Sequence[str] | None = None) -> argparse.ArgumentParser:
+    """The parser of the commands of ``modules`` (default: every module in ``COMMANDS``).
+    Raises CommandError when one of them cannot be imported or registered."""
     parser = _Parser(
         prog="mls-sync",
         description="mls-sync on this machine: moto for AWS, simulators for the MLS and platforms.",
     )
     parser.add_argument("--debug", action="store_true", help="show tracebacks on errors")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
-    for name in COMMAND_MODULES if modules is None else modules:
-        if not _module_exists(name):
-            continue
+    wanted = (
+        dict.fromkeys(module for module, _ in COMMANDS.values()) if modules is None else modules
+    )
+    for name in wanted:
         try:
-            module = importlib.import_module(name)
-            module.register(subparsers)
-        except Exception as exc:  # noqa: BLE001 - one broken module must not break the rest
-            print(f"mls-sync: {name} not registered: {_one_line(exc)}", file=sys.stderr)
-            if debug:
-                traceback.print_exc()
+            importlib.import_module(name).register(subparsers)
+        except Exception as exc:
+            raise CommandError(f"{name} cannot be loaded: {_one_line(exc)}") from exc
     _describe(parser)
     return parser
 
@@ -138,9 +98,8 @@ def _overview_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--debug", action="store_true", help="show tracebacks on errors")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
-    for name, (module, line) in COMMANDS.items():
-        if module in COMMAND_MODULES:
-            subparsers.add_parser(name, help=line)
+    for name, (_, line) in COMMANDS.items():
+        subparsers.add_parser(name, help=line)
     return parser
 
 
@@ -164,12 +123,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         args_list = ["--debug", *(a for a in args_list if a != "--debug")]
     word = _command_word(args_list)
     known = COMMANDS.get(word or "")
-    if word is None:
-        parser = _overview_parser()
-    elif known is not None and known[0] in COMMAND_MODULES:
-        parser = build_parser((known[0],), debug=debug)
-    else:  # an unknown word: argparse's error lists every command
-        parser = build_parser(debug=debug)
+    try:
+        if word is None:
+            parser = _overview_parser()
+        elif known is not None:
+            parser = build_parser((known[0],))
+        else:  # an unknown word: argparse's error lists every command
+            parser = build_parser()
+    except CommandError as exc:  # a command module that cannot be loaded
+        _report(exc, debug)
+        return exc.exit_code
     args = parser.parse_args(args_list)
     run: Run | None = getattr(args, "run", None)
     if run is None:
@@ -228,8 +191,4 @@ def _report(exc: BaseException, debug: bool, prefix: str = "", text: str | None 
 
 
 if __name__ == "__main__":
-    # Run through the importable module: subcommands raise mls_sync_local.cli's errors, which
-    # are not this __main__ module's classes.
-    from mls_sync_local.cli import main as _main
-
-    raise SystemExit(_main())
+    raise SystemExit(main())

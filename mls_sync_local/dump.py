@@ -19,7 +19,8 @@ from botocore.exceptions import BotoCoreError, ClientError
 from mls_sync.dal.base import plain
 from mls_sync.models import Connection, ItemModel, Listing, PlatformAccount, Post
 
-from mls_sync_local.seed import EXIT_FAILED, EXIT_OK, stack_name, stack_tables, use_local_aws
+from mls_sync_local.errors import EXIT_FAILED, EXIT_OK
+from mls_sync_local.seed import stack_name, stack_tables, use_local_aws
 
 if TYPE_CHECKING:
     from mls_sync.dal import Tables

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, TextIO
 
-from mls_sync_local.cli import EXIT_FAILED, UsageError
+from mls_sync_local.errors import EXIT_FAILED, UsageError
 from mls_sync_local.runtime.local import LocalRuntime
 from mls_sync_local.runtime.pollers import AcceleratedClock
 from mls_sync_local.runtime.tick import TickSummary, drain

@@ -34,7 +34,7 @@ from typing import Any
 from mls_sync.config import stack_environment
 from mls_sync.dal.base import plain
 
-from mls_sync_local.cli import UsageError
+from mls_sync_local.errors import UsageError
 from mls_sync_local.runtime.clients import client
 from mls_sync_local.runtime.stack import endpoint_from_env, region, stack_name
 

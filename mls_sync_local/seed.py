@@ -26,6 +26,7 @@ from mls_sync.dal.listings import ListingsRepo
 from mls_sync.models import Connection, Listing, PlatformAccount, Post
 from mls_sync.secrets import SecretError, SecretStore, mls_secret_name, platform_secret_name
 
+from mls_sync_local.errors import EXIT_FAILED, EXIT_OK, EXIT_USAGE
 from mls_sync_local.portfolio import (
     Portfolio,
     PortfolioAccount,
@@ -41,7 +42,6 @@ if TYPE_CHECKING:
     from mypy_boto3_dynamodb.service_resource import DynamoDBServiceResource
 
 DEFAULT_STACK = "mls-sync-dev"
-EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 
 KINDS: tuple[str, ...] = ("connections", "platformAccounts", "listings", "posts")
 

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, TextIO
 
-from mls_sync_local.cli import EXIT_FAILED, EXIT_OK
+from mls_sync_local.errors import EXIT_FAILED, EXIT_OK
 
 DEFAULT_SCHEDULE = "rate(15 minutes)"
 

@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from mls_sync_local.cli import CommandError, UsageError
+from mls_sync_local.errors import CommandError, UsageError
 from mls_sync_local.parameters import check_parameters
 from mls_sync_local.runtime.clients import client
 from mls_sync_local.runtime.moto_server import start_moto_server

@@ -12,7 +12,7 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from mls_sync_local.cli import UsageError
+from mls_sync_local.errors import UsageError
 from mls_sync_local.runtime.stack import (
     DeployedStack,
     TemplateFacts,

@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from mls_sync_local.cli import CommandError, UsageError
+from mls_sync_local.errors import CommandError, UsageError
 from mls_sync_local.runtime.handlers import handler_output_to
 from mls_sync_local.runtime.local import LocalRuntime
 

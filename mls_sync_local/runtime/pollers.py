@@ -32,7 +32,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from mls_sync_local.cli import CommandError
+from mls_sync_local.errors import CommandError
 from mls_sync_local.runtime.context import LambdaContext, make_context
 from mls_sync_local.runtime.handlers import HandlerRegistry
 from mls_sync_local.runtime.stack import (

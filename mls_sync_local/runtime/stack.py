@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from mls_sync_local.cli import UsageError
+from mls_sync_local.errors import UsageError
 from mls_sync_local.runtime.clients import client
 from mls_sync_local.template import load_template, resources_of_type, translate
 

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, TextIO
 
-from mls_sync_local.cli import EXIT_FAILED, UsageError
+from mls_sync_local.errors import EXIT_FAILED, UsageError
 from mls_sync_local.runtime.context import make_context
 from mls_sync_local.runtime.dlq import dead_letter_counts
 from mls_sync_local.runtime.handlers import handler_output_to, process_environment

@@ -9,7 +9,7 @@ from typing import Any
 
 from mls_sync.netpolicy import is_loopback_host
 
-from mls_sync_local.cli import UsageError
+from mls_sync_local.errors import UsageError
 
 
 def register(subparsers: Any) -> None:

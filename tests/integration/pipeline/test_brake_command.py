@@ -18,7 +18,8 @@ from mls_sync.dal import ConnectionsRepo, PostsRepo
 from mls_sync.models import Connection, PostStatus
 from mls_sync.secrets import SecretStore
 
-from mls_sync_local.cli import EXIT_USAGE, main
+from mls_sync_local.cli import main
+from mls_sync_local.errors import EXIT_USAGE
 from mls_sync_local.portfolio import Portfolio
 from mls_sync_local.runtime.deploy import deploy
 from mls_sync_local.runtime.local import LocalRuntime

@@ -16,7 +16,8 @@ from mls_sync.dal import ListingsRepo
 from mls_sync.secrets import SecretStore
 from mls_sync.status import Status
 
-from mls_sync_local.cli import EXIT_USAGE, main
+from mls_sync_local.cli import main
+from mls_sync_local.errors import EXIT_USAGE
 from mls_sync_local.portfolio import Portfolio
 from mls_sync_local.reconcile import ReconcileSummary, run_reconcile
 from mls_sync_local.runtime.deploy import deploy

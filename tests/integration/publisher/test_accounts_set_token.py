@@ -20,7 +20,8 @@ from mls_sync.queues import OutgoingMessage, QueueSender
 from mls_sync.secrets import SecretStore
 
 from mls_sync_local.accounts import set_token
-from mls_sync_local.cli import EXIT_USAGE, main
+from mls_sync_local.cli import main
+from mls_sync_local.errors import EXIT_USAGE
 from mls_sync_local.portfolio import Portfolio
 from mls_sync_local.runtime.deploy import deploy
 from mls_sync_local.runtime.local import LocalRuntime

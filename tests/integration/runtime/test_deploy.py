@@ -10,7 +10,7 @@ import sys
 import pytest
 from moto.cloudformation.parsing import get_model_map
 
-from mls_sync_local.cli import UsageError
+from mls_sync_local.errors import UsageError
 from mls_sync_local.runtime.deploy import MOTO_UNSUPPORTED, DeployResult, deploy
 from mls_sync_local.runtime.stack import DeployedStack, template_facts
 from mls_sync_local.template import resources_of_type

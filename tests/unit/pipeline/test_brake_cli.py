@@ -5,11 +5,12 @@ from __future__ import annotations
 
 import pytest
 
-from mls_sync_local.cli import COMMAND_MODULES, EXIT_USAGE, build_parser, main
+from mls_sync_local.cli import COMMANDS, build_parser, main
+from mls_sync_local.errors import EXIT_USAGE
 
 
 def test_brake_is_a_registered_command() -> None:
-    assert "mls_sync_local.brake" in COMMAND_MODULES
+    assert COMMANDS["brake"][0] == "mls_sync_local.brake"
     args = build_parser(["mls_sync_local.brake"]).parse_args(["brake", "discard", "c-1", "--json"])
     assert (args.command, args.decision, args.connection_id, args.json) == (
         "brake",

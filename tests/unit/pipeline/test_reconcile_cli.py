@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from mls_sync_local.cli import EXIT_USAGE, build_parser, main
+from mls_sync_local.cli import build_parser, main
+from mls_sync_local.errors import EXIT_USAGE
 
 
 def test_reconcile_is_a_registered_command() -> None:

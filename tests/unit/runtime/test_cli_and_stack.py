@@ -8,16 +8,24 @@ from typing import Any
 import pytest
 
 from mls_sync_local import cli
-from mls_sync_local.cli import EXIT_USAGE, UsageError, build_parser, main
+from mls_sync_local.cli import build_parser, main
+from mls_sync_local.errors import EXIT_FAILED, EXIT_USAGE, CommandError, UsageError
 from mls_sync_local.runtime.stack import find_function, require_loopback, template_facts
 
 
-def test_missing_subcommand_modules_are_simply_not_registered() -> None:
-    # Given a registry naming a module that does not exist (yet) and one that does
-    parser = build_parser(("mls_sync_local.nothing_here", "mls_sync_local.runtime.dlq"))
-    # Then only the existing one's command is there
-    actions = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
-    assert set(actions[0].choices) == {"dlq"}
+def test_a_command_module_that_cannot_be_loaded_is_an_error(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Given a table naming a module that does not exist and one that does
+    with pytest.raises(CommandError, match=r"mls_sync_local\.nothing_here cannot be loaded"):
+        build_parser(("mls_sync_local.nothing_here", "mls_sync_local.runtime.dlq"))
+    # And a command whose module cannot be imported
+    monkeypatch.setitem(cli.COMMANDS, "broken", ("mls_sync_local.nothing_here", "broken"))
+    # When it runs, then exit 1 and one line naming the module
+    assert main(["broken"]) == EXIT_FAILED
+    err = capsys.readouterr().err
+    assert err.startswith("mls-sync: error: mls_sync_local.nothing_here cannot be loaded: ")
+    assert err.count("\n") == 1
 
 
 def test_usage_errors_exit_2_with_one_line(capsys: pytest.CaptureFixture[str]) -> None:
@@ -40,8 +48,7 @@ def test_command_errors_are_one_line_and_debug_adds_the_traceback(
     module = type(cli)("fake_commands")
     module.register = register  # type: ignore[attr-defined]
     monkeypatch.setitem(__import__("sys").modules, "fake_commands", module)
-    monkeypatch.setattr(cli, "COMMAND_MODULES", ("fake_commands",))
-    monkeypatch.setattr(cli, "_module_exists", lambda name: True)
+    monkeypatch.setattr(cli, "COMMANDS", {"boom": ("fake_commands", "fails")})
     # When it runs, then exit 2 and one line
     assert main(["boom"]) == EXIT_USAGE
     err = capsys.readouterr().err

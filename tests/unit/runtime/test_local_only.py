@@ -10,7 +10,8 @@ from pathlib import Path
 import pytest
 from mls_sync.netpolicy import is_loopback_host
 
-from mls_sync_local.cli import EXIT_USAGE, main
+from mls_sync_local.cli import main
+from mls_sync_local.errors import EXIT_USAGE
 from mls_sync_local.runtime.loopback_guard import NonLoopbackHostError, loopback_only
 
 ROOT = Path(__file__).resolve().parents[3]
