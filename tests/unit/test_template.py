@@ -177,3 +177,22 @@ def test_layer_requirements_are_what_the_layer_builds_from() -> None:
     assert (content / "requirements.txt").is_file()
     assert (content / "mls_sync" / "__init__.py").is_file()
     assert layer["Metadata"]["BuildArchitecture"] == "arm64"
+
+
+def _max_receives(queue: str) -> int:
+    return int(TEMPLATE["Resources"][queue]["Properties"]["RedrivePolicy"]["maxReceiveCount"])
+
+
+def test_the_code_counts_deliveries_as_the_queues_do() -> None:
+    """The worker quarantines a record that fails on its last delivery, and the publisher
+    records `failed` on a job's last try: both must know the redrive count of their queue,
+    or a record is dead-lettered before it is quarantined (or a post never marked failed)."""
+    from mls_sync.pipeline.run_state import QUARANTINE_AFTER  # noqa: PLC0415
+    from mls_sync.unpublish.deps import DEFAULT_MAX_RECEIVES  # noqa: PLC0415
+
+    assert _max_receives("SyncQueue") >= QUARANTINE_AFTER
+    publisher_env = TEMPLATE["Resources"]["PublisherFunction"]["Properties"]["Environment"]
+    assert int(publisher_env["Variables"]["UNPUBLISH_MAX_RECEIVES"]) == _max_receives(
+        "UnpublishQueue"
+    )
+    assert _max_receives("UnpublishQueue") == DEFAULT_MAX_RECEIVES
