@@ -151,7 +151,11 @@ def _moto_process() -> Iterator[str]:
         yield url
     finally:
         process.terminate()
-        process.wait(timeout=30)
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:  # a busy server may not stop on SIGTERM
+            process.kill()
+            process.wait(timeout=10)
 
 
 @contextlib.contextmanager
