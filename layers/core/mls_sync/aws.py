@@ -11,7 +11,7 @@ clients are).
 from __future__ import annotations
 
 import threading
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import boto3
 from botocore.config import Config
@@ -53,28 +53,23 @@ def _resource(service: str) -> Any:
 
 
 def dynamodb() -> DynamoDBClient:
-    client: DynamoDBClient = _client("dynamodb")
-    return client
+    return cast("DynamoDBClient", _client("dynamodb"))
 
 
 def dynamodb_resource() -> DynamoDBServiceResource:
-    resource: DynamoDBServiceResource = _resource("dynamodb")
-    return resource
+    return cast("DynamoDBServiceResource", _resource("dynamodb"))
 
 
 def sqs() -> SQSClient:
-    client: SQSClient = _client("sqs")
-    return client
+    return cast("SQSClient", _client("sqs"))
 
 
 def events() -> EventBridgeClient:
-    client: EventBridgeClient = _client("events")
-    return client
+    return cast("EventBridgeClient", _client("events"))
 
 
 def secrets() -> SecretsManagerClient:
-    client: SecretsManagerClient = _client("secretsmanager")
-    return client
+    return cast("SecretsManagerClient", _client("secretsmanager"))
 
 
 def reset_clients() -> None:

@@ -6,7 +6,7 @@ from typing import TYPE_CHECKING, Any
 
 from boto3.dynamodb.conditions import Key
 
-from mls_sync.dal.base import condition_failed_as, conditional, plain, query_all
+from mls_sync.dal.base import condition_failed_as, conditional, put_new, query_all, read
 from mls_sync.models import PlatformAccount
 
 if TYPE_CHECKING:
@@ -18,17 +18,10 @@ class AccountsRepo:
         self._table = table
 
     def create(self, account: PlatformAccount) -> None:
-        with condition_failed_as("exists"):
-            self._table.put_item(
-                Item=account.to_item(),
-                ConditionExpression="attribute_not_exists(accountId)",
-                ReturnValuesOnConditionCheckFailure="ALL_OLD",
-            )
+        put_new(self._table, account.to_item(), "accountId")
 
     def get_raw(self, account_id: str) -> dict[str, Any] | None:
-        found = self._table.get_item(Key={"accountId": account_id}, ConsistentRead=True)
-        item = found.get("Item")
-        return plain(item) if item else None
+        return read(self._table, {"accountId": account_id})
 
     def get(self, account_id: str) -> PlatformAccount | None:
         item = self.get_raw(account_id)

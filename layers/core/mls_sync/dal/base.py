@@ -130,6 +130,23 @@ def storable(value: Any) -> Any:
     return value
 
 
+def read(table: Table, key: Mapping[str, Any], **kwargs: Any) -> dict[str, Any] | None:
+    """The item at ``key``, read consistently, as plain values; None when there is none."""
+    item = table.get_item(Key=key, ConsistentRead=True, **kwargs).get("Item")
+    return plain(item) if item else None
+
+
+def put_new(table: Table, item: Mapping[str, Any], key: str) -> None:
+    """Writes ``item`` unless an item with its ``key`` exists: then ConditionFailed('exists')
+    with the stored item, as the refusal returned it."""
+    with condition_failed_as("exists"):
+        table.put_item(
+            Item=item,
+            ConditionExpression=f"attribute_not_exists({key})",
+            ReturnValuesOnConditionCheckFailure="ALL_OLD",
+        )
+
+
 def query_all(table: Table, **kwargs: Any) -> Iterator[dict[str, Any]]:
     """Every item of a query, following LastEvaluatedKey."""
     while True:

@@ -16,7 +16,9 @@ from mls_sync.dal.base import (
     conditional,
     is_condition_failure,
     plain,
+    put_new,
     query_all,
+    read,
     storable,
 )
 from mls_sync.health import (
@@ -118,17 +120,10 @@ class ConnectionsRepo:
         item = storable(connection.to_item())
         if connection.enabled:
             item["enabledShard"] = enabled_shard(connection.connection_id)
-        with condition_failed_as("exists"):
-            self._table.put_item(
-                Item=item,
-                ConditionExpression="attribute_not_exists(connectionId)",
-                ReturnValuesOnConditionCheckFailure="ALL_OLD",
-            )
+        put_new(self._table, item, "connectionId")
 
     def get_item(self, connection_id: str) -> dict[str, Any] | None:
-        found = self._table.get_item(Key={"connectionId": connection_id}, ConsistentRead=True)
-        item = found.get("Item")
-        return plain(item) if item else None
+        return read(self._table, {"connectionId": connection_id})
 
     def get(self, connection_id: str) -> Connection | None:
         item = self.get_item(connection_id)
@@ -368,15 +363,13 @@ class ConnectionsRepo:
         )
 
     def _health_fields(self, connection_id: str) -> dict[str, Any] | None:
-        found = self._table.get_item(
-            Key={"connectionId": connection_id},
-            ConsistentRead=True,
+        return read(
+            self._table,
+            {"connectionId": connection_id},
             ProjectionExpression=(
                 "connectionId, lastSuccessAt, failingSince, consecutiveFailures, lastError"
             ),
         )
-        item = found.get("Item")
-        return plain(item) if item else None
 
     def iter_health(self, page_size: int = 1000) -> Iterator[ConnectionHealthFields]:
         """Every connection's health fields (a Scan reading only those attributes): what

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Any
 
 from boto3.dynamodb.conditions import Key
 
-from mls_sync.dal.base import condition_failed_as, plain
+from mls_sync.dal.base import condition_failed_as, plain, read
 from mls_sync.models import StatusChange
 from mls_sync.status import Status
 from mls_sync.timeutil import Instant
@@ -35,11 +35,8 @@ class HistoryRepo:
         return [StatusChange.model_validate(plain(i)) for i in page.get("Items", [])]
 
     def get(self, listing_id: str, key: str) -> StatusChange | None:
-        found = self._table.get_item(
-            Key={"listingId": listing_id, "changeKey": key}, ConsistentRead=True
-        )
-        item = found.get("Item")
-        return StatusChange.model_validate(plain(item)) if item else None
+        item = read(self._table, {"listingId": listing_id, "changeKey": key})
+        return StatusChange.model_validate(item) if item else None
 
     def get_many(self, keys: Iterable[tuple[str, str]]) -> dict[tuple[str, str], StatusChange]:
         """Entries by (listingId, changeKey), read consistently 100 to a call; those that do

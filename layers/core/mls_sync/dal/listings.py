@@ -24,6 +24,7 @@ from mls_sync.dal.base import (
     old_item,
     plain,
     query_all,
+    read,
     storable,
 )
 from mls_sync.dal.listing_keys import KeyEntry, ListingKeysRepo, key_item
@@ -95,9 +96,8 @@ class ListingsRepo:
     # ------------------------------------------------------------------ reads
 
     def get(self, listing_id: str) -> Listing | None:
-        found = self._table.get_item(Key={"listingId": listing_id}, ConsistentRead=True)
-        item = found.get("Item")
-        return Listing.model_validate(plain(item)) if item else None
+        item = self.get_raw(listing_id)
+        return Listing.model_validate(item) if item else None
 
     def get_many(self, listing_ids: Sequence[str]) -> dict[str, Listing]:
         """The listings by id, read consistently in batches of 100 (BatchGetItem): what a page
@@ -126,9 +126,7 @@ class ListingsRepo:
         return found
 
     def get_raw(self, listing_id: str) -> dict[str, Any] | None:
-        found = self._table.get_item(Key={"listingId": listing_id}, ConsistentRead=True)
-        item = found.get("Item")
-        return plain(item) if item else None
+        return read(self._table, {"listingId": listing_id})
 
     def key_entries(self, connection_id: str) -> Iterator[KeyEntry]:
         """Every listing of the connection as a key-map entry, from the ``byConnectionKey``
@@ -324,21 +322,6 @@ class ListingsRepo:
                 UpdateExpression="REMOVE takedownKey",
                 ConditionExpression="takedownKey = :k",
                 ExpressionAttributeValues={":k": change_key},
-            )
-        )
-
-    def mark_posts_down(self, listing_id: str, marker: str) -> bool:
-        """Records that every post of the listing is down for the change ``marker`` (its MLS
-        time); True for the one caller that recorded it, so the announcement is made once."""
-        return conditional(
-            lambda: self._table.update_item(
-                Key={"listingId": listing_id},
-                UpdateExpression="SET postsDownFor = :m",
-                ConditionExpression=(
-                    "attribute_exists(listingId)"
-                    " AND (attribute_not_exists(postsDownFor) OR postsDownFor <> :m)"
-                ),
-                ExpressionAttributeValues={":m": marker},
             )
         )
 

@@ -13,16 +13,15 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from boto3.dynamodb.conditions import Key
-from botocore.exceptions import ClientError
 
 from mls_sync.dal.base import (
     ConditionFailed,
     condition_failed_as,
     conditional,
-    is_condition_failure,
-    old_item,
     plain,
+    put_new,
     query_all,
+    read,
 )
 from mls_sync.models import Post, PostStatus
 
@@ -67,17 +66,10 @@ class PostsRepo:
         self._table = table
 
     def create(self, post: Post) -> None:
-        with condition_failed_as("exists"):
-            self._table.put_item(
-                Item=post.to_item(),
-                ConditionExpression="attribute_not_exists(postId)",
-                ReturnValuesOnConditionCheckFailure="ALL_OLD",
-            )
+        put_new(self._table, post.to_item(), "postId")
 
     def get_raw(self, post_id: str) -> dict[str, Any] | None:
-        found = self._table.get_item(Key={"postId": post_id}, ConsistentRead=True)
-        item = found.get("Item")
-        return plain(item) if item else None
+        return read(self._table, {"postId": post_id})
 
     def get(self, post_id: str) -> Post | None:
         item = self.get_raw(post_id)
@@ -136,21 +128,19 @@ class PostsRepo:
                 sets.append(f"{name} = :{name}")
                 values[f":{name}"] = value
         try:
-            found = self._table.update_item(
-                Key={"postId": post_id},
-                UpdateExpression="SET " + ", ".join(sets),
-                ConditionExpression="#s = :expected",
-                ExpressionAttributeNames={"#s": "status"},
-                ExpressionAttributeValues=values,
-                ReturnValues="ALL_NEW",
-                ReturnValuesOnConditionCheckFailure="ALL_OLD",
-            )
-        except ClientError as exc:
-            if is_condition_failure(exc):
-                current = old_item(exc)  # the post as the refusal found it; None: no post
-                state = current.get("status") if current else "missing"
-                raise ConditionFailed(f"status {state}", current) from None
-            raise
+            with condition_failed_as("status moved"):
+                found = self._table.update_item(
+                    Key={"postId": post_id},
+                    UpdateExpression="SET " + ", ".join(sets),
+                    ConditionExpression="#s = :expected",
+                    ExpressionAttributeNames={"#s": "status"},
+                    ExpressionAttributeValues=values,
+                    ReturnValues="ALL_NEW",
+                    ReturnValuesOnConditionCheckFailure="ALL_OLD",
+                )
+        except ConditionFailed as refused:  # named by the post as the refusal found it
+            state = refused.current.get("status") if refused.current else "missing"
+            raise ConditionFailed(f"status {state}", refused.current) from None
         return SettledPost.from_item(plain(found["Attributes"]))
 
     def complete_effect(self, post_id: str, effect: str) -> None:

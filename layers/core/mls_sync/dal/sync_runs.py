@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Any
 from boto3.dynamodb.conditions import Key
 from botocore.exceptions import ClientError
 
-from mls_sync.dal.base import condition_failed_as, conditional, plain
+from mls_sync.dal.base import condition_failed_as, conditional, plain, read
 from mls_sync.models import SyncRun
 
 if TYPE_CHECKING:
@@ -32,11 +32,8 @@ class SyncRunsRepo:
         return run if started else None
 
     def get(self, connection_id: str, run_key: str) -> SyncRun | None:
-        found = self._table.get_item(
-            Key={"connectionId": connection_id, "runKey": run_key}, ConsistentRead=True
-        )
-        item = found.get("Item")
-        return SyncRun.model_validate(plain(item)) if item else None
+        item = read(self._table, {"connectionId": connection_id, "runKey": run_key})
+        return SyncRun.model_validate(item) if item else None
 
     def delete_queued(self, connection_id: str, run_key: str) -> None:
         """Removes a run recorded as ``queued`` whose job was never sent (best effort)."""

@@ -52,22 +52,7 @@ def literal_like(epoch_ns: int, like: str | None = None) -> str:
     match = _FORM.match(like.strip()) if like else None
     digits = len(match["frac"] or "") if match else 0
     tz = match["tz"] if match else "Z"
-    suffix = tz or ""
-    ns = min(max(epoch_ns, MIN_NS), MAX_NS)
-    offset_ns = 0
-    if tz is not None and tz not in ("Z", "z"):
-        sign = -1 if tz[0] == "-" else 1
-        offset_ns = sign * (int(tz[1:3]) * 3600 + int(tz[-2:]) * 60) * 1_000_000_000
-        if not MIN_NS <= ns + offset_ns <= MAX_NS:
-            offset_ns, suffix = 0, "Z"
-    local = ns + offset_ns
-    if digits < 9:
-        local -= local % 10 ** (9 - digits)
-    whole, frac_ns = divmod(local, 1_000_000_000)
-    out = format_seconds(datetime(1970, 1, 1, tzinfo=UTC) + timedelta(seconds=whole))
-    if digits:
-        out += "." + f"{frac_ns:09d}".ljust(digits, "0")[:digits]
-    return out + suffix
+    return _spell(min(max(epoch_ns, MIN_NS), MAX_NS), digits, tz)
 
 
 def initial_cursor(now: datetime, like: str | None = None) -> Cursor:
@@ -99,7 +84,14 @@ def shift_literal(raw: str, seconds: float) -> str:
         raise TimestampError(f"cannot shift {raw!r} by {seconds} seconds") from None
     digits = len(match["frac"] or "")
     tz = match["tz"]
-    ns = Instant.parse(text).epoch_ns - shift
+    return _spell(Instant.parse(text).epoch_ns - shift, digits, tz)
+
+
+def _spell(ns: int, digits: int, tz: str | None) -> str:
+    """The instant ``ns`` with ``digits`` fractional digits (floored) in the zone form ``tz``
+    (``Z``, ``±hh:mm``, ``±hhmm`` or None for none). A wall time the offset would push out of
+    the years 1-9999 is written in UTC with ``Z`` (when the instant itself is within them);
+    otherwise the wall time is clamped to those years' ends."""
     offset_ns = 0
     suffix = tz or ""
     if tz is not None and tz not in ("Z", "z"):
