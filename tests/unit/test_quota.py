@@ -13,7 +13,8 @@ HOUR, DAY = int(NOW // 3600), int(NOW // 86_400)
 def _client(*, hour: int = HOUR, day: int = DAY, per_hour: int | None = 7200) -> object:
     state = SimpleNamespace(hour=hour, hour_used=6480, day=day, day_used=10_000)
     policy = SimpleNamespace(per_hour=per_hour, per_day=40_000)
-    return SimpleNamespace(budget=SimpleNamespace(key="mlsgrid#abc", policy=policy, _state=state))
+    budget = SimpleNamespace(key="mlsgrid#abc", policy=policy, last_seen=state)
+    return SimpleNamespace(budget=budget)
 
 
 def test_the_higher_of_the_hour_and_the_day_is_the_use() -> None:

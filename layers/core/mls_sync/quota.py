@@ -54,7 +54,7 @@ def quota_use(client: object, now_epoch: float) -> QuotaUse | None:
     client without a shared budget, or a vendor that publishes no hourly or daily quota."""
     budget = getattr(client, "budget", None)
     policy = getattr(budget, "policy", None)
-    state = getattr(budget, "_state", None)  # the item as this worker last saw it
+    state = getattr(budget, "last_seen", None)  # the item as this worker last saw it
     key = getattr(budget, "key", None)
     if budget is None or policy is None or state is None or not isinstance(key, str):
         return None
