@@ -15,6 +15,7 @@ import logging
 import random
 import time
 from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
@@ -107,6 +108,19 @@ class ChangePage(BaseModel):
     are in ``records`` (apply them), but ``cursor`` stops at that clock (count and warn)."""
     degraded: str | None = None
     """Why this page was read in a slower safe mode (see ``ReplicationClient.degraded``)."""
+
+
+@dataclass
+class _Lookups:
+    """What the passes of one ``fetch_by_keys`` have read so far."""
+
+    found: dict[str, MlsRecord] = field(default_factory=dict)
+    present_but_bad: set[str] = field(default_factory=set)
+    """Returned but unreadable: it exists, so it is never called a deletion."""
+    skipped: list[SkippedRecord] = field(default_factory=list)
+
+    def unanswered(self, keys: Sequence[str]) -> list[str]:
+        return [k for k in keys if k not in self.found and k not in self.present_but_bad]
 
 
 class KeyLookup(BaseModel):
@@ -269,8 +283,25 @@ class ReplicationClient:
         return Cursor(timestamp=literal_like(limit_ns, record.modification.raw), listing_key="")
 
     @staticmethod
-    def _future(records: list[MlsRecord], limit_ns: int) -> list[str]:
-        return [r.listing_key for r in records if r.modification.epoch_ns > limit_ns]
+    def _page(
+        records: list[MlsRecord],
+        skipped: list[SkippedRecord],
+        cursor: Cursor,
+        *,
+        complete: bool,
+        limit_ns: int,
+        degraded: str | None = None,
+    ) -> ChangePage:
+        """A page of changes; its records stamped later than ``limit_ns`` are named ``future``."""
+        future = [r.listing_key for r in records if r.modification.epoch_ns > limit_ns]
+        return ChangePage(
+            records=records,
+            skipped=skipped,
+            cursor=cursor,
+            complete=complete,
+            future=future,
+            degraded=degraded,
+        )
 
     def _heal(self, cursor: Cursor) -> Cursor:
         """A stored cursor later than the server's clock plus the skew (written before the
@@ -460,13 +491,7 @@ class ReplicationClient:
             # A short page without a nextLink is the end; a server that caps $top below ours
             # sends a nextLink, and we then continue from our own keyset, never its offset.
             complete = not values or (len(values) < top and link is None)
-            yield ChangePage(
-                records=records,
-                skipped=skipped,
-                cursor=cursor,
-                complete=complete,
-                future=self._future(records, limit),
-            )
+            yield self._page(records, skipped, cursor, complete=complete, limit_ns=limit)
             if complete:
                 return
 
@@ -584,13 +609,7 @@ class ReplicationClient:
                 if link is None:
                     full = False
             complete = not full
-            yield ChangePage(
-                records=fresh,
-                skipped=skipped,
-                cursor=cursor,
-                complete=complete,
-                future=self._future(fresh, limit),
-            )
+            yield self._page(fresh, skipped, cursor, complete=complete, limit_ns=limit)
             if complete:
                 return
 
@@ -640,12 +659,12 @@ class ReplicationClient:
                 # An empty page with a nextLink is not the end; only a missing nextLink is.
                 # A window exactly $top long may have been cut short by $top.
                 complete = link is None and count != top
-                yield ChangePage(
-                    records=records,
-                    skipped=skipped,
-                    cursor=newest if complete else cursor,
+                yield self._page(
+                    records,
+                    skipped,
+                    newest if complete else cursor,
                     complete=complete,
-                    future=self._future(records, limit),
+                    limit_ns=limit,
                     degraded=self._degraded,
                 )
                 if link is None:
@@ -695,15 +714,8 @@ class ReplicationClient:
                 size = min(size, self.profile.max_or + 1)
         return max(1, min(size, self.profile.page_size))
 
-    def _lookup_pass(
-        self,
-        keys: Sequence[str],
-        deadline: float | None,
-        found: dict[str, MlsRecord],
-        present_but_bad: set[str],
-        skipped: list[SkippedRecord],
-    ) -> None:
-        field = self.profile.lookup_field
+    def _lookup_pass(self, keys: Sequence[str], deadline: float | None, into: _Lookups) -> None:
+        lookup_field = self.profile.lookup_field
         size = self._batch_size()
         for i in range(0, len(keys), size):
             batch = keys[i : i + size]
@@ -718,55 +730,47 @@ class ReplicationClient:
                 values, _, _, link = self._parse_page(body, request_url)
                 now = self._server_now()
                 for raw in values:
-                    asked = raw.get(field) if isinstance(raw, dict) else None
+                    asked = raw.get(lookup_field) if isinstance(raw, dict) else None
                     parsed = parse_record(raw, self.profile, now=now)
                     if isinstance(parsed, SkippedRecord):
-                        skipped.append(parsed)
+                        into.skipped.append(parsed)
                         if isinstance(asked, str) and asked in wanted:
                             # It exists, just unreadable: never call that a deletion.
-                            present_but_bad.add(asked)
+                            into.present_but_bad.add(asked)
                         continue
-                    by_key = field == self.profile.key_field
+                    by_key = lookup_field == self.profile.key_field
                     got = parsed.listing_key if by_key else parsed.listing_id
                     if got is None or got not in wanted:
                         continue
-                    known = found.get(got)
+                    known = into.found.get(got)
                     if known is None or parsed.modification > known.modification:
-                        found[got] = parsed
+                        into.found[got] = parsed
                 if link is None:
                     break
                 url, params = self._follow(link, seen), None
 
     def _lookup_with_fallback(
-        self,
-        keys: Sequence[str],
-        deadline: float | None,
-        found: dict[str, MlsRecord],
-        present_but_bad: set[str],
-        skipped: list[SkippedRecord],
+        self, keys: Sequence[str], deadline: float | None, into: _Lookups
     ) -> None:
         try:
-            self._lookup_pass(keys, deadline, found, present_but_bad, skipped)
+            self._lookup_pass(keys, deadline, into)
         except MlsQueryRefused as exc:
             # ``in`` is OData 4.01; a 4.0 server answers 400 (or 501). Fall back to ``or``
             # chains for this client's life and redo the keys not yet answered.
             if not self._use_in or exc.status not in (400, 501):
                 raise
             self._use_in = False
-            rest = [k for k in keys if k not in found and k not in present_but_bad]
-            self._lookup_pass(rest, deadline, found, present_but_bad, skipped)
+            self._lookup_pass(into.unanswered(keys), deadline, into)
 
     def fetch_by_keys(self, keys: Sequence[str], *, deadline: float | None = None) -> KeyLookup:
         """Current records for ``keys`` (in ``lookup_field`` terms), in ``in`` batches. A key
         not returned is asked once more before it is reported missing, so one inconsistent
         page cannot delete a listing."""
         unique = list(dict.fromkeys(k for k in keys if k))
-        found: dict[str, MlsRecord] = {}
-        bad: set[str] = set()
-        skipped: list[SkippedRecord] = []
-        self._lookup_with_fallback(unique, deadline, found, bad, skipped)
-        missing = [k for k in unique if k not in found and k not in bad]
+        read = _Lookups()
+        self._lookup_with_fallback(unique, deadline, read)
+        missing = read.unanswered(unique)
         if missing:
-            self._lookup_with_fallback(missing, deadline, found, bad, skipped)
-            missing = [k for k in missing if k not in found and k not in bad]
-        return KeyLookup(found=found, missing=missing, skipped=skipped)
+            self._lookup_with_fallback(missing, deadline, read)
+            missing = read.unanswered(missing)
+        return KeyLookup(found=read.found, missing=missing, skipped=read.skipped)
