@@ -33,7 +33,6 @@ from mls_sync.models import (
     UnpublishJob,
 )
 from mls_sync.platforms.base import (
-    AccountRef,
     Outcome,
     PlatformClient,
     PlatformError,
@@ -54,7 +53,13 @@ from mls_sync.unpublish.outbox import (
     PostsDownClaims,
     owner_of,
 )
-from mls_sync.unpublish.tokens import RefreshBusyError, StoredToken, TokenService, is_expired
+from mls_sync.unpublish.tokens import (
+    RefreshBusyError,
+    StoredToken,
+    TokenService,
+    account_ref,
+    is_expired,
+)
 
 logger = Logger(child=True)
 
@@ -214,17 +219,17 @@ class UnpublishService:
             if not isinstance(fresh, StoredToken):
                 return fresh
             token = fresh
-        outcome = client.delete_post(_ref(account, token), post_ref)
+        outcome = client.delete_post(account_ref(account, token), post_ref)
         if outcome.kind == "reauth_required" and client.supports_refresh:
             refreshed = self._refresh(account, client, token)
             if not isinstance(refreshed, StoredToken):
                 return refreshed
-            outcome = client.delete_post(_ref(account, refreshed), post_ref)
+            outcome = client.delete_post(account_ref(account, refreshed), post_ref)
         elif outcome.kind == "reauth_required":
             # The token read may be a cached copy, older than one an admin stored since.
             current = self._tokens.read(account, fresh=True)
             if current.accessToken != token.accessToken:
-                outcome = client.delete_post(_ref(account, current), post_ref)
+                outcome = client.delete_post(account_ref(account, current), post_ref)
         return outcome
 
     def _refresh(
@@ -443,12 +448,3 @@ _TAKEN_DOWN = frozenset(
 def _sale_of(listing: dict[str, object]) -> str:
     """The listing change a takedown is for: its MLS time (else when its status changed)."""
     return str(listing.get("mlsModifiedKey") or listing.get("statusChangedAt") or "")
-
-
-def _ref(account: PlatformAccount, token: StoredToken) -> AccountRef:
-    return AccountRef(
-        platform=account.platform.value,
-        external_id=account.external_id,
-        connected_via=account.connected_via,
-        access_token=token.accessToken,
-    )

@@ -112,7 +112,7 @@ class TokenService:
                 return current  # refreshed while we were taking the lease
             if current.refreshToken is None:
                 raise RefreshNotSupported(f"account {account.account_id} has no refresh token")
-            token = client.refresh(_account_ref(account, current), current.refreshToken)
+            token = client.refresh(account_ref(account, current), current.refreshToken)
             fresh = _stored(token, previous=current)
             # The platform may have rotated the refresh token: store before anyone uses it.
             self._secrets.update_json(account.token_secret_arn, fresh.as_json())
@@ -139,7 +139,8 @@ def _stored(token: Token, *, previous: StoredToken) -> StoredToken:
     )
 
 
-def _account_ref(account: PlatformAccount, token: StoredToken) -> AccountRef:
+def account_ref(account: PlatformAccount, token: StoredToken) -> AccountRef:
+    """The account as a platform client takes it, with ``token``."""
     return AccountRef(
         platform=account.platform.value,
         external_id=account.external_id,
