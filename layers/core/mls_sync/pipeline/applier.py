@@ -12,6 +12,7 @@ from mls_sync.dal.listing_keys import KeyEntry
 from mls_sync.dal.listings import MlsUpdate, is_stale
 from mls_sync.models import (
     Listing,
+    StatusChange,
 )
 from mls_sync.pipeline.decisions import (
     Tracked,
@@ -86,13 +87,7 @@ class Applier(Outbox):
             return
         update = deletion_update(self.now)
         self._finish_pending(listing, update)
-        change = status_change(
-            listing,
-            update,
-            policy=self.deps.policy,
-            source=self.source,
-            correlation_id=self.job.correlation_id,
-        )
+        change = self._change(listing, update)
         assert change is not None  # the listing is not deleted yet
         result = self.deps.listings.delete_by_detection(
             listing, update, change, raw.get("mlsModifiedKey")
@@ -130,13 +125,7 @@ class Applier(Outbox):
                 self._seen(listing_id, update, current)
                 return
             self._finish_pending(current, update)
-            change = status_change(
-                current,
-                update,
-                policy=self.deps.policy,
-                source=self.source,
-                correlation_id=self.job.correlation_id,
-            )
+            change = self._change(current, update)
             if change is None and batch:
                 if any(queued.listing_id == listing_id for queued, _ in self.writes):
                     self._flush_writes()  # one write per listing in a transaction
@@ -164,6 +153,16 @@ class Applier(Outbox):
             self.counts["excluded" if result.reason == "excluded" else "vanished"] += 1
             return
         raise RuntimeError(f"listing {listing_id} kept changing under the sync")
+
+    def _change(self, listing: Listing, update: MlsUpdate) -> StatusChange | None:
+        """The status change ``update`` makes to ``listing`` under this run's policy, if any."""
+        return status_change(
+            listing,
+            update,
+            policy=self.deps.policy,
+            source=self.source,
+            correlation_id=self.job.correlation_id,
+        )
 
     def _seen(self, listing_id: str, update: MlsUpdate, seen: Listing) -> None:
         """A record already applied. The first confirmation (or a first ListingId) is noted
