@@ -266,7 +266,7 @@ def check_url(url: str, *, allow_loopback: bool, what: str = "URL") -> str:
     loopback = allow_loopback and is_loopback_host(parts.hostname)
     if loopback:
         return url.strip().rstrip("/")
-    if allow_loopback is False and is_loopback_host(parts.hostname):
+    if not allow_loopback and is_loopback_host(parts.hostname):
         raise OutboundRefusedError(f"{what} {where} is a loopback host (local mode only)")
     refusal = _public_name_refusal(host)
     if refusal is not None:
