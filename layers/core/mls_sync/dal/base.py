@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
+from boto3.dynamodb.conditions import Key
 from boto3.dynamodb.types import TypeDeserializer
 from botocore.exceptions import ClientError
 
@@ -145,6 +146,15 @@ def put_new(table: Table, item: Mapping[str, Any], key: str) -> None:
             ConditionExpression=f"attribute_not_exists({key})",
             ReturnValuesOnConditionCheckFailure="ALL_OLD",
         )
+
+
+def newest(table: Table, key: str, value: str, limit: int) -> list[dict[str, Any]]:
+    """Up to ``limit`` items whose partition key ``key`` is ``value``, highest sort key
+    (newest) first, as plain values."""
+    page = table.query(
+        KeyConditionExpression=Key(key).eq(value), ScanIndexForward=False, Limit=limit
+    )
+    return [plain(i) for i in page.get("Items", [])]
 
 
 def query_all(table: Table, **kwargs: Any) -> Iterator[dict[str, Any]]:

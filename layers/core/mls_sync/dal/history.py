@@ -5,9 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
-from boto3.dynamodb.conditions import Key
-
-from mls_sync.dal.base import condition_failed_as, plain, read
+from mls_sync.dal.base import condition_failed_as, newest, plain, read
 from mls_sync.models import StatusChange
 from mls_sync.status import Status
 from mls_sync.timeutil import Instant
@@ -27,12 +25,8 @@ class HistoryRepo:
         self._table = table
 
     def list_for_listing(self, listing_id: str, limit: int = 50) -> list[StatusChange]:
-        page = self._table.query(
-            KeyConditionExpression=Key("listingId").eq(listing_id),
-            ScanIndexForward=False,
-            Limit=limit,
-        )
-        return [StatusChange.model_validate(plain(i)) for i in page.get("Items", [])]
+        items = newest(self._table, "listingId", listing_id, limit)
+        return [StatusChange.model_validate(i) for i in items]
 
     def get(self, listing_id: str, key: str) -> StatusChange | None:
         item = read(self._table, {"listingId": listing_id, "changeKey": key})

@@ -4,10 +4,9 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from boto3.dynamodb.conditions import Key
 from botocore.exceptions import ClientError
 
-from mls_sync.dal.base import condition_failed_as, conditional, plain, read
+from mls_sync.dal.base import condition_failed_as, conditional, newest, read
 from mls_sync.models import SyncRun
 
 if TYPE_CHECKING:
@@ -68,9 +67,5 @@ class SyncRunsRepo:
             )
 
     def list_for_connection(self, connection_id: str, limit: int = 20) -> list[SyncRun]:
-        page = self._table.query(
-            KeyConditionExpression=Key("connectionId").eq(connection_id),
-            ScanIndexForward=False,
-            Limit=limit,
-        )
-        return [SyncRun.model_validate(plain(i)) for i in page.get("Items", [])]
+        items = newest(self._table, "connectionId", connection_id, limit)
+        return [SyncRun.model_validate(i) for i in items]
