@@ -36,6 +36,9 @@ if TYPE_CHECKING:
     from mypy_boto3_dynamodb.client import DynamoDBClient
     from mypy_boto3_dynamodb.service_resource import Table
 
+_Request = tuple[str, str, dict[str, str], dict[str, Any]]
+"""A listing update: its expression, condition, attribute names and values."""
+
 RejectReason = Literal["missing", "excluded", "stale", "status_moved", "duplicate_change"]
 
 _serializer = TypeSerializer()
@@ -338,16 +341,8 @@ class ListingsRepo:
         history entry to add in the same transaction when the status changes (its key is
         derived from the MLS record, so the same change can never be recorded twice).
         """
-        expression, condition, names, values = _apply_expression(listing, update, change)
-        return self._write(
-            listing.listing_id,
-            update,
-            change,
-            expression=expression,
-            condition=condition,
-            names=names,
-            values=values,
-        )
+        request = _apply_expression(listing, update, change)
+        return self._write(listing.listing_id, update, change, request)
 
     def apply_many(self, writes: Sequence[tuple[Listing, MlsUpdate]]) -> bool:
         """Applies records that change no status, up to 100 listings in one transaction
@@ -414,15 +409,9 @@ class ListingsRepo:
         )
         values[":ss"] = update.standard_status
         values[":ms"] = update.mls_status
+        request = (expression, condition, names, values)
         return self._write(
-            listing.listing_id,
-            update,
-            change,
-            expression=expression,
-            condition=condition,
-            names=names,
-            values=values,
-            expected_key=expected_key or "",
+            listing.listing_id, update, change, request, expected_key=expected_key or ""
         )
 
     def _write(
@@ -430,16 +419,15 @@ class ListingsRepo:
         listing_id: str,
         update: MlsUpdate,
         change: StatusChange | None,
+        request: _Request,
         *,
-        expression: str,
-        condition: str,
-        names: dict[str, str],
-        values: dict[str, Any],
         expected_key: str | None = None,
     ) -> ApplyResult:
-        """The listing update, in one transaction with ``change`` when there is one. A change
-        that takes posts down also marks the listing ``takedownKey`` (the sparse byTakedown
-        index), in the same transaction: the takedown can never be recorded and not found."""
+        """The listing update ``request``, in one transaction with ``change`` when there is
+        one. A change that takes posts down also marks the listing ``takedownKey`` (the sparse
+        byTakedown index), in the same transaction: the takedown can never be recorded and not
+        found."""
+        expression, condition, names, values = request
         listing_key = {"listingId": listing_id}
         if change is not None and TAKEDOWN_EFFECT in change.pending_effects:
             assert expression.startswith("SET ")
@@ -520,9 +508,7 @@ class ListingsRepo:
         return ApplyResult(False, "status_moved", current)
 
 
-def _apply_expression(
-    listing: Listing, update: MlsUpdate, change: StatusChange | None
-) -> tuple[str, str, dict[str, str], dict[str, Any]]:
+def _apply_expression(listing: Listing, update: MlsUpdate, change: StatusChange | None) -> _Request:
     """The update that applies ``update`` to ``listing`` and its condition (see ``apply``)."""
     names = {"#s": "status"}
     values: dict[str, Any] = {
