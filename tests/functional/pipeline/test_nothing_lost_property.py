@@ -95,8 +95,9 @@ ANCIENT = "0001-01-01T00:00:00Z"
 OVERSIZE = 450_000  # characters of MlsStatus: the item would pass DynamoDB's 400 KB
 TIMEOUT = 300
 """Seconds: over three times the property's ~45 s on an idle 2-core machine, about twice its
-~150 s under a load of 10 (five engineers' test runs at once on 2 cores). The thread method ends the session: a signal would only fail the current
-example, and Hypothesis would then shrink, for minutes more."""
+~150 s under a load of 10 (five engineers' test runs at once on 2 cores). The thread method
+ends the session: a signal would only fail the current example, and Hypothesis would then
+shrink, for minutes more."""
 
 # ---------------------------------------------------------------------------- scenarios
 

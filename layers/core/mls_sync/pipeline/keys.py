@@ -115,4 +115,3 @@ def run_key(job: SyncJob, cursor: Cursor | None = None, progress: str = "") -> s
             return f"{base}#{keys}" if keys else base
         case _:
             return base
-
