@@ -15,6 +15,7 @@ from mls_sync.reso.errors import (
     MlsRateLimited,
     MlsUnavailable,
 )
+from mls_sync.reso.limits import RateLimiter
 from mls_sync.reso.profiles import Quotas
 
 from mls_sync_local.sim import MlsSimulator
@@ -211,8 +212,10 @@ def test_deadline_stops_between_whole_pages(
     start = cursor_at(sim)
     keys = feed(sim, 9)
     client, time = make_client(sim, page_size=3, quotas=Quotas(per_minute=6), timeout=5)
+    limiter = client._transport.limiter
+    assert isinstance(limiter, RateLimiter)  # the per-process bucket (no shared budget here)
     for _ in range(6):  # use up the bucket
-        client._transport.limiter.reserve()
+        limiter.reserve()
     # When the caller's deadline allows only the first wait
     deadline = time.monotonic() + 20
     pages: list[ChangePage] = []
