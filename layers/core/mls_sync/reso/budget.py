@@ -87,6 +87,8 @@ class BudgetSettings:
     """Largest batch; each take of a client grows its batch 4 times up to this."""
     max_spare: int = 32
     """Most returned slots kept in the item."""
+    min_give_back: int = 2
+    """Fewer unused slots than this are not worth a write to give back."""
     verify_grace: float = 0.05
     """A holder that read or wrote the item this recently sends without reading it again."""
     max_conflicts: int = 8
@@ -341,10 +343,14 @@ def _wait_in_line(
         return Hold(ready, "deadline")  # it would not be served in time: no place taken
     head = not line or line[0][0] == me
     until = ready if head else ready + 2 * policy.spacing
+    listed = any(who == me for who, _ in line)
+    if not line and ready - now <= s.poll_interval:
+        return Hold(until, "ahead")  # nobody waits and it is a short wait: no place needed
     write = None
-    if all(who != me for who, _ in line) or line != state.waiters:
-        listed = line if any(who == me for who, _ in line) else (*line, (me, now))
-        write = replace(state, version=state.version + 1, waiters=listed)
+    if not listed or line != state.waiters:
+        write = replace(
+            state, version=state.version + 1, waiters=line if listed else (*line, (me, now))
+        )
     return Hold(until, "ahead", write)
 
 
@@ -361,8 +367,8 @@ def give_back(
     taker) and ``me`` out of the line; ``None`` when there is nothing to write."""
     future = [s for s in slots if s > now and s >= state.blocked_until]
     line = tuple(w for w in state.waiters if w[0] != me)
-    if not future and line == state.waiters:
-        return None
+    if len(future) < policy.settings.min_give_back and line == state.waiters:
+        return None  # a slot or so is not worth a write
     spare = sorted({*(s for s in state.spare if s > now), *future})[: policy.settings.max_spare]
     back_hour = sum(1 for s in future if math.floor(s / HOUR) == state.hour)
     back_day = sum(1 for s in future if math.floor(s / DAY) == state.day)
@@ -577,7 +583,10 @@ class SharedBudget:
                         # In line: look again now and then (slots given back by a worker
                         # that finished go to whoever looks first), at the latest when this
                         # caller's time is up.
-                        until = min(until, now + poll, math.inf if latest is None else latest)
+                        # A little jitter: waiters woken by one state do not all write at once.
+                        until += self.rng.uniform(0, self.policy.spacing / 4)
+                        poll_at = now + poll * self.rng.uniform(0.8, 1.0)
+                        until = min(until, poll_at, math.inf if latest is None else latest)
                     elif latest is not None and until >= latest:
                         # Its place in line (if any) stays for the continuation; close()
                         # gives it up when none follows.
@@ -671,6 +680,8 @@ class SharedBudget:
         settings = self.policy.settings
         if self._batch is None:
             self._batch = settings.bulk_batch if bulk else settings.first_batch
+        elif bulk:
+            self._batch = max(self._batch, settings.bulk_batch)  # a by-key phase begins
         state = self._call(self.store.load, self.key)
         for _ in range(settings.max_conflicts):
             decision = plan(
