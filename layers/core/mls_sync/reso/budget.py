@@ -515,7 +515,10 @@ class PermitStats:
     blocked: int = 0
     released: int = 0
     overhead_seconds: list[float] = field(default_factory=list)
-    """Real time each permit spent in store calls (its wait for the slot not included)."""
+    """Real time each permit spent in store calls, waiting in line included."""
+    added_seconds: list[float] = field(default_factory=list)
+    """Real time each permit spent in store calls after its last wait: what it adds to the
+    request beyond the pacing (a take when no slot was held, the check before sending)."""
 
 
 class SharedBudget:
@@ -558,6 +561,7 @@ class SharedBudget:
         self._state: BudgetState | None = None
         self._checked_at = -math.inf
         self._spent = 0.0
+        self._since_sleep = 0.0
 
     @property
     def last_seen(self) -> BudgetState | None:
@@ -568,7 +572,7 @@ class SharedBudget:
     # -- the Limiter protocol
 
     def permit(self, max_wait: float | None, sleep: Callable[[float], None]) -> bool:
-        self._spent = 0.0
+        self._spent = self._since_sleep = 0.0
         latest = None if max_wait is None else self.clock() + max_wait
         tolerance, poll = self.policy.tolerance, self.policy.settings.poll_interval
         for _ in range(10_000):
@@ -593,6 +597,7 @@ class SharedBudget:
                         self._done()
                         return False
                     sleep(max(0.0, until - now))
+                    self._since_sleep = 0.0
                     continue
             slot = self._held[0]
             if latest is not None and slot > latest:
@@ -600,6 +605,7 @@ class SharedBudget:
                 return False
             if slot > now + _EARLY:
                 sleep(slot - now)
+                self._since_sleep = 0.0
                 continue
             if not self._clear_to_send(now):
                 continue
@@ -669,10 +675,13 @@ class SharedBudget:
         try:
             return method(*args)
         finally:
-            self._spent += self.timer() - started
+            spent = self.timer() - started
+            self._spent += spent
+            self._since_sleep += spent
 
     def _done(self) -> None:
         self.stats.overhead_seconds.append(self._spent)
+        self.stats.added_seconds.append(self._since_sleep)
 
     def _take(self, now: float, latest: float | None) -> Hold | None:
         work = current_work()
