@@ -17,8 +17,12 @@ from mls_sync.status import Status, parse_status
 from mls_sync.timeutil import TimestampError, format_utc, parse_utc
 
 Vendor = Literal["reso", "mlsgrid", "trestle", "bridge", "spark"]
-SyncReason = Literal["schedule", "manual", "continuation", "reconcile"]
-ChangeSource = Literal["schedule", "manual", "continuation", "reconcile", "seed"]
+SyncReason = Literal["schedule", "manual", "continuation", "reconcile", "push"]
+ChangeSource = Literal["schedule", "manual", "continuation", "reconcile", "push", "seed"]
+Detection = Literal["replication", "entityEvent", "auto"]
+"""How a connection learns of changes (docs/replication.md "Detection modes"): the
+replication feed by timestamp, the RESO EntityEvent log (RCP-027), or ``auto`` (the log
+when the server's ``$metadata`` has an ``EntityEvent`` set, else replication)."""
 
 
 def _utc_text(value: str) -> str:
@@ -167,6 +171,17 @@ class Connection(ItemModel):
     quarantined_records: int | None = Field(default=None, ge=0)
     """Listings of the connection in quarantine, counted when a run quarantined or cleared
     one (None: never counted, i.e. none ever quarantined)."""
+    detection: Detection = "auto"
+    detected: Literal["replication", "entityEvent"] | None = None
+    """What ``auto`` found in the server's ``$metadata`` (asked once, then kept)."""
+    event_sequence: int | None = Field(default=None, ge=0)
+    """EntityEvent mode: the sequence of the last event fully applied (the anchor) ..."""
+    event_key: str | None = None
+    """... and the ResourceRecordKey that event named (None when the log was empty): a log
+    that no longer answers the anchor's sequence with that key was reset or expired."""
+    push_secret_arn: str | None = None
+    """The Secrets Manager secret holding the bearer token the MLS presents when it pushes
+    events for this connection (PushFunction); None: push not enabled."""
 
 
 class Listing(ItemModel):
