@@ -26,6 +26,8 @@ from urllib.parse import parse_qs, quote, unquote, unquote_plus, urlencode, urls
 
 from mls_sync.timeutil import Instant
 
+from mls_sync_local.sim.entity_events import EventLog, PageShape, metadata_xml
+from mls_sync_local.sim.event_push import EventPusher, PushAttempt, PushStyle
 from mls_sync_local.sim.odata import (
     BoolOp,
     In,
@@ -194,6 +196,15 @@ class MlsSimulator:
     ``page_cap`` (or a smaller ``Prefer: odata.maxpagesize``, answered with
     ``Preference-Applied``), ``compare_timestamps`` ``text`` for a server that compares
     DateTimeOffset filter literals with the served strings as text (SQLite).
+
+    EntityEvent (RCP-027; see ``entity_events.py``): ``entity_events`` True serves
+    ``<root>/EntityEvent`` (else 404) and names it in ``<root>/$metadata``; every scripted write
+    (``add_listing``, ``add_many``, ``set_status``, ``touch``, ``hide``, ``remove_listing``)
+    appends a Property event. ``event_compaction`` serves only the newest event per record
+    (gaps), ``event_step`` > 1 makes sequences sparse, ``event_short_pages`` ends a page cut by
+    ``$top`` without a nextLink although more exist; ``add_lookup_events``,
+    ``reset_event_log`` and ``expire_events`` script noise and broken logs, ``push_to`` pushes
+    events to a consumer (RCP-028).
     """
 
     def __init__(
@@ -227,6 +238,10 @@ class MlsSimulator:
         ignore_orderby: bool = False,
         top_semantics: TopSemantics = "page",
         compare_timestamps: CompareTimestamps = "instant",
+        entity_events: bool = False,
+        event_compaction: bool = False,
+        event_step: int = 1,
+        event_short_pages: bool = False,
     ) -> None:
         if host not in ("127.0.0.1", "::1", "localhost"):
             raise ValueError("the simulator binds to loopback only")
@@ -258,6 +273,12 @@ class MlsSimulator:
         self.ignore_orderby = ignore_orderby
         self.top_semantics = top_semantics
         self.compare_timestamps = compare_timestamps
+        self.events: EventLog | None = (
+            EventLog(compaction=event_compaction, step=event_step, short_pages=event_short_pages)
+            if entity_events
+            else None
+        )
+        self._pusher: EventPusher | None = None
         self.hour_quota: int | None = None
         """Trestle-style quota headers: requests left this hour (None: no headers)."""
         self.rng = random.Random(seed)  # noqa: S311 - fault injection, not security
@@ -308,6 +329,9 @@ class MlsSimulator:
         return self
 
     def stop(self) -> None:
+        if self._pusher is not None:
+            self._pusher.stop()
+            self._pusher = None
         if self._server is not None:
             self._server.shutdown()
             self._server.server_close()
@@ -424,6 +448,7 @@ class MlsSimulator:
             )
             self._listings[key] = listing
             self._index = None
+            self._wrote(key)
             return listing
 
     def add_many(self, count: int, *, prefix: str = "L", status: str = "Active") -> list[str]:
@@ -447,6 +472,7 @@ class MlsSimulator:
         self._index = None
         listing.modified_ns = self._now_ns if at is None else _ns(at)
         listing.modified_raw = at if isinstance(at, str) else None
+        self._wrote(listing.key)
 
     def set_status(
         self,
@@ -476,7 +502,8 @@ class MlsSimulator:
     def remove_listing(self, key: str) -> None:
         """The listing vanishes from the feed (only reconciliation by key can tell)."""
         with self._lock:
-            self._listings.pop(key, None)
+            if self._listings.pop(key, None) is not None:
+                self._wrote(key)
             self._index = None
 
     def withhold(self, keys: Iterable[str]) -> None:
@@ -504,12 +531,73 @@ class MlsSimulator:
         visibility field simply stop serving the listing."""
         with self._lock:
             if self.visibility_field is None:
-                self._listings.pop(key, None)
+                if self._listings.pop(key, None) is not None:
+                    self._wrote(key)
                 self._index = None
                 return
             listing = self._listings[key]
             listing.can_view = False
             self._touch(listing, at)
+
+    # ------------------------------------------------------------------ EntityEvent
+
+    def _wrote(self, key: str) -> None:
+        """One successful write of a Property record: one event (when the log is on)."""
+        if self.events is not None:
+            self.events.append("Property", [key])
+
+    def _event_log(self) -> EventLog:
+        if self.events is None:
+            raise RuntimeError("EntityEvent is off: MlsSimulator(entity_events=True)")
+        return self.events
+
+    def add_lookup_events(self, count: int, *, resource: str = "Lookup") -> None:
+        """``count`` events of another resource (a fresh reference server starts with
+        thousands of Lookup events): noise sharing the sequence."""
+        with self._lock:
+            log = self._event_log()
+            log.append(resource, [f"{resource}-{log.last_sequence + i}" for i in range(count)])
+
+    def reset_event_log(self) -> None:
+        """The log restarts empty at sequence 1 (a spec violation real servers commit)."""
+        with self._lock:
+            self._event_log().reset()
+
+    def expire_events(self, *, before: int) -> int:
+        """Drops the events below sequence ``before`` (retention); returns how many."""
+        with self._lock:
+            return self._event_log().expire(before)
+
+    def push_to(
+        self,
+        url: str,
+        token: str,
+        *,
+        style: PushStyle = "reso",
+        batch: int = 100,
+        **options: Any,
+    ) -> EventPusher:
+        """From now on, events appended are POSTed to ``url`` (loopback only) by a background
+        thread (see ``event_push.py``; ``options``: ``source``, ``max_attempts``,
+        ``timeout``, ``sleep``, ``clock``). Replaces an earlier push target."""
+        log = self._event_log()
+        pusher = EventPusher(url, token, style=style, batch=batch, **options)
+        with self._lock:
+            if self._pusher is not None:
+                self._pusher.stop()
+                log.listeners.remove(self._pusher.enqueue)
+            self._pusher = pusher
+            log.listeners.append(pusher.enqueue)
+        return pusher
+
+    def flush_push(self, timeout: float = 5.0) -> bool:
+        """Waits until every pushed event was delivered or given up (False on timeout)."""
+        pusher = self._pusher
+        return True if pusher is None else pusher.flush(timeout)
+
+    @property
+    def push_attempts(self) -> list[PushAttempt]:
+        return [] if self._pusher is None else list(self._pusher.attempts)
 
     # ------------------------------------------------------------------ faults
 
@@ -784,6 +872,41 @@ class MlsSimulator:
             return "at most 5 'or' operators"
         return None
 
+    def route(self, path: str) -> str | None:
+        """What a request path names: ``Property``, ``EntityEvent``, ``$metadata`` or None."""
+        root = f"/{self.dataset}" if self.dataset else ""
+        path = unquote(path)
+        if path == self.resource_path:
+            return "Property"
+        if path == f"{root}/$metadata":
+            return "$metadata"
+        if path == f"{root}/EntityEvent" and self.events is not None:
+            return "EntityEvent"
+        return None
+
+    def answer(
+        self, route: str, params: Mapping[str, str], *, max_page_size: int | None = None
+    ) -> tuple[int, dict[str, Any]]:
+        """One query on the resource ``route`` names (no faults, no auth). ``$metadata`` comes
+        back as ``{"@sim.xml": <CSDL>}``, which the handler sends as XML."""
+        if route == "$metadata":
+            extra: tuple[tuple[str, str], ...] = (
+                (("MlgCanView", "Edm.Boolean"),) if self.visibility_field else ()
+            )
+            if self.change_field != "ModificationTimestamp":
+                extra += ((self.change_field, "Edm.DateTimeOffset"),)
+            xml = metadata_xml(extra_fields=extra, entity_events=self.events is not None)
+            return 200, {"@sim.xml": xml}
+        if route == "EntityEvent":
+            shape = PageShape(
+                page_cap=self.page_cap,
+                default_top=self.default_top,
+                odata_prefix=self.odata_prefix,
+                link_base=f"{self.service_root}/EntityEvent",
+            )
+            return self._event_log().query(params, shape, max_page_size=max_page_size)
+        return self.query(params, max_page_size=max_page_size)
+
     def query(
         self, params: Mapping[str, str], *, max_page_size: int | None = None
     ) -> tuple[int, dict[str, Any]]:
@@ -950,9 +1073,15 @@ class _Handler(BaseHTTPRequestHandler):
             return super().date_time_string(timestamp)
         return format_datetime(self.simulator.now.replace(microsecond=0), usegmt=True)
 
-    def _send(self, status: int, body: bytes, headers: Mapping[str, str] | None = None) -> None:
+    def _send(
+        self,
+        status: int,
+        body: bytes,
+        headers: Mapping[str, str] | None = None,
+        content_type: str = "application/json",
+    ) -> None:
         self.send_response(status)
-        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Type", content_type)
         self.send_header("Content-Length", str(len(body)))
         for name, value in (headers or {}).items():
             self.send_header(name, value)
@@ -960,6 +1089,9 @@ class _Handler(BaseHTTPRequestHandler):
         self.wfile.write(body)
 
     def _json(self, status: int, payload: Any, headers: Mapping[str, str] | None = None) -> None:
+        if isinstance(payload, dict) and "@sim.xml" in payload:
+            self._send(status, payload["@sim.xml"].encode(), headers, "application/xml")
+            return
         self._send(status, json.dumps(payload).encode(), headers)
 
     def _record(self, path: str, params: dict[str, str], status: int) -> None:
@@ -1024,7 +1156,8 @@ class _Handler(BaseHTTPRequestHandler):
         headers: dict[str, str]
         body: dict[str, Any]
         with sim._lock:
-            if parts.path != sim.resource_path:
+            route = sim.route(parts.path)
+            if route is None:
                 status, body, headers = 404, {"error": "not found"}, {}
             elif not sim._authorised(self.headers.get("Authorization")):
                 sim.requests += 1
@@ -1035,7 +1168,7 @@ class _Handler(BaseHTTPRequestHandler):
                 )
             else:
                 sim.requests += 1
-                status, body, headers = self._faulted_or_answer(params)
+                status, body, headers = self._faulted_or_answer(params, route)
                 if status == -1:
                     faults = sim._faults
                     if faults.timeout_next:
@@ -1065,7 +1198,7 @@ class _Handler(BaseHTTPRequestHandler):
         self._json(status, body, headers)
 
     def _faulted_or_answer(
-        self, params: dict[str, str]
+        self, params: dict[str, str], route: str = "Property"
     ) -> tuple[int, dict[str, Any], dict[str, str]]:
         sim = self.simulator
         faults = sim._faults
@@ -1098,7 +1231,7 @@ class _Handler(BaseHTTPRequestHandler):
         if faults.timeout_next or faults.drop_next > 0:
             return -1, {}, {}
         wanted = _max_page_size(self.headers.get("Prefer"))
-        status, body = sim.query(params, max_page_size=wanted)
+        status, body = sim.answer(route, params, max_page_size=wanted)
         if status == 200 and faults.malformed_next > 0:
             faults.malformed_next -= 1
             return -2, body, {}
