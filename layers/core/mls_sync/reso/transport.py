@@ -433,6 +433,22 @@ class Transport:
             "GET", target, headers=headers, deadline=deadline, authed=True, kind="mls"
         )
 
+    def get_text(self, url: str, *, deadline: float | None, accept: str = "application/xml") -> str:
+        """GET one MLS document that is not a JSON page (``$metadata``'s CSDL XML), with the
+        same guards, retries and counting as a page; the body decoded as UTF-8."""
+        link = same_service(url, self.base_url)
+        check_url(link, allow_loopback=self.allow_loopback, what="document URL")
+        body = self._send(
+            "GET",
+            link,
+            headers={"Accept": accept},
+            deadline=deadline,
+            authed=True,
+            kind="mls",
+            as_text=True,
+        )
+        return str(body["text"])
+
     def _send(
         self,
         method: str,
@@ -443,6 +459,7 @@ class Transport:
         deadline: float | None,
         authed: bool,
         kind: str,
+        as_text: bool = False,
     ) -> dict[str, Any]:
         mls = kind == "mls"
         attempt = 0
@@ -485,7 +502,7 @@ class Transport:
                     refreshed = True
                     self.tokens.invalidate(token)
                     continue
-                outcome = self._judge(answer, authed=authed)
+                outcome = self._judge(answer, authed=authed, as_text=as_text)
                 if isinstance(outcome, dict):
                     if mls:
                         self.breaker.success()
@@ -551,9 +568,11 @@ class Transport:
         self._note_server_date(headers)
         self.limiter.note_headers(headers, self.profile.quota_headers, self.clock())
 
-    def _judge(self, answer: _Answer, *, authed: bool) -> dict[str, Any] | str:
-        """One complete answer: the JSON object of a good page, a problem worth a retry, or an
-        error raised."""
+    def _judge(
+        self, answer: _Answer, *, authed: bool, as_text: bool = False
+    ) -> dict[str, Any] | str:
+        """One complete answer: the JSON object of a good page (``{"text": …}`` with
+        ``as_text``), a problem worth a retry, or an error raised."""
         status = answer.status
         if not authed and status in (400, 401):
             raise _TokenRefused(status, _oauth_error(answer.body), self._detail(answer))
@@ -577,6 +596,8 @@ class Transport:
             raise MlsQueryRefused(
                 f"{self.host} refused the query ({status}): {self._detail(answer)}", status
             )
+        if as_text and status != 204:
+            return {"text": answer.body.decode("utf-8", errors="replace")}
         if status == 204:
             return "page is not valid JSON (204 No Content)"
         try:
