@@ -10,6 +10,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from mls_sync.http.retry import resend_rejected
 from mls_sync.models import EventType, Model
 
 if TYPE_CHECKING:
@@ -18,7 +19,6 @@ if TYPE_CHECKING:
 
 SOURCE = "mls-sync"
 _BATCH = 10  # PutEvents takes at most 10 entries
-_ATTEMPTS = 5
 
 
 class EventDeliveryError(RuntimeError):
@@ -59,15 +59,21 @@ class EventPublisher:
             self._put(entries[start : start + _BATCH])
 
     def _put(self, batch: list[PutEventsRequestEntryTypeDef]) -> None:
-        pending = batch
-        for attempt in range(_ATTEMPTS):
+        def send(pending: list[PutEventsRequestEntryTypeDef]) -> list[PutEventsRequestEntryTypeDef]:
             result: Any = self._client.put_events(Entries=pending)
             if not result.get("FailedEntryCount"):
-                return
-            pending = [
+                return []
+            return [
                 entry
                 for entry, outcome in zip(pending, result["Entries"], strict=True)
                 if outcome.get("ErrorCode")
             ]
-            self._sleep(self._rng.uniform(0, min(2.0, 0.1 * 2**attempt)))
-        raise EventDeliveryError(f"{len(pending)} event(s) not accepted by bus {self._bus}")
+
+        left, _ = resend_rejected(
+            send,
+            batch,
+            draw=self._rng.random,
+            sleep=self._sleep,
+        )
+        if left:
+            raise EventDeliveryError(f"{len(left)} event(s) not accepted by bus {self._bus}")

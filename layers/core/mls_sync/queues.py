@@ -8,6 +8,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from mls_sync.http.retry import resend_rejected
 from mls_sync.models import Model
 
 if TYPE_CHECKING:
@@ -15,7 +16,6 @@ if TYPE_CHECKING:
     from mypy_boto3_sqs.type_defs import SendMessageBatchRequestEntryTypeDef
 
 _BATCH = 10
-_ATTEMPTS = 5
 
 
 class QueueSendError(RuntimeError):
@@ -62,17 +62,24 @@ class QueueSender:
             if message.dedup_id is not None:
                 entry["MessageDeduplicationId"] = message.dedup_id
             entries[entry["Id"]] = entry
-        for attempt in range(_ATTEMPTS):
+
+        def send(ids: list[str]) -> list[str]:
             result = self._client.send_message_batch(
-                QueueUrl=self._url, Entries=list(entries.values())
+                QueueUrl=self._url, Entries=[entries[i] for i in ids]
             )
             failed = result.get("Failed", [])
             permanent = [f for f in failed if f.get("SenderFault")]
             if permanent:
-                ids = ", ".join(f"{f['Id']}: {f.get('Code')}" for f in permanent)
-                raise QueueSendError(f"SQS refused messages ({ids})")
-            entries = {f["Id"]: entries[f["Id"]] for f in failed}
-            if not entries:
-                return attempt + 1
-            self._sleep(self._rng.uniform(0, min(2.0, 0.1 * 2**attempt)))
-        raise QueueSendError(f"{len(entries)} message(s) not accepted by {self._url}")
+                refused = ", ".join(f"{f['Id']}: {f.get('Code')}" for f in permanent)
+                raise QueueSendError(f"SQS refused messages ({refused})")
+            return [f["Id"] for f in failed]
+
+        left, calls = resend_rejected(
+            send,
+            list(entries),
+            draw=self._rng.random,
+            sleep=self._sleep,
+        )
+        if left:
+            raise QueueSendError(f"{len(left)} message(s) not accepted by {self._url}")
+        return calls

@@ -7,7 +7,6 @@ result is a token or nothing.
 
 from __future__ import annotations
 
-import math
 from typing import Annotated, Literal, Protocol, runtime_checkable
 
 from pydantic import (
@@ -20,22 +19,20 @@ from pydantic import (
     field_validator,
 )
 
+from mls_sync.http.retry_after import (
+    MAX_WAIT_SECONDS as MAX_WAIT_SECONDS,  # noqa: PLC0414 - re-exported: outcomes' bound
+)
+from mls_sync.http.retry_after import clamp_wait
+
 PlatformName = Literal["facebook", "instagram", "linkedin", "x", "google_business"]
 ConnectedVia = Literal["facebook_login", "instagram_login"]
 
 _FROZEN = ConfigDict(frozen=True, extra="forbid")
 
-# The longest wait any outcome carries. Platforms may announce absurd waits (a Retry-After
-# of years, an `estimated_time_to_regain_access` of 1e300 minutes, Infinity); consumers turn
-# waits into ints and SQS visibility timeouts, so an outcome never holds more than this.
-MAX_WAIT_SECONDS = 7 * 86_400.0
-
-
-def clamp_wait(value: float | None) -> float | None:
-    """A wait as a finite number of seconds in [0, MAX_WAIT_SECONDS]; NaN is no wait at all."""
-    if value is None or math.isnan(value):
-        return None
-    return min(MAX_WAIT_SECONDS, max(0.0, value))
+# The longest wait any outcome carries (``MAX_WAIT_SECONDS``, shared with the MLS client).
+# Platforms may announce absurd waits (a Retry-After of years, an
+# `estimated_time_to_regain_access` of 1e300 minutes, Infinity); consumers turn waits into
+# ints and SQS visibility timeouts, so an outcome never holds more than this.
 
 
 class AccountRef(BaseModel):

@@ -1,9 +1,9 @@
 """Shared HTTP plumbing for the platform clients.
 
 One :class:`PlatformHttp` per process: an ``httpx.Client`` with timeouts, retries of
-transient failures only (capped exponential backoff with full jitter), and helpers to read
-how long a platform asks us to wait. Sleep, clock and randomness are injected so tests run
-without waiting.
+transient failures only (``mls_sync.http``'s capped full-jitter backoff, within a deadline),
+and helpers to read how long a platform asks us to wait. Sleep, clock and randomness are
+injected so tests run without waiting.
 """
 
 from __future__ import annotations
@@ -12,20 +12,21 @@ import json
 import logging
 import math
 import random
-import re
 import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from email.utils import parsedate_to_datetime
 from typing import Any, TypeVar
 
 import httpx
 from pydantic import SecretStr
 
+from mls_sync.http.redact import install_log_scrubbing, scrub
+from mls_sync.http.retry import Backoff, Deadline, Draw
+from mls_sync.http.retry_after import clamp_wait, parse_retry_after
 from mls_sync.netpolicy import loopback_allowed_from_env
 from mls_sync.nettransport import GuardedTransport
-from mls_sync.platforms.base import Transient, clamp_wait
+from mls_sync.platforms.base import Transient
 from mls_sync.timeutil import Clock, utc_now
 
 logger = logging.getLogger(__name__)
@@ -33,8 +34,6 @@ logger = logging.getLogger(__name__)
 R = TypeVar("R")
 
 DEFAULT_TIMEOUT = httpx.Timeout(10.0, connect=3.0)
-MAX_REASON_CHARS = 300
-REDACTED = "[REDACTED]"
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,35 +50,12 @@ class RetryPolicy:
     # than the publisher's 30 s Lambda timeout. Each attempt's timeouts shrink to what is left.
     deadline: float = 12.0
 
-    def backoff(self, attempt: int, rng: Callable[[], float]) -> float:
-        """Full jitter: uniform in [0, min(cap, base * 2**attempt)]."""
-        ceiling = min(self.max_delay, self.base_delay * (2.0**attempt))
-        return rng() * ceiling
+    def backoff(self, attempt: int, rng: Draw) -> float:
+        """Full jitter: uniform in [0, min(max_delay, base_delay * 2**attempt)]."""
+        return Backoff(base=self.base_delay, cap=self.max_delay).delay(attempt, rng)
 
 
-# --- Secrets ---------------------------------------------------------------------------
-
-_SECRET_PATTERNS = (
-    re.compile(r"(?i)(bearer|oauth)\s+[A-Za-z0-9._~+/=-]+"),
-    re.compile(
-        r"(?i)((?:access|refresh)_token|client_secret|appsecret_proof)"
-        r"([\"']?\s*[=:]\s*[\"']?)[^\s\"'&,}]+"
-    ),
-)
-
-
-def scrub(text: str, secrets: Iterable[SecretStr | str | None] = ()) -> str:
-    """Remove known secret values and anything shaped like a credential, then shorten."""
-    for secret in secrets:
-        raw = secret.get_secret_value() if isinstance(secret, SecretStr) else secret
-        if raw and len(raw) >= 4:
-            text = text.replace(raw, REDACTED)
-    text = _SECRET_PATTERNS[0].sub(lambda m: f"{m.group(1)} {REDACTED}", text)
-    text = _SECRET_PATTERNS[1].sub(lambda m: f"{m.group(1)}{m.group(2)}{REDACTED}", text)
-    text = " ".join(text.split())
-    if len(text) > MAX_REASON_CHARS:
-        text = text[: MAX_REASON_CHARS - 1] + "…"
-    return text
+# --- Bodies ----------------------------------------------------------------------------
 
 
 def json_body(response: httpx.Response) -> Any:
@@ -107,29 +83,6 @@ def number(value: Any) -> float | None:
 
 
 # --- Waits the platforms ask for ---------------------------------------------------------
-
-
-def parse_retry_after(value: str | None, now: datetime) -> float | None:
-    """Seconds to wait from a ``Retry-After`` header (delta-seconds or HTTP-date)."""
-    if value is None or not value.strip():
-        return None
-    value = value.strip()
-    try:
-        seconds = float(value)
-    except ValueError:
-        pass
-    else:
-        return clamp_wait(seconds) if math.isfinite(seconds) else None
-    try:
-        when = parsedate_to_datetime(value)
-    except (TypeError, ValueError, IndexError, OverflowError):
-        return None
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=UTC)
-    try:
-        return clamp_wait((when - now).total_seconds())
-    except OverflowError:
-        return None
 
 
 def seconds_until_next_utc_midnight(now: datetime) -> float:
@@ -212,32 +165,6 @@ def meta_wait_seconds(headers: Mapping[str, str], now: datetime, *, default: flo
     return max(waits) if waits else default
 
 
-# --- Keeping tokens out of library logs ----------------------------------------------------
-
-
-class _ScrubFilter(logging.Filter):
-    """httpx logs every request URL at INFO. Ours never carry a token, except the Graph
-    fallback that passes ``access_token`` as a query parameter: scrub it here, whatever
-    level the Lambda's logging runs at."""
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        message = record.getMessage()
-        cleaned = _SECRET_PATTERNS[1].sub(lambda m: f"{m.group(1)}{m.group(2)}{REDACTED}", message)
-        if cleaned != message:
-            record.msg, record.args = cleaned, None
-        return True
-
-
-_SCRUB_FILTER = _ScrubFilter()
-
-
-def _install_log_scrubbing() -> None:
-    for name in ("httpx", "httpcore"):
-        lib_logger = logging.getLogger(name)
-        if _SCRUB_FILTER not in lib_logger.filters:
-            lib_logger.addFilter(_SCRUB_FILTER)
-
-
 # --- The client ------------------------------------------------------------------------
 
 
@@ -275,7 +202,7 @@ class PlatformHttp:
         self.clock = clock
         self.rng = rng
         self.monotonic = monotonic
-        _install_log_scrubbing()
+        install_log_scrubbing()
 
     def close(self) -> None:
         self._client.close()
@@ -301,45 +228,25 @@ class PlatformHttp:
         path = httpx.URL(url).path
         attempts = max(1, self.retry.attempts)
         result: R | Transient = Transient(reason="not attempted")
-        started = self.monotonic()
+        deadline = Deadline.after(self.retry.deadline, self.monotonic)
         for attempt in range(attempts):
-            remaining = self.retry.deadline - (self.monotonic() - started)
-            if remaining <= 0:
+            if deadline.left() <= 0:
                 return result
-            try:
-                response = self._client.request(
-                    method,
-                    url,
-                    headers=headers,
-                    params=params,
-                    data=data,
-                    timeout=self._attempt_timeout(remaining),
-                )
-            except httpx.TimeoutException as exc:
-                result = Transient(reason=f"timeout ({type(exc).__name__}) on {method} {path}")
-            except httpx.TransportError as exc:
-                detail = scrub(str(exc), secret_list)
-                result = Transient(reason=f"network error ({type(exc).__name__}): {detail}")
-            else:
-                result = classify(response)
-                logger.debug(
-                    "platform call",
-                    extra={
-                        "method": method,
-                        "path": path,
-                        "status": response.status_code,
-                        "attempt": attempt + 1,
-                    },
-                )
+            result = self._attempt(
+                method,
+                url,
+                classify=classify,
+                headers=headers,
+                params=params,
+                data=data,
+                secrets=secret_list,
+                timeout=self._attempt_timeout(deadline),
+                attempt=attempt,
+            )
             if not isinstance(result, Transient) or attempt + 1 >= attempts:
                 return result
-            delay = self.retry.backoff(attempt, self.rng)
-            if result.retry_after is not None:
-                if result.retry_after > self.retry.max_in_process_wait:
-                    return result
-                delay = max(delay, result.retry_after)
-            if self.monotonic() - started + delay >= self.retry.deadline:
-                # No time left for another attempt after this pause: the queue retries.
+            delay = self._pause(attempt, result, deadline)
+            if delay is None:
                 return result
             logger.info(
                 "retrying transient platform failure",
@@ -353,11 +260,75 @@ class PlatformHttp:
             self.sleep(delay)
         return result
 
-    def _attempt_timeout(self, remaining: float) -> httpx.Timeout:
+    def _attempt(
+        self,
+        method: str,
+        url: str,
+        *,
+        classify: Callable[[httpx.Response], R],
+        headers: Mapping[str, str] | None,
+        params: Mapping[str, str] | None,
+        data: Mapping[str, str] | None,
+        secrets: list[SecretStr | str | None],
+        timeout: httpx.Timeout,
+        attempt: int,
+    ) -> R | Transient:
+        """One request and its classified answer; a failure to get one is transient."""
+        path = httpx.URL(url).path
+        try:
+            response = self._client.request(
+                method, url, headers=headers, params=params, data=data, timeout=timeout
+            )
+        except httpx.TimeoutException as exc:
+            return Transient(reason=f"timeout ({type(exc).__name__}) on {method} {path}")
+        except httpx.TransportError as exc:
+            detail = scrub(str(exc), secrets)
+            return Transient(reason=f"network error ({type(exc).__name__}): {detail}")
+        logger.debug(
+            "platform call",
+            extra={
+                "method": method,
+                "path": path,
+                "status": response.status_code,
+                "attempt": attempt + 1,
+            },
+        )
+        return classify(response)
+
+    def _pause(self, attempt: int, result: Transient, deadline: Deadline) -> float | None:
+        """The pause before the next attempt, or None when that attempt is the queue's to
+        make: the platform asked for a longer wait than is worth holding a Lambda for, or no
+        time would be left after the pause."""
+        delay = self.retry.backoff(attempt, self.rng)
+        if result.retry_after is not None:
+            if result.retry_after > self.retry.max_in_process_wait:
+                return None
+            delay = max(delay, result.retry_after)
+        return delay if deadline.allows(delay) else None
+
+    def _attempt_timeout(self, deadline: Deadline) -> httpx.Timeout:
+        """The configured timeouts, each shortened to what is left before the deadline."""
+
         def cap(value: float | None) -> float:
-            return remaining if value is None else min(value, remaining)
+            return deadline.cap(math.inf if value is None else value)
 
         t = self.timeout
         return httpx.Timeout(
             connect=cap(t.connect), read=cap(t.read), write=cap(t.write), pool=cap(t.pool)
         )
+
+
+__all__ = [
+    "DEFAULT_TIMEOUT",
+    "META_USAGE_HEADERS",
+    "MetaUsage",
+    "PlatformHttp",
+    "RetryPolicy",
+    "json_body",
+    "meta_wait_seconds",
+    "number",
+    "parse_meta_usage",
+    "parse_retry_after",
+    "scrub",
+    "seconds_until_next_utc_midnight",
+]

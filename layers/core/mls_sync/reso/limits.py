@@ -1,4 +1,5 @@
-"""Pure limit machinery: backoff, Retry-After and quota headers, rate limiter, breaker.
+"""Pure limit machinery: the MLS's backoff, quota headers, rate limiter, breaker (the
+backoff and ``Retry-After`` themselves are ``mls_sync.http``'s, shared with the platforms).
 
 Nothing here sleeps or reads the clock by itself: every function takes ``now`` or a clock, so
 tests drive time by hand.
@@ -12,45 +13,24 @@ import random
 import threading
 import time
 from collections.abc import Callable, Mapping
-from datetime import UTC, datetime
-from email.utils import parsedate_to_datetime
+from datetime import datetime
 from typing import Protocol
 
+from mls_sync.http.retry import Backoff
+from mls_sync.http.retry_after import parse_retry_after
 from mls_sync.reso.profiles import QuotaHeader, Quotas
 from mls_sync.timeutil import Instant, TimestampError
 
 Monotonic = Callable[[], float]
 
 
-def backoff_delay(
-    attempt: int, rng: random.Random, *, base: float = 0.5, cap: float = 30.0
-) -> float:
-    """Capped exponential backoff with full jitter: uniform in [0, min(cap, base * 2**attempt)].
-    ``attempt`` counts from 0 (the wait after the first failure)."""
-    return rng.uniform(0.0, min(cap, base * (2 ** min(attempt, 62))))
+MLS_BACKOFF = Backoff(base=0.5, cap=30.0)
+"""Between two attempts at one MLS request: 0.5 s, 1 s, 2 s ... up to 30 s, fully jittered."""
 
 
-def parse_retry_after(value: str | None, now: datetime) -> float | None:
-    """Seconds to wait from a ``Retry-After`` value: delta-seconds or an HTTP-date. ``None``
-    when absent or unreadable; never negative."""
-    if value is None:
-        return None
-    text = value.strip()
-    if not text:
-        return None
-    try:
-        seconds = float(text)
-    except ValueError:
-        pass
-    else:
-        return max(0.0, seconds) if math.isfinite(seconds) else None
-    try:
-        when = parsedate_to_datetime(text)
-    except (TypeError, ValueError, IndexError):
-        return None
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=UTC)
-    return max(0.0, (when - now).total_seconds())
+def backoff_delay(attempt: int, rng: random.Random) -> float:
+    """The MLS pause after failure number ``attempt`` (from 0), drawn from ``rng``."""
+    return MLS_BACKOFF.delay(attempt, rng.random)
 
 
 def parse_reset(value: str, now: datetime) -> float | None:
