@@ -17,11 +17,11 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
 from typing import Any, Literal
 from urllib.parse import urlsplit
 
 import httpx
-from mls_sync.reso.limits import backoff_delay, parse_retry_after
 
 from mls_sync_local.sim.entity_events import SimEvent
 
@@ -39,6 +39,22 @@ class PushAttempt:
     outcome: Literal["delivered", "retry", "gave_up"]
     wait: float = 0.0
     """Seconds waited before the next attempt (Retry-After, or backoff)."""
+
+
+def retry_after_seconds(value: str | None, now: datetime) -> float | None:
+    """RFC 9110 ``Retry-After``: delta-seconds or an HTTP-date (None when absent or
+    unreadable). The simulator keeps its own reading: it stands for a producer we did not
+    write, so it does not borrow the consumer's code."""
+    text = (value or "").strip()
+    if text.isdigit():
+        return float(text)
+    try:
+        when = parsedate_to_datetime(text)
+    except (TypeError, ValueError, IndexError):
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    return max(0.0, (when - now).total_seconds())
 
 
 def loopback_url(url: str) -> str:
@@ -154,7 +170,7 @@ class EventPusher:
                     self.delivered += count
                     return
                 if status == 429:
-                    retry_after = parse_retry_after(
+                    retry_after = retry_after_seconds(
                         response.headers.get("Retry-After"), self._clock()
                     )
                 elif status < 500:
@@ -163,10 +179,12 @@ class EventPusher:
                     break
             if attempt + 1 >= self.max_attempts:
                 break
+            # Exponential backoff with full jitter (0.2 s doubling, at most 5 s) when the
+            # consumer named no wait.
             wait = (
                 retry_after
                 if retry_after is not None
-                else backoff_delay(attempt, self._rng, base=0.2, cap=5.0)
+                else self._rng.uniform(0.0, min(5.0, 0.2 * 2**attempt))
             )
             self.attempts.append(PushAttempt(status, count, "retry", wait))
             self._sleep(wait)

@@ -12,6 +12,7 @@ from pydantic import SecretStr
 from mls_sync.models import Connection, Cursor
 from mls_sync.reso.auth import BearerToken, ClientCredentials, Credentials
 from mls_sync.reso.client import ChangePage, KeyLookup, ReplicationClient, ReplicationTarget
+from mls_sync.reso.entity_events import EventAnchor, EventPage
 from mls_sync.secrets import SecretStore
 
 if TYPE_CHECKING:
@@ -38,6 +39,14 @@ class MlsClient(Protocol):
     def fetch_by_keys(self, keys: Sequence[str], *, deadline: float | None = None) -> KeyLookup: ...
 
     def server_now(self) -> datetime: ...
+
+    def supports_entity_events(self, *, deadline: float | None = None) -> bool: ...
+
+    def event_head(self, *, deadline: float | None = None) -> EventAnchor: ...
+
+    def events_after(
+        self, anchor: EventAnchor, *, deadline: float | None = None
+    ) -> Iterator[EventPage]: ...
 
     def close(self) -> None: ...
 

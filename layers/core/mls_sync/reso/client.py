@@ -40,6 +40,7 @@ from mls_sync.reso.cursor import (
     quote,
     shift_literal,
 )
+from mls_sync.reso.entity_events import EventAnchor, EventPage, EventReader
 from mls_sync.reso.errors import MlsMalformedPage, MlsProtocolError, MlsQueryRefused
 from mls_sync.reso.limits import (
     CircuitBreaker,
@@ -188,6 +189,15 @@ class ReplicationClient:
             allow_loopback=loopback,
         )
         self._use_in = self.profile.supports_in
+        self._events = EventReader(
+            get_json=self._get,
+            get_text=lambda url, deadline: self._transport.get_text(url, deadline=deadline),
+            events_url=f"{base}/{self.profile.resource_path('EntityEvent', target.dataset)}",
+            metadata_url=f"{base}/{self.profile.resource_path('$metadata', target.dataset)}",
+            page_size=self.profile.event_page,
+            host=self._transport.host,
+            requests_made=lambda: self._transport.requests_made,
+        )
 
     # ------------------------------------------------------------------ counters
 
@@ -199,6 +209,11 @@ class ReplicationClient:
     @property
     def token_requests(self) -> int:
         return self._transport.token_requests
+
+    @property
+    def event_requests(self) -> int:
+        """Of ``requests_made``, those for EntityEvent and ``$metadata``."""
+        return self._events.requests
 
     def server_now(self) -> datetime:
         """The MLS's clock, as its last answer's ``Date`` header gave it (advanced by the time
@@ -697,6 +712,23 @@ class ReplicationClient:
             if isinstance(key, str) and key.strip():
                 out.append(key.strip())
         return out
+
+    # ------------------------------------------------------------------ EntityEvent
+
+    def supports_entity_events(self, *, deadline: float | None = None) -> bool:
+        """One GET of ``$metadata``: does the server offer the EntityEvent log (RCP-027)?"""
+        return self._events.supports(deadline)
+
+    def event_head(self, *, deadline: float | None = None) -> EventAnchor:
+        """The newest Property event; ``EventAnchor(0, None)`` when there is none."""
+        return self._events.head(deadline)
+
+    def events_after(
+        self, anchor: EventAnchor, *, deadline: float | None = None
+    ) -> Iterator[EventPage]:
+        """Pages of Property events after ``anchor`` (``reso/entity_events.py``); raises
+        ``EventLogBroken`` when the log was reset or expired past the anchor."""
+        return self._events.after(anchor, deadline)
 
     # ------------------------------------------------------------------ by key
 

@@ -99,6 +99,14 @@ class VendorProfile(BaseModel):
     the limit (or refused from its ``Content-Length``) with ``MlsPageTooLarge``, so one huge
     page cannot exhaust the worker's memory."""
 
+    event_page_size: int | None = Field(default=None, gt=0)
+    """``$top`` for EntityEvent reads (events are three small fields, so pages can be long);
+    None: 1,000, but never more than ``page_size`` (the vendor's known largest page)."""
+
+    @property
+    def event_page(self) -> int:
+        return self.event_page_size or min(1000, self.page_size)
+
     def resource_path(self, resource: str, dataset: str | None) -> str:
         if "{dataset}" in self.path and not dataset:
             raise ValueError(f"vendor {self.name} needs a dataset")
