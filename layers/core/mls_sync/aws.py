@@ -32,6 +32,15 @@ _CONFIG = Config(
 )
 
 
+_QUICK_CONFIG = Config(
+    connect_timeout=1,
+    read_timeout=2,
+    retries={"mode": "standard", "max_attempts": 3},
+)
+"""For a handler that answers an HTTP caller while it waits (PushFunction): a slow call fails
+within seconds and the caller is told to retry, instead of the function timing out after
+it has half acted."""
+
 _LOCK = threading.Lock()
 
 
@@ -50,6 +59,24 @@ def _client(service: str) -> Any:
 def _resource(service: str) -> Any:
     with _LOCK:
         return _session().resource(service, config=_CONFIG)  # type: ignore[call-overload]
+
+
+@per_container
+def _quick_client(service: str) -> Any:
+    with _LOCK:
+        return _session().client(service, config=_QUICK_CONFIG)  # type: ignore[call-overload]
+
+
+def quick_dynamodb() -> DynamoDBClient:
+    return cast("DynamoDBClient", _quick_client("dynamodb"))
+
+
+def quick_sqs() -> SQSClient:
+    return cast("SQSClient", _quick_client("sqs"))
+
+
+def quick_secrets() -> SecretsManagerClient:
+    return cast("SecretsManagerClient", _quick_client("secretsmanager"))
 
 
 def dynamodb() -> DynamoDBClient:
@@ -75,5 +102,6 @@ def secrets() -> SecretsManagerClient:
 def reset_clients() -> None:
     """Forget cached clients (tests start a fresh moto between cases)."""
     _client.cache_clear()
+    _quick_client.cache_clear()
     _resource.cache_clear()
     _session.cache_clear()

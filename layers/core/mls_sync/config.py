@@ -41,6 +41,9 @@ class Settings(BaseModel):
     budget_bulk_share: float = Field(default=0.5, gt=0, le=1)
     """Largest share of a credential's hourly and daily quota that first syncs and
     reconciliations (by-key reads) may use."""
+    push_inbox_table: str | None = None
+    """Listing keys pushed by the MLS, waiting for the worker (issue 17); the push receiver
+    refuses to start without it."""
 
     @property
     def period_seconds(self) -> int:
@@ -86,6 +89,7 @@ ENV_VARS: dict[str, str] = {
     "reconcile_every_hours": "RECONCILE_EVERY_HOURS",
     "budgets_table": "BUDGETS_TABLE",
     "budget_bulk_share": "BUDGET_BULK_SHARE",
+    "push_inbox_table": "PUSH_INBOX_TABLE",
 }
 
 
@@ -126,5 +130,6 @@ def stack_environment(stack: str, environment: str = "dev") -> dict[str, str]:
         "SYNC_RUNS_TABLE": f"{stack}-SyncRuns",
         "IDEMPOTENCY_TABLE": f"{stack}-Idempotency",
         "BUDGETS_TABLE": f"{stack}-Budgets",
+        "PUSH_INBOX_TABLE": f"{stack}-PushInbox",
         "EVENT_BUS_NAME": f"mls-sync-{environment}",
     }

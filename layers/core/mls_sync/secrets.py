@@ -1,7 +1,7 @@
 """Secrets Manager access: MLS credentials and platform tokens live there, never in items.
 
-Secret names are ``<stack>/mls/<connectionId>`` and ``<stack>/platform/<accountId>`` so each
-function's IAM policy can grant exactly its prefix.
+Secret names are ``<stack>/mls/<connectionId>``, ``<stack>/push/<connectionId>`` and
+``<stack>/platform/<accountId>`` so each function's IAM policy can grant exactly its prefix.
 
 Reads go through Powertools' parameters (``SecretsProvider``): a store built with a
 ``max_age`` answers a secret read less than that many seconds ago from its cache, so a warm
@@ -35,6 +35,11 @@ class SecretError(RuntimeError):
 
 def mls_secret_name(prefix: str, connection_id: str) -> str:
     return f"{prefix}mls/{connection_id}"
+
+
+def push_secret_name(prefix: str, connection_id: str) -> str:
+    """The bearer token an MLS presents when it pushes events for the connection."""
+    return f"{prefix}push/{connection_id}"
 
 
 def platform_secret_name(prefix: str, account_id: str) -> str:
