@@ -67,11 +67,15 @@ _UNREACHABLE = frozenset(
 @dataclass(frozen=True, slots=True)
 class Problem:
     """One failed attempt: its kind, the words a message uses for it, and what else is
-    known (the HTTP status; the library's own reason for a failure to connect)."""
+    known: the HTTP status and the wait the server asked for (``Retry-After``), or, for a
+    failure to connect, the exception's class name and its own words (already free of
+    secrets: they name hosts and addresses)."""
 
     kind: FailureKind
     text: str
     status: int | None = None
+    retry_after: float | None = None
+    error: str | None = None
     detail: str | None = None
 
 
@@ -101,4 +105,15 @@ def connect_kind(exc: BaseException) -> FailureKind:
     return FailureKind.CONNECT
 
 
-__all__ = ["FailureKind", "Problem", "connect_kind"]
+def connect_problem(exc: Exception) -> Problem:
+    """A request whose connection failed (or broke): its kind from the exceptions behind it;
+    the library's words (the OS's reason, or a guard's refusal) kept for the message."""
+    name = type(exc).__name__
+    reason = " ".join(str(exc).split())[:160]
+    named = f"{name}: {reason}" if reason else name
+    return Problem(
+        connect_kind(exc), f"connection failed ({named})", error=name, detail=reason or None
+    )
+
+
+__all__ = ["FailureKind", "Problem", "connect_kind", "connect_problem"]

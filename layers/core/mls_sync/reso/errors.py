@@ -1,11 +1,24 @@
 """Errors of the RESO client. Messages name the connection's host and what happened, never a
-token or secret."""
+token or secret; what health and metrics need is on the error as typed fields, so nothing
+downstream reads the message."""
 
 from __future__ import annotations
 
+from typing import Literal
+
+from mls_sync.http.failures import Problem
+
 
 class MlsError(Exception):
-    """Base of every error the RESO client raises."""
+    """Base of every error the RESO client raises. ``problem`` is the last failed attempt
+    and ``attempts`` how many were made, when retries were given up."""
+
+    def __init__(
+        self, message: str, *, problem: Problem | None = None, attempts: int | None = None
+    ) -> None:
+        super().__init__(message)
+        self.problem = problem
+        self.attempts = attempts
 
 
 class InvalidBaseUrl(MlsError, ValueError):  # noqa: N818 - names from the issue's contract
@@ -13,14 +26,36 @@ class InvalidBaseUrl(MlsError, ValueError):  # noqa: N818 - names from the issue
 
 
 class MlsAuthError(MlsError):
-    """Credentials were refused (401/403 after one refresh, or the token endpoint said no)."""
+    """Credentials were refused (401/403 after one refresh, or the token endpoint said no).
+    ``status`` and ``error_code`` (RFC 6749 §5.2 / RFC 6750 §3.1) are what the server said,
+    when it said it; ``endpoint`` is who refused."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        endpoint: Literal["MLS", "token endpoint"] = "MLS",
+        status: int | None = None,
+        error_code: str | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.endpoint = endpoint
+        self.status = status
+        self.error_code = error_code
 
 
 class MlsRateLimited(MlsError):  # noqa: N818 - names from the issue's contract
     """The MLS kept answering 429, or the wait it asked for does not fit the deadline."""
 
-    def __init__(self, message: str, retry_after: float | None = None) -> None:
-        super().__init__(message)
+    def __init__(
+        self,
+        message: str,
+        retry_after: float | None = None,
+        *,
+        problem: Problem | None = None,
+        attempts: int | None = None,
+    ) -> None:
+        super().__init__(message, problem=problem, attempts=attempts)
         self.retry_after = retry_after
 
 
