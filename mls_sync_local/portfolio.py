@@ -14,7 +14,16 @@ from typing import Any, Literal
 from urllib.parse import urlsplit
 
 import yaml
-from mls_sync.models import Ident, Model, NonEmpty, Platform, PostStatus, UtcText, Vendor
+from mls_sync.models import (
+    Detection,
+    Ident,
+    Model,
+    NonEmpty,
+    Platform,
+    PostStatus,
+    UtcText,
+    Vendor,
+)
 from mls_sync.netpolicy import OutboundRefusedError, check_url, is_loopback_host
 from mls_sync.status import Status, parse_status
 from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
@@ -108,6 +117,9 @@ class PortfolioConnection(Model):
     this share of the connection's listings ..."""
     brake_min_listings: int = Field(default=10, ge=0)
     """... and more than this many."""
+    detection: Detection = "auto"
+    """How changes are learnt: ``replication`` (the feed by timestamp), ``entityEvent``
+    (the RESO EntityEvent log), ``auto`` (the log when the server's ``$metadata`` offers it)."""
 
 
 class PortfolioAccount(Model):

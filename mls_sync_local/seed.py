@@ -175,6 +175,7 @@ class Seeder:
             overlap_seconds=conn.overlap_seconds,
             brake_share=conn.brake_share,
             brake_min_listings=conn.brake_min_listings,
+            detection=conn.detection,
         )
         _create("connections", lambda: self._connections.create(item), report)
 

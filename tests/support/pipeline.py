@@ -20,7 +20,15 @@ from typing import Any, cast
 import boto3
 from mls_sync import aws
 from mls_sync.dal import ConnectionsRepo, HistoryRepo, ListingsRepo, PostsRepo, SyncRunsRepo
-from mls_sync.models import Connection, Listing, Post, PostStatus, StatusChange, SyncJob
+from mls_sync.models import (
+    Connection,
+    Detection,
+    Listing,
+    Post,
+    PostStatus,
+    StatusChange,
+    SyncJob,
+)
 from mls_sync.pipeline.deps import build_manual_deps, build_sync_deps
 from mls_sync.pipeline.keys import dedup_id, group_id
 from mls_sync.pipeline.manual import ManualDeps
@@ -129,15 +137,22 @@ class World:
         return SyncRunsRepo(self.stack.tables.sync_runs)
 
     def add_connection(
-        self, connection_id: str = CONNECTION, *, user_id: str = USER, enabled: bool = True
+        self,
+        connection_id: str = CONNECTION,
+        *,
+        user_id: str = USER,
+        enabled: bool = True,
+        detection: Detection = "auto",
     ) -> Connection:
-        """A connection to the simulator, of the simulator's vendor (MLS Grid: a bearer
-        token and the originating system; others: OAuth client credentials)."""
+        """A connection to the simulator, of the simulator's vendor (MLS Grid and generic
+        RESO: a bearer token, and MLS Grid's originating system; others: OAuth client
+        credentials)."""
         mlsgrid = self.sim.vendor == "mlsgrid"
+        bearer = mlsgrid or self.sim.vendor == "reso"
         arn = SecretStore(aws.secrets()).put_json(
             mls_secret_name(f"{STACK}/", connection_id),
             {"token": sorted(self.sim.static_tokens)[0]}
-            if mlsgrid
+            if bearer
             else {
                 "clientId": self.sim.client_id,
                 "clientSecret": self.sim.client_secret,
@@ -147,11 +162,12 @@ class World:
         connection = Connection(
             connection_id=connection_id,
             user_id=user_id,
-            vendor="mlsgrid" if mlsgrid else "trestle",
+            vendor="mlsgrid" if mlsgrid else "reso" if bearer else "trestle",
             base_url=self.sim.url,
             originating_system_name=self.sim.originating_system if mlsgrid else None,
             credentials_secret_arn=arn,
             enabled=enabled,
+            detection=detection,
         )
         self.connections.create(connection)
         return connection

@@ -21,6 +21,7 @@ from mls_sync.dal.base import (
     read,
     storable,
 )
+from mls_sync.dal.detection import DetectionRepo
 from mls_sync.health import (
     FAILURE_OUTCOMES,
     SUCCESS_OUTCOMES,
@@ -114,6 +115,7 @@ class ConnectionHealthFields:
 class ConnectionsRepo:
     def __init__(self, table: Table) -> None:
         self._table = table
+        self.detection = DetectionRepo(table)
 
     def create(self, connection: Connection) -> None:
         """Creates a connection; fails with ConditionFailed('exists') when the id is taken."""

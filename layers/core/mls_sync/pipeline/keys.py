@@ -86,7 +86,7 @@ def dedup_id(job: SyncJob, cursor: Cursor | None = None, progress: str = "") -> 
     firing delivered twice adds no message within SQS's 5-minute window; beyond it the
     SyncRuns conditional create makes the duplicate a no-op. continuation: from the cursor
     reached, so the same continuation enqueued twice is one message. manual: the minute slot
-    and the listing keys, so a double click is one job."""
+    and the listing keys, so a double click is one job. push: the push inbox's generation."""
     cid = job.connection_id
     match job.reason:
         case "schedule":
@@ -97,6 +97,10 @@ def dedup_id(job: SyncJob, cursor: Cursor | None = None, progress: str = "") -> 
             text = f"{cid}#{job.slot}#c#{cursor_digest(cursor, progress)}"
         case "manual":
             text = f"{cid}#{job.slot}#m#{keys_digest(job.listing_keys)}"
+        case "push":
+            # ``progress`` is the push inbox's generation: one job per opening of the inbox,
+            # however many pushes (or retried sends) led to it.
+            text = f"{cid}#push#{progress or job.slot}"
     return sqs_id(text)
 
 
@@ -113,5 +117,9 @@ def run_key(job: SyncJob, cursor: Cursor | None = None, progress: str = "") -> s
         case "manual":
             keys = keys_digest(job.listing_keys)
             return f"{base}#{keys}" if keys else base
+        case "push":
+            # Each push job is its own run (pushes within one second are distinct jobs); a
+            # redelivery carries the same correlation id and finds its run.
+            return f"{base}#{digest(job.correlation_id)}"
         case _:
             return base

@@ -166,11 +166,14 @@ class Reader(Applier):
             # MLS Grid) wait for a record of their own and cost no request.
             self.counts["newlyTracked"] += self._by_key(client, chunk, tracked)
 
-    def _by_key(self, client: MlsClient, keys: list[str], tracked: Tracked) -> int:
+    def _by_key(
+        self, client: MlsClient, keys: list[str], tracked: Tracked, *, expect_missing: bool = False
+    ) -> int:
         """Reads ``keys`` by key and applies what the MLS says; a listing it no longer
-        returns (asked twice) is deleted. MLS Grid cannot filter on ListingKey and is asked by
-        ListingId, for the listings whose ListingId we know; the others are counted
-        ``notReconcilable`` and left alone."""
+        returns (asked twice) is deleted. MLS Grid cannot filter on ListingKey and is asked
+        by ListingId, for the listings whose ListingId we know; the others are counted
+        ``notReconcilable`` and left alone. ``expect_missing``: the keys come from a change
+        log or a push, so all of them gone is plausible (deletions), not an outage."""
         if not keys:
             return 0
         prefetched = self._prefetch_ids([tracked.ids[k] for k in keys if k in tracked.ids])
@@ -185,7 +188,8 @@ class Reader(Applier):
             raise OutOfTime
         lookup = client.fetch_by_keys(list(asked), deadline=self.deadline)
         if (
-            len(asked) >= IMPLAUSIBLE_MISSING
+            not expect_missing
+            and len(asked) >= IMPLAUSIBLE_MISSING
             and len(lookup.missing) == len(asked)
             and not lookup.found
             and not lookup.skipped

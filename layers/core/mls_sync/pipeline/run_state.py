@@ -7,7 +7,7 @@ import time
 from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Literal, Protocol
 
 from aws_lambda_powertools import Logger
 
@@ -64,6 +64,29 @@ more than SyncQueue's maxReceiveCount (3): the last delivery must be able to mov
 Outcome = Literal["succeeded", "partial", "failed", "continued", "duplicate", "skipped"]
 
 
+class InboxBatch(Protocol):
+    @property
+    def keys(self) -> list[str]: ...
+
+    @property
+    def generation(self) -> int | None: ...
+
+
+class InboxTicket(Protocol):
+    @property
+    def generation(self) -> int: ...
+
+
+class PushInbox(Protocol):
+    """The connection's push inbox (``mls_sync.dal.push_inbox.PushInboxRepo``)."""
+
+    def open(self, connection_id: str) -> InboxBatch: ...
+
+    def done(self, connection_id: str, keys: list[str]) -> None: ...
+
+    def requeue(self, connection_id: str) -> InboxTicket | None: ...
+
+
 @dataclass
 class SyncDeps:
     policy: TransitionPolicy
@@ -84,6 +107,7 @@ class SyncDeps:
     newly_tracked_limit: int = NEWLY_TRACKED_LIMIT
     by_key_chunk: int = BY_KEY_CHUNK
     quarantine_after: int = QUARANTINE_AFTER
+    push_inbox: PushInbox | None = None
 
 
 @dataclass
@@ -120,8 +144,13 @@ class ChunkFailed(Exception):  # noqa: N818 - control flow, never escapes the wo
 
 
 def progress(connection: Connection) -> str:
+    """How far a connection's by-key phase and its EntityEvent anchor have come: part of a
+    continuation's run key, so each continuation that moved on is a run of its own."""
     phase = connection.by_key_phase
-    return f"{phase.kind}:{phase.after}" if phase is not None else ""
+    text = f"{phase.kind}:{phase.after}" if phase is not None else ""
+    if connection.event_sequence is not None:
+        text += f"@e{connection.event_sequence}"
+    return text
 
 
 class RunState:

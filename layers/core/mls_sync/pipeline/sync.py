@@ -48,6 +48,7 @@ from mls_sync.pipeline.decisions import (
     restoration_key,
     status_change,
 )
+from mls_sync.pipeline.detection import Detector
 from mls_sync.pipeline.keys import run_key
 from mls_sync.pipeline.ledger import Ledger
 from mls_sync.pipeline.mls_client import (
@@ -58,7 +59,6 @@ from mls_sync.pipeline.mls_client import (
     replication_client_factory,
     target_of,
 )
-from mls_sync.pipeline.reader import Reader
 from mls_sync.pipeline.run_state import (
     BY_KEY_CHUNK,
     ChunkFailed,
@@ -75,7 +75,7 @@ from mls_sync.reso.errors import DeadlineReached
 logger = Logger(child=True)
 
 
-class _Sync(Reader, Ledger):
+class _Sync(Detector, Ledger):
     def run(self) -> SyncResult:
         deps, job = self.deps, self.job
         started = deps.monotonic()
@@ -118,7 +118,8 @@ class _Sync(Reader, Ledger):
         # now (sent, or held by the brake): they never wait for the rest of the run.
         if not self._settle(connection) and outcome == "succeeded":
             outcome = "partial"
-        if continued:
+        if continued and job.reason != "push":
+            # A push job's rest waits in its inbox, under a push job of its own.
             self._continue(connection.connection_id)
         result = SyncResult(
             connection_id=job.connection_id,
