@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 from mls_sync.models import Connection, PostStatus
+from mls_sync.reso.profiles import profile_for
 from mls_sync.status import Status
 
 from mls_sync_local.sim.mls import MlsSimulator
@@ -261,3 +262,31 @@ def test_auto_mode_replicates_where_the_server_has_no_log(stack: LocalStack) -> 
         assert feed.connection.detected == "replication"
         assert feed.connection.cursor is not None
         assert feed.connection.event_sequence is None
+
+
+def test_a_run_costs_one_request_per_page_of_events_and_per_batch_of_tracked_keys(
+    feed: Feed,
+) -> None:
+    # Given a synced connection (six tracked listings)
+    feed.synced()
+    # When 1,484 Property events are written (1,480 about other agents' listings, one each
+    # for four tracked listings) among 500 lookups, which the server filters out
+    for key in ("K0", "K1", "K2", "K3"):
+        feed.sim.set_status(key, "Pending")
+    feed.sim.add_lookup_events(500)
+    for _ in range(74):
+        for key in feed.untracked:
+            feed.sim.touch(key)
+    before = feed.event_requests()
+    run = feed.run()
+    # Then the run read the log a page at a time, 1 + (1,484 + 1) // page requests (the
+    # first answer also carries the anchor's own event), and the four tracked records in
+    # one batch
+    page = profile_for("reso").event_page
+    assert page < 1_484
+    events = 1 + (1_484 + 1) // page
+    assert run.get("succeeded"), run
+    assert feed.event_requests() - before == events
+    assert run["mlsRequests"] == events + 1
+    assert run["eventsTracked"] == 4
+    assert {feed.world.status(f"l-{n}") for n in range(4)} == {Status.PENDING}
