@@ -23,6 +23,7 @@ import threading
 from collections.abc import Callable, Iterator
 from typing import Any
 
+from mls_sync.http.failures import FailureKind
 from mls_sync.netpolicy import IPAddress, is_loopback_address, is_loopback_host
 
 _lock = threading.Lock()
@@ -32,6 +33,9 @@ _original: Callable[..., Any] | None = None
 
 class NonLoopbackHostError(ConnectionRefusedError):
     """A connection to a host that is not this machine, refused by the local runtime."""
+
+    failure_kind = FailureKind.NOT_LOOPBACK
+    """How health names it (``mls_sync.http.failures``): blocked, not a refusing server."""
 
 
 def _address(answer: Any) -> IPAddress | None:

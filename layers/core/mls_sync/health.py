@@ -1,9 +1,10 @@
 """A connection's health, in words an on-call engineer can act on (pure: no I/O).
 
 Two jobs:
-- ``describe_failure``: a failed or partial run's errors (``"Type: message"`` strings, see
-  ``pipeline.decisions.describe_error``) become the error's class and one line naming the
-  cause: ``MlsUnavailable`` / ``MLS unreachable: connection refused (5 attempts)``.
+- ``describe_failure``: a failed or partial run's errors become the error's class and one
+  line naming the cause: ``MlsUnavailable`` / ``MLS unreachable: connection refused (5
+  attempts)``. The cause is read from the run's typed failure (``mls_sync.run_failure``:
+  the error's category, the last attempt's kind, the attempt count), not from its words.
 - ``assess``: a connection's recorded outcome fields become its health flags (``stale``,
   ``failing``, ``braked``, ``disabled``) and its lag, as the dispatcher counts them for the
   metrics and ``mls-sync status`` prints them.
@@ -11,11 +12,12 @@ Two jobs:
 
 from __future__ import annotations
 
-import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
+from mls_sync.http.failures import FailureKind
+from mls_sync.run_failure import Category, RunFailure, typed_failure
 from mls_sync.timeutil import TimestampError, parse_utc
 
 STALE_PERIODS = 2
@@ -38,95 +40,87 @@ class Failure:
     cause: str
 
 
-_TYPED = re.compile(r"^([A-Za-z_][A-Za-z0-9_]*): (.*)$", re.DOTALL)
-_ATTEMPTS = re.compile(r" after (\d+) attempts$")
-_HOST_PREFIX = re.compile(r"^[A-Za-z0-9.\-\[\]:]+: ")
-_CONNECT = re.compile(r"connection failed \((\w+)(?:: (.*))?\)$", re.DOTALL)
-_REFUSED_BY = re.compile(r"\((\d{3})(?:, ([a-z_]+))?")
-_NEXT_TRY = re.compile(r"next try in (\d+)s")
-
-
 def _one_line(text: str) -> str:
     line = " ".join(text.split())
     return line if len(line) <= MAX_CAUSE else line[: MAX_CAUSE - 1] + "…"
 
 
-def _connect_reason(kind: str, detail: str | None) -> str:
-    """The words for a connection that could not be made (``httpx.ConnectError`` & co)."""
-    text = (detail or "").lower()
-    if any(n in text for n in ("non-loopback", "not loopback", "not a loopback")):
+_REACHED_NOT = {
+    FailureKind.REFUSED: "MLS unreachable: connection refused",
+    FailureKind.HOST_NOT_FOUND: "MLS unreachable: host not found",
+    FailureKind.RESET: "MLS unreachable: connection reset",
+    FailureKind.TLS: "MLS unreachable: TLS failed",
+    FailureKind.TIMED_OUT: "MLS unreachable: timed out",
+    FailureKind.SLOW_SERVER: "MLS unreachable: timed out",
+    FailureKind.RATE_LIMITED: "MLS rate limit: HTTP 429",
+    FailureKind.UNREADABLE: "MLS sent an unreadable page",
+}
+
+
+def _unavailable(failure: RunFailure) -> str:
+    kind = failure.kind
+    if kind is FailureKind.NOT_LOOPBACK:
         return "blocked: not a loopback host"  # the local runtime's guard
-    if "refus" in text and ("public" in text or "private" in text or "policy" in text):
-        return _one_line(f"blocked: {detail}")  # the outbound URL policy
-    if "refused" in text:
-        return "MLS unreachable: connection refused"
-    if any(n in text for n in ("name or service not known", "nodename nor servname", "resolution")):
-        return "MLS unreachable: host not found"
-    if "reset" in text:
-        return "MLS unreachable: connection reset"
-    if "ssl" in text or "certificate" in text:
-        return "MLS unreachable: TLS failed"
-    return f"MLS unreachable: {kind}" + (f" ({_one_line(detail)})" if detail else "")
-
-
-def _unavailable(message: str) -> str:
-    attempts = _ATTEMPTS.search(message)
-    body = message[: attempts.start()] if attempts else message
-    body = _HOST_PREFIX.sub("", body, count=1)
-    suffix = f" ({attempts.group(1)} attempts)" if attempts else ""
-    connect = _CONNECT.search(body)
-    if connect:
-        reason = _connect_reason(connect.group(1), connect.group(2))
+    if kind is FailureKind.BLOCKED:
         # A refusal by policy is not retried into success: the count says nothing new.
-        return reason if reason.startswith("blocked") else reason + suffix
-    if body.startswith("timed out") or "slow server" in body:
-        return "MLS unreachable: timed out" + suffix
-    if body.startswith("HTTP 5"):
-        return f"MLS failing: {body.split(' (', 1)[0]}" + suffix
-    if body.startswith("HTTP 429"):
-        return "MLS rate limit: HTTP 429" + suffix
-    if "JSON" in body:
-        return "MLS sent an unreadable page" + suffix
-    return f"MLS unavailable: {body}" + suffix
+        return f"blocked: {failure.detail}"  # the outbound URL policy
+    if kind is FailureKind.SERVER_ERROR:
+        words = f"MLS failing: HTTP {failure.status}"
+    elif kind is FailureKind.CONNECT:
+        words = f"MLS unreachable: {failure.error}" + (
+            f" ({_one_line(failure.detail)})" if failure.detail else ""
+        )
+    elif kind is not None:
+        words = _REACHED_NOT[kind]
+    else:
+        words = f"MLS unavailable: {failure.detail or failure.message}"
+    return words + (f" ({failure.attempts} attempts)" if failure.attempts else "")
+
+
+def _cause(failure: RunFailure) -> str:
+    """The on-call engineer's words for a typed failure."""
+    match failure.category:
+        case Category.AUTH:
+            code = " ".join(
+                str(part) for part in (failure.status, failure.error_code) if part is not None
+            )
+            where = failure.endpoint or "MLS"
+            return f"{where} refused the credentials" + (f" ({code})" if code else "")
+        case Category.UNAVAILABLE:
+            return _unavailable(failure)
+        case Category.CIRCUIT:
+            wait = failure.retry_in
+            return "MLS unreachable: circuit open after repeated failures" + (
+                f" (next try in {wait:.0f} s)" if wait is not None else ""
+            )
+        case Category.MISCONFIGURED:
+            return f"misconfigured connection: {failure.message}"
+        case Category.PROTOCOL:
+            return f"MLS refused or garbled the query: {failure.message}"
+        case _:
+            return failure.message or failure.error_class
 
 
 def describe_failure(errors: Sequence[str], *, failed_listings: int = 0) -> Failure:
     """The class and the cause of a failed (or partial) run, from its recorded errors.
 
-    The first error is the run's own when the whole run failed (the worker puts it first);
-    a partial run's errors name listings (``K12: ...``)."""
+    The first error is the run's own when the whole run failed (the worker puts it first,
+    typed: :class:`~mls_sync.run_failure.FailureText`); a partial run's errors name
+    listings (``K12: ...``)."""
     first = next((e for e in errors if e.strip()), "")
     if first.startswith("takedowns not settled: "):
         return Failure("TakedownsNotSettled", _one_line(first))
-    typed = _TYPED.match(first)
-    if failed_listings and (typed is None or not typed.group(1).endswith(("Error", "Exception"))):
+    failure = typed_failure(first)
+    if failed_listings and (
+        failure is None or not failure.error_class.endswith(("Error", "Exception"))
+    ):
         return Failure(
             "ListingsFailed",
             _one_line(f"{failed_listings} listing(s) failed" + (f": {first}" if first else "")),
         )
-    if typed is None:
+    if failure is None:
         return Failure("Unknown", _one_line(first) or "failed without a recorded error")
-    kind, message = typed.group(1), typed.group(2)
-    if kind == "MlsAuthError":
-        refused = _REFUSED_BY.search(message)
-        code = " ".join(g for g in (refused.groups() if refused else ()) if g)
-        where = "token endpoint" if message.startswith("token endpoint") else "MLS"
-        cause = f"{where} refused the credentials" + (f" ({code})" if code else "")
-        return Failure(kind, _one_line(cause))
-    if kind in ("MlsUnavailable", "MlsMalformedPage", "MlsRateLimited"):
-        return Failure(kind, _one_line(_unavailable(message)))
-    if kind == "CircuitOpen":
-        wait = _NEXT_TRY.search(message)
-        return Failure(
-            kind,
-            "MLS unreachable: circuit open after repeated failures"
-            + (f" (next try in {wait.group(1)} s)" if wait else ""),
-        )
-    if kind in ("InvalidBaseUrl", "CredentialsError"):
-        return Failure(kind, _one_line(f"misconfigured connection: {message}"))
-    if kind in ("MlsQueryRefused", "MlsProtocolError", "MlsPageTooLarge"):
-        return Failure(kind, _one_line(f"MLS refused or garbled the query: {message}"))
-    return Failure(kind, _one_line(message or kind))
+    return Failure(failure.error_class, _one_line(_cause(failure)))
 
 
 CIRCUIT_NOTE = "; circuit open, no request sent"

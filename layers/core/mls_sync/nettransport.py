@@ -23,6 +23,7 @@ from typing import Any
 import httpcore
 import httpx
 
+from mls_sync.http.failures import FailureKind
 from mls_sync.netpolicy import IPAddress, address_refusal
 
 Resolver = Callable[[str, int], Sequence[tuple[Any, ...]]]
@@ -36,6 +37,8 @@ def system_resolver(host: str, port: int) -> Sequence[tuple[Any, ...]]:
 
 class OutboundConnectRefused(httpcore.ConnectError):
     """A connection the outbound policy refuses (the host resolved somewhere forbidden)."""
+
+    failure_kind = FailureKind.BLOCKED
 
 
 class GuardedBackend(httpcore.NetworkBackend):

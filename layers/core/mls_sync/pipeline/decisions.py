@@ -23,6 +23,7 @@ from mls_sync.models import (
 from mls_sync.pipeline.keys import digest
 from mls_sync.policy import Action, TransitionPolicy
 from mls_sync.reso.records import MlsRecord
+from mls_sync.run_failure import FailureText, failure_of
 from mls_sync.status import Status
 from mls_sync.timeutil import Instant, format_utc
 
@@ -156,8 +157,9 @@ def newly_tracked_batch(keys: Sequence[str], slot: str, limit: int) -> list[str]
 
 
 def describe_error(exc: BaseException) -> str:
-    """An error for the run's record: type and message (ours never carry secrets), bounded."""
-    return f"{type(exc).__name__}: {exc}"[:300]
+    """An error for the run's record: type and message (ours never carry secrets), bounded;
+    the text carries the typed failure that health reads (``mls_sync.run_failure``)."""
+    return FailureText(f"{type(exc).__name__}: {exc}"[:300], failure_of(exc))
 
 
 def is_permanent(exc: BaseException) -> bool:
