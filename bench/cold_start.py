@@ -57,6 +57,7 @@ INIT: dict[str, str] = {
     "dispatcher": "default_deps",
     "manual_sync": "default_manual_deps",
     "publisher": "default_deps",
+    "push": "default_push_deps",
     "worker": "default_sync_deps",
 }
 
@@ -121,6 +122,7 @@ SETTINGS_ENV = {
     "UNPUBLISH_QUEUE_URL": "https://sqs.us-east-1.amazonaws.com/123456789012/bench-unpublish",
     "UNPUBLISH_ON_STATUSES": "sold",
     "SCHEDULE_EXPRESSION": "rate(15 minutes)",
+    "UNPUBLISH_MAX_RECEIVES": "5",  # the publisher's own (template.yaml)
 }
 
 

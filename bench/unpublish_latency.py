@@ -28,6 +28,7 @@ from typing import Any, cast
 
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from mls_sync import aws
+from mls_sync.config import read_settings
 from mls_sync.dal.accounts import AccountsRepo
 from mls_sync.dal.listings import ListingsRepo
 from mls_sync.dal.posts import PostsRepo
@@ -36,6 +37,7 @@ from mls_sync.secrets import SecretStore, platform_secret_name
 from mls_sync.status import Status
 from mls_sync.timeutil import parse_utc
 from mls_sync.unpublish.deps import PublisherDeps, build
+from mls_sync.unpublish.settings import PublisherSettings
 
 from functions.publisher import app
 from mls_sync_local.runtime.context import make_context
@@ -113,7 +115,7 @@ def _world(latency: float) -> Iterator[World]:
         queue_arn = aws.sqs().get_queue_attributes(
             QueueUrl=stack.settings.unpublish_queue_url, AttributeNames=["QueueArn"]
         )["Attributes"]["QueueArn"]
-        deps = build(stack.settings, environ=env)
+        deps = build(read_settings(PublisherSettings, {**env, "UNPUBLISH_MAX_RECEIVES": "5"}))
         yield World(stack, sim, deps, accounts, queue_arn)
 
 

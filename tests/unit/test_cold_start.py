@@ -1,6 +1,6 @@
 """Cold start: with tracing off a handler imports neither the X-Ray SDK nor Powertools'
-parser models; ``handler_tracer`` decides tracing as Powertools does (bench/cold_start.py
-measures the cost)."""
+parser models; ``RuntimeSettings.tracing_enabled`` decides tracing as Powertools does
+(bench/cold_start.py measures the cost)."""
 
 from __future__ import annotations
 
@@ -10,7 +10,8 @@ import sys
 from pathlib import Path
 
 import pytest
-from mls_sync.tracing import NoTracer, handler_tracer, tracing_enabled
+from mls_sync.config import RuntimeSettings, read_settings
+from mls_sync.tracing import NoTracer, handler_tracer
 
 ROOT = Path(__file__).resolve().parents[2]
 HANDLERS = sorted(p.parent.name for p in (ROOT / "functions").glob("*/app.py"))
@@ -70,12 +71,12 @@ def test_every_handler_imports_without_the_xray_sdk_or_parser_models() -> None:
 def test_tracing_is_on_where_powertools_would_trace(
     environ: dict[str, str], *, enabled: bool
 ) -> None:
-    assert tracing_enabled(environ) is enabled
+    assert read_settings(RuntimeSettings, environ).tracing_enabled is enabled
 
 
 def test_without_tracing_the_handler_is_returned_unchanged() -> None:
     # Given tracing off
-    tracer = handler_tracer({"POWERTOOLS_TRACE_DISABLED": "true"})
+    tracer = handler_tracer(read_settings(RuntimeSettings, {"POWERTOOLS_TRACE_DISABLED": "true"}))
 
     # When a handler is decorated
     def handler(event: dict[str, int], context: object) -> int:

@@ -3,18 +3,26 @@
 from __future__ import annotations
 
 import pytest
+from mls_sync import container
 from mls_sync.config import (
-    ENV_VARS,
     ConfigError,
+    RuntimeSettings,
+    Settings,
+    get_settings,
+    read_settings,
+    required_env_names,
     schedule_period_seconds,
     settings_from,
     stack_environment,
 )
+from mls_sync.platforms.settings import PlatformSettings
 from mls_sync.status import Status
+from mls_sync.unpublish.settings import PublisherSettings
 
 REQUIRED = [
     "CONNECTIONS_TABLE",
     "LISTINGS_TABLE",
+    "LISTING_KEYS_TABLE",
     "POSTS_TABLE",
     "ACCOUNTS_TABLE",
     "HISTORY_TABLE",
@@ -23,6 +31,8 @@ REQUIRED = [
     "SYNC_QUEUE_URL",
     "UNPUBLISH_QUEUE_URL",
     "EVENT_BUS_NAME",
+    "UNPUBLISH_ON_STATUSES",
+    "SCHEDULE_EXPRESSION",
 ]
 
 
@@ -44,6 +54,12 @@ def test_a_complete_environment_reads_with_defaults() -> None:
 def test_stack_environment_names_every_table_variable() -> None:
     names = stack_environment("x")
     assert set(REQUIRED) - set(names) == {"SYNC_QUEUE_URL", "UNPUBLISH_QUEUE_URL"}
+
+
+def test_the_required_variables_are_exactly_those_without_a_default() -> None:
+    assert required_env_names(Settings) == set(REQUIRED)
+    assert required_env_names(PublisherSettings) == {*REQUIRED, "UNPUBLISH_MAX_RECEIVES"}
+    assert required_env_names(RuntimeSettings) == set()
 
 
 @pytest.mark.parametrize("missing", REQUIRED)
@@ -86,6 +102,92 @@ def test_a_non_numeric_number_names_its_variable() -> None:
 
 
 @pytest.mark.parametrize(
+    ("variable", "value"),
+    [
+        ("BUDGET_BULK_SHARE", "2"),
+        ("RECONCILE_EVERY_HOURS", "0"),
+        ("POWERTOOLS_TRACE_DISABLED", "perhaps"),
+        ("UNPUBLISH_MAX_RECEIVES", "0"),
+        ("FACEBOOK_GRAPH_URL", "http://graph.facebook.com"),
+        ("LINKEDIN_VERSION", "2026-08"),
+    ],
+)
+def test_a_bad_value_names_its_variable_and_nothing_else(variable: str, value: str) -> None:
+    env = {**_full_env(), "UNPUBLISH_MAX_RECEIVES": "5", variable: value}
+    with pytest.raises(ConfigError) as caught:
+        read_settings(PublisherSettings, env)
+    message = str(caught.value)
+    assert variable in message
+    # only the variable at fault: the others are fine
+    assert not [name for name in REQUIRED if name in message]
+
+
+def test_an_error_does_not_repeat_the_value() -> None:
+    # A value can be a secret pasted in the wrong place: the message says what is wrong.
+    with pytest.raises(ConfigError) as caught:
+        settings_from({**_full_env(), "SYNC_RUN_TTL_DAYS": "sk_live_not_a_number"})
+    assert "sk_live" not in str(caught.value)
+
+
+def test_the_publisher_needs_its_receive_count() -> None:
+    with pytest.raises(ConfigError, match="UNPUBLISH_MAX_RECEIVES"):
+        read_settings(PublisherSettings, _full_env())
+    settings = read_settings(PublisherSettings, {**_full_env(), "UNPUBLISH_MAX_RECEIVES": "7"})
+    assert settings.unpublish_max_receives == 7
+    assert settings.linkedin_app_secret_arn is None  # the template writes "" for no app
+    assert settings.platforms.facebook_graph_url == "https://graph.facebook.com"
+
+
+def test_the_platform_group_is_read_from_the_same_variables() -> None:
+    env = {
+        **_full_env(),
+        "UNPUBLISH_MAX_RECEIVES": "5",
+        "MLS_SYNC_ALLOW_LOOPBACK": "true",
+        "LINKEDIN_API_URL": "http://127.0.0.1:5001/",
+    }
+    settings = read_settings(PublisherSettings, env)
+    assert settings.allow_loopback is settings.platforms.allow_loopback is True
+    assert settings.platforms.linkedin_api_url == "http://127.0.0.1:5001"
+
+
+@pytest.mark.parametrize(("value", "allowed"), [("true", True), (" TRUE ", True), ("1", False)])
+def test_local_mode_is_the_exact_word_true(value: str, *, allowed: bool) -> None:
+    env = {"MLS_SYNC_ALLOW_LOOPBACK": value}
+    assert read_settings(RuntimeSettings, env).allow_loopback is allowed
+
+
+def test_names_are_matched_exactly() -> None:
+    # A lower-case listings_table in a shell is not the template's LISTINGS_TABLE.
+    env = {**_full_env(), "listings_table": "wrong"}
+    del env["LISTINGS_TABLE"]
+    with pytest.raises(ConfigError, match="LISTINGS_TABLE"):
+        settings_from(env)
+
+
+def test_the_process_environment_is_read_once_per_container(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    for key, value in _full_env().items():
+        monkeypatch.setenv(key, value)
+    container.reset()
+    first = get_settings()
+    monkeypatch.setenv("LISTINGS_TABLE", "changed")
+    assert get_settings() is first  # not read again
+    container.reset()
+    assert get_settings().listings_table == "changed"
+    container.reset()
+
+
+def test_a_model_built_directly_never_reads_the_environment(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("MLS_SYNC_ALLOW_LOOPBACK", "true")
+    monkeypatch.setenv("FACEBOOK_GRAPH_URL", "http://127.0.0.1:1")
+    assert PlatformSettings().allow_loopback is False
+    assert PlatformSettings().facebook_graph_url == "https://graph.facebook.com"
+
+
+@pytest.mark.parametrize(
     ("expression", "seconds"),
     [
         ("rate(15 minutes)", 900),
@@ -105,7 +207,7 @@ def test_bad_schedule_expressions(expression: str) -> None:
         schedule_period_seconds(expression)
 
 
-def test_env_var_table_covers_every_setting() -> None:
-    from mls_sync.config import Settings  # noqa: PLC0415
-
-    assert set(ENV_VARS) == set(Settings.model_fields)
+def test_every_setting_has_its_variable() -> None:
+    for model in (Settings, PublisherSettings, PlatformSettings):
+        for name, field in model.model_fields.items():
+            assert isinstance(field.validation_alias, str) or name == "platforms", name

@@ -48,7 +48,13 @@ def test_every_layer_pin_matches_the_dev_lock() -> None:
 def test_the_layer_pins_its_runtime_dependencies() -> None:
     # boto3 comes with the Lambda runtime; the rest must be in the layer
     layer = pins(LAYER)
-    for name in ("pydantic", "pydantic-core", "httpx", "aws-lambda-powertools"):
+    for name in (
+        "pydantic",
+        "pydantic-core",
+        "pydantic-settings",
+        "httpx",
+        "aws-lambda-powertools",
+    ):
         assert name in layer, name
     assert "boto3" not in layer
     assert "botocore" not in layer

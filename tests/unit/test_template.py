@@ -188,11 +188,12 @@ def test_the_code_counts_deliveries_as_the_queues_do() -> None:
     records `failed` on a job's last try: both must know the redrive count of their queue,
     or a record is dead-lettered before it is quarantined (or a post never marked failed)."""
     from mls_sync.pipeline.run_state import QUARANTINE_AFTER  # noqa: PLC0415
-    from mls_sync.unpublish.deps import DEFAULT_MAX_RECEIVES  # noqa: PLC0415
+    from mls_sync.unpublish.settings import PublisherSettings  # noqa: PLC0415
 
     assert _max_receives("SyncQueue") >= QUARANTINE_AFTER
+    # The publisher has no count of its own: it must be told, and is told the queue's.
+    assert PublisherSettings.model_fields["unpublish_max_receives"].is_required()
     publisher_env = TEMPLATE["Resources"]["PublisherFunction"]["Properties"]["Environment"]
     assert int(publisher_env["Variables"]["UNPUBLISH_MAX_RECEIVES"]) == _max_receives(
         "UnpublishQueue"
     )
-    assert _max_receives("UnpublishQueue") == DEFAULT_MAX_RECEIVES

@@ -1,49 +1,160 @@
-"""Configuration read from the environment once, lazily, and validated.
+"""The service's configuration: one pydantic-settings model, read from the environment once
+per container, validated all at once, and passed down.
 
-Missing configuration fails loudly with the variable's name; there are no silent defaults
-for resource names.
+This is the only module that reads ``os.environ`` (tests/unit/test_config.py checks the
+package). The model is one hierarchy, each level readable on its own from the same
+variables, so that a caller asks for what it needs and no more:
+
+- :class:`RuntimeSettings` — what the process was started with (tracing, local mode);
+  every value optional, so it can be read at import time and by the local tools;
+- :class:`Settings` — what every function of template.yaml is given (Globals): the
+  resource names, required, and the optional tunables the template does not set;
+- ``PublisherSettings`` (``mls_sync.unpublish.settings``) — what only the publisher is
+  given (platform endpoints, its receive limit).
+
+Variable names are exactly those of template.yaml and ``events/env.json`` (each field's
+``validation_alias``). A missing or invalid variable raises :class:`ConfigError` naming
+every variable at fault, never a value that might be a secret. There is no ``.env`` file
+nor secrets directory: the environment is the only source.
 """
 
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
+from typing import Annotated, Any, TypeVar, cast
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BeforeValidator, Field, ValidationError, field_validator
+from pydantic_settings import (
+    BaseSettings,
+    EnvSettingsSource,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+)
 
 from mls_sync.container import per_container
 from mls_sync.policy import TransitionPolicy, parse_unpublish_on
+
+ENV_CONFIG = SettingsConfigDict(
+    frozen=True,
+    # Names exactly as the template writes them: ``listings_table`` in a shell is not
+    # LISTINGS_TABLE.
+    case_sensitive=True,
+    # An empty value counts as unset: CloudFormation writes "" for an empty parameter.
+    env_ignore_empty=True,
+    # Everything else in a Lambda environment (AWS_*, _HANDLER, PATH, ...) is not ours.
+    extra="ignore",
+    validate_by_name=False,
+)
 
 
 class ConfigError(RuntimeError):
     """A required environment variable is missing or invalid."""
 
 
-class Settings(BaseModel):
-    model_config = ConfigDict(frozen=True)
+class EnvSettings(BaseSettings):
+    """The base of every settings model here: filled from the environment by
+    :func:`read_settings` alone. Built directly (``PlatformSettings()`` in a test) it holds
+    its defaults and what is passed by variable name, and never reads the environment."""
 
-    connections_table: str
-    listings_table: str
-    listing_keys_table: str
-    posts_table: str
-    accounts_table: str
-    history_table: str
-    sync_runs_table: str
-    idempotency_table: str
-    sync_queue_url: str
-    unpublish_queue_url: str
-    event_bus_name: str
-    unpublish_on_statuses: str = "sold"
-    schedule_expression: str = "rate(15 minutes)"
-    sync_run_ttl_days: int = 90
-    reconcile_every_hours: int = 24
-    budgets_table: str | None = None
+    model_config = ENV_CONFIG
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        del settings_cls, env_settings, dotenv_settings, file_secret_settings
+        return (init_settings,)
+
+
+S = TypeVar("S", bound=EnvSettings)
+
+
+def _exactly_true(value: object) -> bool:
+    # Local mode opens outbound calls to this machine: "1", "yes" or a typo must not.
+    if isinstance(value, bool):
+        return value
+    return isinstance(value, str) and value.strip().lower() == "true"
+
+
+LocalMode = Annotated[bool, BeforeValidator(_exactly_true)]
+"""``MLS_SYNC_ALLOW_LOOPBACK``: only the exact word ``true`` (any case, spaces trimmed)."""
+
+
+class RuntimeSettings(EnvSettings):
+    """How the process runs: all optional, so readable before the resource names exist (at
+    import time, in the local tools)."""
+
+    allow_loopback: LocalMode = Field(default=False, validation_alias="MLS_SYNC_ALLOW_LOOPBACK")
+    """Local mode: outbound calls may go to loopback hosts (the simulators, moto)."""
+    trace_disabled: bool = Field(default=False, validation_alias="POWERTOOLS_TRACE_DISABLED")
+    """Powertools' switch; read with pydantic's booleans, the same words as Powertools'
+    ``strtobool`` (true/false, 1/0, yes/no, on/off, t/f, y/n)."""
+    lambda_task_root: str | None = Field(default=None, validation_alias="LAMBDA_TASK_ROOT")
+    """Set by the Lambda runtime; absent outside Lambda."""
+    sam_local: str | None = Field(default=None, validation_alias="AWS_SAM_LOCAL")
+    """Set by ``sam local``."""
+    chalice_local: str | None = Field(default=None, validation_alias="AWS_CHALICE_CLI_MODE")
+    """Set by Chalice's local mode."""
+
+    @property
+    def tracing_enabled(self) -> bool:
+        """Whether Powertools' ``Tracer`` would trace here: not disabled, in Lambda, and not
+        in SAM CLI's or Chalice's local emulator (as Powertools decides it)."""
+        if self.trace_disabled or not self.lambda_task_root:
+            return False
+        return not (self.sam_local or self.chalice_local)
+
+
+class Settings(RuntimeSettings):
+    """What every function is given (template.yaml Globals). Resource names are required;
+    the tunables below them have documented defaults because the template leaves them out."""
+
+    connections_table: str = Field(validation_alias="CONNECTIONS_TABLE")
+    listings_table: str = Field(validation_alias="LISTINGS_TABLE")
+    listing_keys_table: str = Field(validation_alias="LISTING_KEYS_TABLE")
+    posts_table: str = Field(validation_alias="POSTS_TABLE")
+    accounts_table: str = Field(validation_alias="ACCOUNTS_TABLE")
+    history_table: str = Field(validation_alias="HISTORY_TABLE")
+    sync_runs_table: str = Field(validation_alias="SYNC_RUNS_TABLE")
+    idempotency_table: str = Field(validation_alias="IDEMPOTENCY_TABLE")
+    sync_queue_url: str = Field(validation_alias="SYNC_QUEUE_URL")
+    unpublish_queue_url: str = Field(validation_alias="UNPUBLISH_QUEUE_URL")
+    event_bus_name: str = Field(validation_alias="EVENT_BUS_NAME")
+    unpublish_on_statuses: str = Field(validation_alias="UNPUBLISH_ON_STATUSES")
+    """Comma-separated statuses whose arrival takes a listing's posts down."""
+    schedule_expression: str = Field(validation_alias="SCHEDULE_EXPRESSION")
+    """The dispatcher's EventBridge schedule: ``rate(N minutes|hours|days)`` or ``cron()``."""
+
+    budgets_table: str | None = Field(default=None, validation_alias="BUDGETS_TABLE")
     """The shared MLS request budgets (issue 21); without it each process keeps its own."""
-    budget_bulk_share: float = Field(default=0.5, gt=0, le=1)
+    budget_bulk_share: float = Field(default=0.5, gt=0, le=1, validation_alias="BUDGET_BULK_SHARE")
     """Largest share of a credential's hourly and daily quota that first syncs and
     reconciliations (by-key reads) may use."""
-    push_inbox_table: str | None = None
+    sync_run_ttl_days: int = Field(default=90, gt=0, validation_alias="SYNC_RUN_TTL_DAYS")
+    """How long a sync-run record is kept."""
+    reconcile_every_hours: int = Field(default=24, gt=0, validation_alias="RECONCILE_EVERY_HOURS")
+    """How often a connection's tracked listings are reconciled with the MLS."""
+    push_inbox_table: str | None = Field(default=None, validation_alias="PUSH_INBOX_TABLE")
     """Listing keys pushed by the MLS, waiting for the worker (issue 17); the push receiver
     refuses to start without it."""
+
+    @field_validator("unpublish_on_statuses")
+    @classmethod
+    def _known_statuses(cls, value: str) -> str:
+        parse_unpublish_on(value)
+        return value
+
+    @field_validator("schedule_expression")
+    @classmethod
+    def _a_schedule(cls, value: str) -> str:
+        schedule_period_seconds(value)
+        return value
 
     @property
     def period_seconds(self) -> int:
@@ -71,56 +182,108 @@ def schedule_period_seconds(expression: str) -> int:
     raise ValueError(f"{expression!r} is neither rate(...) nor cron(...)")
 
 
-ENV_VARS: dict[str, str] = {
-    "connections_table": "CONNECTIONS_TABLE",
-    "listings_table": "LISTINGS_TABLE",
-    "listing_keys_table": "LISTING_KEYS_TABLE",
-    "posts_table": "POSTS_TABLE",
-    "accounts_table": "ACCOUNTS_TABLE",
-    "history_table": "HISTORY_TABLE",
-    "sync_runs_table": "SYNC_RUNS_TABLE",
-    "idempotency_table": "IDEMPOTENCY_TABLE",
-    "sync_queue_url": "SYNC_QUEUE_URL",
-    "unpublish_queue_url": "UNPUBLISH_QUEUE_URL",
-    "event_bus_name": "EVENT_BUS_NAME",
-    "unpublish_on_statuses": "UNPUBLISH_ON_STATUSES",
-    "schedule_expression": "SCHEDULE_EXPRESSION",
-    "sync_run_ttl_days": "SYNC_RUN_TTL_DAYS",
-    "reconcile_every_hours": "RECONCILE_EVERY_HOURS",
-    "budgets_table": "BUDGETS_TABLE",
-    "budget_bulk_share": "BUDGET_BULK_SHARE",
-    "push_inbox_table": "PUSH_INBOX_TABLE",
-}
+# ------------------------------------------------------------------------------ reading
 
 
-def settings_from(env: dict[str, str] | os._Environ[str]) -> Settings:
-    values = {field: env[var] for field, var in ENV_VARS.items() if env.get(var)}
+def env_names(cls: type[EnvSettings]) -> dict[str, str]:
+    """Field name -> environment variable, groups included (``platforms.X`` for a group)."""
+    names: dict[str, str] = {}
+    for name, field in cls.model_fields.items():
+        group = _group(field.annotation)
+        if group is not None:
+            names.update({f"{name}.{k}": v for k, v in env_names(group).items()})
+        elif isinstance(field.validation_alias, str):
+            names[name] = field.validation_alias
+    return names
+
+
+def required_env_names(cls: type[EnvSettings]) -> set[str]:
+    """The variables ``cls`` cannot do without (no default), groups included."""
+    names: set[str] = set()
+    for field in cls.model_fields.values():
+        group = _group(field.annotation)
+        if group is not None:
+            names |= required_env_names(group)
+        elif field.is_required() and isinstance(field.validation_alias, str):
+            names.add(field.validation_alias)
+    return names
+
+
+def _group(annotation: object) -> type[EnvSettings] | None:
+    """A field whose type is itself a settings model is a group read from the same
+    (flat) variables, not from one variable holding JSON."""
+    if isinstance(annotation, type) and issubclass(annotation, EnvSettings):
+        return annotation
+    return None
+
+
+def _values(cls: type[EnvSettings], environ: Mapping[str, str]) -> dict[str, Any]:
+    # pydantic-settings' own environment source (aliases, case, empty values as unset,
+    # JSON for complex types), pointed at ``environ`` instead of the process's.
+    source = EnvSettingsSource(cls)
+    source.env_vars = {k: v for k, v in environ.items() if v != ""}
+    values = source()
+    for name, field in cls.model_fields.items():
+        group = _group(field.annotation)
+        if group is not None:
+            values[name] = _values(group, environ)
+    return values
+
+
+def _problem(error: Mapping[str, Any], known: set[str]) -> str:
+    loc = [str(part) for part in error.get("loc", ())]
+    # With validation aliases the location holds the variable's name; a group adds its
+    # field name in front.
+    named = [part for part in loc if part in known]
+    where = named[-1] if named else ".".join(loc) or "configuration"
+    return f"{where}: {error['msg']}"
+
+
+def read_settings(cls: type[S], environ: Mapping[str, str]) -> S:
+    """``cls`` from ``environ``, every value validated at once, or :class:`ConfigError`
+    naming every variable at fault (their messages, never their values)."""
     try:
-        settings = Settings.model_validate(values)
-        settings.policy  # noqa: B018 - validates UNPUBLISH_ON_STATUSES eagerly
-        settings.period_seconds  # noqa: B018 - and SCHEDULE_EXPRESSION
+        return cls.model_validate(_values(cls, environ))
     except ValidationError as exc:
-        problems = []
-        for err in exc.errors():
-            field = str(err["loc"][0]) if err["loc"] else "?"
-            problems.append(f"{ENV_VARS.get(field, field)}: {err['msg']}")
+        known = set(env_names(cls).values())
+        problems = [_problem(err, known) for err in exc.errors(include_input=False)]
         raise ConfigError("invalid configuration: " + "; ".join(problems)) from None
-    except ValueError as exc:
-        raise ConfigError(f"invalid configuration: {exc}") from None
-    return settings
+
+
+def settings_from(env: Mapping[str, str]) -> Settings:
+    """:class:`Settings` from a mapping (tests, the local tools)."""
+    return read_settings(Settings, env)
 
 
 @per_container
+def _from_process(cls: type[EnvSettings]) -> EnvSettings:
+    return read_settings(cls, os.environ)
+
+
+def load_settings(cls: type[S]) -> S:
+    """``cls`` from this process's environment, read once per container (never at import
+    time unless the caller imports it then)."""
+    return cast("S", _from_process(cls))
+
+
 def get_settings() -> Settings:
-    """The process's settings, read once on first use (never at import time)."""
-    return settings_from(os.environ)
+    """The process's settings, read once on first use."""
+    return load_settings(Settings)
+
+
+def runtime_settings() -> RuntimeSettings:
+    """How this process runs (tracing, local mode), read once on first use."""
+    return load_settings(RuntimeSettings)
 
 
 def stack_environment(stack: str, environment: str = "dev") -> dict[str, str]:
-    """The resource-name variables for a stack named ``stack`` deployed with the template's
-    ``Environment`` parameter ``environment`` (local runtime and tests), matching the names
-    template.yaml gives its resources."""
+    """What template.yaml's Globals give every function of a stack named ``stack`` deployed
+    with ``Environment`` = ``environment`` and the other parameters at their defaults (local
+    runtime and tests): the resource names as the template names them, and the parameters.
+    The queue URLs are left out: they carry an account and an endpoint."""
     return {
+        "UNPUBLISH_ON_STATUSES": "sold",
+        "SCHEDULE_EXPRESSION": "rate(15 minutes)",
         "CONNECTIONS_TABLE": f"{stack}-Connections",
         "LISTINGS_TABLE": f"{stack}-Listings",
         "LISTING_KEYS_TABLE": f"{stack}-ListingKeys",

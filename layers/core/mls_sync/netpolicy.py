@@ -22,8 +22,8 @@ carry a token).
 from __future__ import annotations
 
 import ipaddress
-import os
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Literal
 from urllib.parse import SplitResult, urlsplit
@@ -276,10 +276,14 @@ def check_url(url: str, *, allow_loopback: bool, what: str = "URL") -> str:
     return url.strip().rstrip("/")
 
 
-def loopback_allowed_from_env(environ: dict[str, str] | None = None) -> bool:
-    """Local mode: only the exact word ``true`` (not ``1``, ``yes`` or a typo)."""
-    env = os.environ if environ is None else environ
-    return env.get(ALLOW_LOOPBACK_ENV, "").strip().lower() == "true"
+def loopback_allowed_from_env(environ: Mapping[str, str] | None = None) -> bool:
+    """Local mode (``MLS_SYNC_ALLOW_LOOPBACK``, exactly ``true``): from ``environ``, or
+    this process's settings (``mls_sync.config``, read once per container)."""
+    # Here, not at the top: a module that only checks URLs need not load pydantic-settings.
+    from mls_sync.config import RuntimeSettings, read_settings, runtime_settings  # noqa: PLC0415
+
+    runtime = runtime_settings() if environ is None else read_settings(RuntimeSettings, environ)
+    return runtime.allow_loopback
 
 
 __all__ = [

@@ -2,9 +2,9 @@
 
 ``Tracer()`` imports and configures the X-Ray SDK (~0.2 s of a cold start) even when
 tracing is disabled, only to do nothing with it. Tracing is off under the same conditions
-as Powertools decides them: ``POWERTOOLS_TRACE_DISABLED`` truthy, or not running in Lambda
-(no ``LAMBDA_TASK_ROOT``), or in SAM CLI's or Chalice's local emulator. There the handlers
-get :class:`NoTracer`, whose decorators return the function unchanged.
+as Powertools decides them (``RuntimeSettings.tracing_enabled``: ``POWERTOOLS_TRACE_DISABLED``
+truthy, or not running in Lambda, or in SAM CLI's or Chalice's local emulator). There the
+handlers get :class:`NoTracer`, whose decorators return the function unchanged.
 
 In Lambda with ``Tracing: Active`` (template.yaml's Globals) tracing is on and the real
 ``Tracer`` is built, X-Ray SDK and all.
@@ -12,25 +12,14 @@ In Lambda with ``Tracing: Active`` (template.yaml's Globals) tracing is on and t
 
 from __future__ import annotations
 
-import os
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from typing import Any, Protocol, TypeVar, cast
 
 from aws_lambda_powertools import Tracer
-from aws_lambda_powertools.shared import constants
-from aws_lambda_powertools.shared.functions import resolve_truthy_env_var_choice
+
+from mls_sync.config import RuntimeSettings, runtime_settings
 
 F = TypeVar("F", bound=Callable[..., Any])
-
-
-def tracing_enabled(environ: Mapping[str, str] | None = None) -> bool:
-    """Whether Powertools' ``Tracer`` would trace in this environment."""
-    env = os.environ if environ is None else environ
-    if resolve_truthy_env_var_choice(env=env.get(constants.TRACER_DISABLED_ENV, "false")):
-        return False
-    if not env.get(constants.LAMBDA_TASK_ROOT_ENV):
-        return False
-    return not (env.get(constants.SAM_LOCAL_ENV) or env.get(constants.CHALICE_LOCAL_ENV))
 
 
 class HandlerTracer(Protocol):
@@ -55,8 +44,9 @@ class NoTracer:
         del key, value, namespace
 
 
-def handler_tracer(environ: Mapping[str, str] | None = None) -> HandlerTracer:
-    """The tracer for a handler module: ``Tracer()`` only where tracing is on."""
-    if tracing_enabled(environ):
+def handler_tracer(runtime: RuntimeSettings | None = None) -> HandlerTracer:
+    """The tracer for a handler module: ``Tracer()`` only where tracing is on (``runtime``
+    defaults to this process's, read once)."""
+    if (runtime or runtime_settings()).tracing_enabled:
         return cast("HandlerTracer", Tracer())
     return NoTracer()

@@ -9,9 +9,10 @@ from aws_lambda_powertools.utilities.parser.models import (
     LambdaFunctionUrlModel,
     SqsModel,
 )
-from mls_sync.config import ENV_VARS, settings_from
+from mls_sync.config import EnvSettings, Settings, read_settings
 from mls_sync.pipeline.keys import dedup_id, group_id
 from mls_sync.pipeline.manual import parse_request
+from mls_sync.unpublish.settings import PublisherSettings
 
 from functions.worker.app import SyncJobRecord
 from mls_sync_local.template import load_template
@@ -52,15 +53,19 @@ def test_manual_http_event_is_an_iam_signed_function_url_call() -> None:
 
 def test_env_file_configures_every_function_for_a_local_moto() -> None:
     env = json.loads((EVENTS / "env.json").read_text())
+    template = load_template()
     functions = {
-        name
-        for name, res in load_template()["Resources"].items()
+        name: res
+        for name, res in template["Resources"].items()
         if res["Type"] == "AWS::Serverless::Function"
     }
-    assert set(env) == functions
-    for values in env.values():
+    assert set(env) == set(functions)
+    models: dict[str, type[EnvSettings]] = {"PublisherFunction": PublisherSettings}
+    shared = set(template["Globals"]["Function"]["Environment"]["Variables"])
+    for name, values in env.items():
         assert values["AWS_ENDPOINT_URL"] == "http://127.0.0.1:5000"
-        settings_from(values)  # every required variable present and valid
-        # Those with a default the template does not set are optional here too.
-        optional = {"SYNC_RUN_TTL_DAYS", "RECONCILE_EVERY_HOURS", "BUDGET_BULK_SHARE"}
-        assert set(ENV_VARS.values()) - optional <= set(values)
+        # every required variable present and valid, for the model the function reads
+        read_settings(models.get(name, Settings), values)
+        # and every variable the template gives the function is there
+        own = (functions[name]["Properties"].get("Environment") or {}).get("Variables", {})
+        assert shared | set(own) <= set(values), name

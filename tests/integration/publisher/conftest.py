@@ -19,6 +19,7 @@ import httpx
 import pytest
 from aws_lambda_powertools.utilities.typing import LambdaContext as PowertoolsContext
 from mls_sync import aws
+from mls_sync.config import read_settings
 from mls_sync.dal.accounts import AccountsRepo
 from mls_sync.dal.listings import ListingsRepo
 from mls_sync.dal.posts import PostsRepo
@@ -34,6 +35,7 @@ from mls_sync.platforms.http import PlatformHttp, RetryPolicy
 from mls_sync.secrets import SecretStore, platform_secret_name
 from mls_sync.status import Status
 from mls_sync.unpublish.deps import PublisherDeps, build
+from mls_sync.unpublish.settings import PublisherSettings
 
 from functions.publisher import app
 from mls_sync_local.runtime.context import make_context
@@ -301,7 +303,8 @@ def make_publisher(
     linkedin_app: bool = True,
     sleeps: list[float] | None = None,
 ) -> Publisher:
-    env = {**stack.env, **sim.env()}
+    # The stack's UnpublishQueue redrives after 5 receives (tests/support/stack.py).
+    env = {**stack.env, **sim.env(), "UNPUBLISH_MAX_RECEIVES": "5"}
     if linkedin_app:
         env["LINKEDIN_APP_SECRET_ARN"] = SecretStore(aws.secrets()).put_json(
             "mls-sync-test/platform/linkedin-app", LINKEDIN_APP
@@ -315,7 +318,8 @@ def make_publisher(
         clock=lambda: NOW,
         rng=lambda: 0.5,
     )
-    deps = build(stack.settings, environ=env, http=http, clock=lambda: NOW, sleep=recorded.append)
+    settings = read_settings(PublisherSettings, env)
+    deps = build(settings, http=http, clock=lambda: NOW, sleep=recorded.append)
     publisher = Publisher(
         stack=stack,
         sim=sim,

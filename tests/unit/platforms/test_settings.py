@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import pytest
+from mls_sync.config import ConfigError
 from mls_sync.platforms.settings import PlatformSettings
-from pydantic import ValidationError
 
 
 def test_defaults_are_the_contract_values() -> None:
@@ -50,5 +50,7 @@ def test_local_mode_allows_http_loopback() -> None:
     ],
 )
 def test_unsafe_or_malformed_settings_fail_loudly(env: dict[str, str], message: str) -> None:
-    with pytest.raises(ValidationError, match=message):
+    with pytest.raises(ConfigError, match=message) as caught:
         PlatformSettings.from_env(env)
+    # naming the variable at fault
+    assert any(name in str(caught.value) for name in env if name != "MLS_SYNC_ALLOW_LOOPBACK")

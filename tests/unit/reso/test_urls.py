@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+from mls_sync import container
 from mls_sync.netpolicy import is_loopback_host
 from mls_sync.reso.auth import BearerToken
 from mls_sync.reso.client import ReplicationClient, ReplicationTarget
@@ -70,12 +71,15 @@ def test_local_mode_comes_from_the_environment_when_not_given(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     monkeypatch.delenv("MLS_SYNC_ALLOW_LOOPBACK", raising=False)
+    container.reset()  # the environment is read once per container
     with pytest.raises(InvalidBaseUrl):
         _client("http://127.0.0.1:9")
     monkeypatch.setenv("MLS_SYNC_ALLOW_LOOPBACK", "true")
+    container.reset()
     _client("http://127.0.0.1:9").close()
     with pytest.raises(InvalidBaseUrl):
         _client("http://127.0.0.1:9", allow=False)
+    container.reset()
 
 
 def test_first_sync_is_not_a_full_download() -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from mls_sync.config import load_settings
 from mls_sync.platforms.base import PlatformClient, PlatformError
 from mls_sync.platforms.facebook import FacebookClient
 from mls_sync.platforms.http import PlatformHttp
@@ -68,7 +69,7 @@ def build_registry(
 ) -> PlatformRegistry:
     return PlatformRegistry(
         PlatformDeps(
-            settings=settings or PlatformSettings.from_env(),
+            settings=settings or load_settings(PlatformSettings),
             http=http or PlatformHttp(),
             linkedin_app=linkedin_app,
         )

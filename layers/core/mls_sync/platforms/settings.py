@@ -1,24 +1,14 @@
-"""Platform endpoints and versions, read once from the environment (CONTRACT section 5)."""
+"""Platform endpoints and versions (CONTRACT section 5), a group of the publisher's settings."""
 
 from __future__ import annotations
 
-import os
 from collections.abc import Mapping
-from typing import Self
 from urllib.parse import urlsplit
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import Field, ValidationInfo, field_validator
 
+from mls_sync.config import EnvSettings, LocalMode, read_settings
 from mls_sync.netpolicy import OutboundRefusedError, check_url
-
-_ENV_NAMES = {
-    "facebook_graph_url": "FACEBOOK_GRAPH_URL",
-    "facebook_graph_version": "FACEBOOK_GRAPH_VERSION",
-    "linkedin_api_url": "LINKEDIN_API_URL",
-    "linkedin_oauth_url": "LINKEDIN_OAUTH_URL",
-    "linkedin_version": "LINKEDIN_VERSION",
-    "allow_loopback": "MLS_SYNC_ALLOW_LOOPBACK",
-}
 
 
 class InsecureUrlError(ValueError):
@@ -43,35 +33,37 @@ def check_base_url(url: str, *, allow_loopback: bool) -> str:
         raise InsecureUrlError(f"{exc}{hint}") from None
 
 
-class PlatformSettings(BaseModel):
-    """Where the platform APIs are. Build with :meth:`from_env` (once, at cold start)."""
+class PlatformSettings(EnvSettings):
+    """Where the platform APIs are: a group of the publisher's settings
+    (``mls_sync.unpublish.settings``), read from the same variables. Every value is
+    optional: the defaults are CONTRACT section 5's public endpoints and versions, which
+    template.yaml also sets explicitly; local mode points them at the simulator."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    # First: the URL checks below read it.
+    allow_loopback: LocalMode = Field(default=False, validation_alias="MLS_SYNC_ALLOW_LOOPBACK")
+    facebook_graph_url: str = Field(
+        default="https://graph.facebook.com", validation_alias="FACEBOOK_GRAPH_URL"
+    )
+    facebook_graph_version: str = Field(
+        default="v25.0", pattern=r"^v\d+\.\d+$", validation_alias="FACEBOOK_GRAPH_VERSION"
+    )
+    linkedin_api_url: str = Field(
+        default="https://api.linkedin.com", validation_alias="LINKEDIN_API_URL"
+    )
+    linkedin_oauth_url: str = Field(
+        default="https://www.linkedin.com", validation_alias="LINKEDIN_OAUTH_URL"
+    )
+    linkedin_version: str = Field(
+        default="202608", pattern=r"^\d{6}(\.\d{2})?$", validation_alias="LINKEDIN_VERSION"
+    )
 
-    facebook_graph_url: str = "https://graph.facebook.com"
-    facebook_graph_version: str = Field(default="v25.0", pattern=r"^v\d+\.\d+$")
-    linkedin_api_url: str = "https://api.linkedin.com"
-    linkedin_oauth_url: str = "https://www.linkedin.com"
-    linkedin_version: str = Field(default="202608", pattern=r"^\d{6}(\.\d{2})?$")
-    allow_loopback: bool = False
-
-    @field_validator("allow_loopback", mode="before")
+    @field_validator("facebook_graph_url", "linkedin_api_url", "linkedin_oauth_url")
     @classmethod
-    def _strict_true(cls, value: object) -> bool:
-        # Only the exact word enables local mode: "1", "yes" or a typo must not open it.
-        if isinstance(value, bool):
-            return value
-        return isinstance(value, str) and value.strip().lower() == "true"
-
-    @model_validator(mode="after")
-    def _urls_are_safe(self) -> Self:
-        for name in ("facebook_graph_url", "linkedin_api_url", "linkedin_oauth_url"):
-            cleaned = check_base_url(getattr(self, name), allow_loopback=self.allow_loopback)
-            object.__setattr__(self, name, cleaned)
-        return self
+    def _url_is_safe(cls, value: str, info: ValidationInfo) -> str:
+        # Per field, so that a refusal names its variable.
+        return check_base_url(value, allow_loopback=bool(info.data.get("allow_loopback")))
 
     @classmethod
-    def from_env(cls, environ: Mapping[str, str] | None = None) -> PlatformSettings:
-        env = os.environ if environ is None else environ
-        values = {field: env[var] for field, var in _ENV_NAMES.items() if env.get(var)}
-        return cls.model_validate(values)
+    def from_env(cls, environ: Mapping[str, str]) -> PlatformSettings:
+        """From a mapping of variables (tests, the local tools); raises ``ConfigError``."""
+        return read_settings(cls, environ)

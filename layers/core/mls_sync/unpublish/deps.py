@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-import os
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from aws_lambda_powertools.utilities.idempotency import DynamoDBPersistenceLayer
 
 from mls_sync import aws
-from mls_sync.config import Settings, get_settings
+from mls_sync.config import load_settings
 from mls_sync.container import per_container
 from mls_sync.dal.accounts import AccountsRepo
 from mls_sync.dal.base import Tables
@@ -20,16 +19,14 @@ from mls_sync.events import EventPublisher
 from mls_sync.platforms.http import PlatformHttp
 from mls_sync.platforms.linkedin import OAuthApp
 from mls_sync.platforms.registry import PlatformDeps, PlatformRegistry
-from mls_sync.platforms.settings import PlatformSettings
 from mls_sync.queues import QueueSender
 from mls_sync.secrets import SECRET_MAX_AGE_SECONDS, SecretStore
 from mls_sync.timeutil import Clock, utc_now
 from mls_sync.unpublish.outbox import PostsDownClaims
 from mls_sync.unpublish.reauth import Reauthorization
 from mls_sync.unpublish.service import UnpublishService
+from mls_sync.unpublish.settings import PublisherSettings
 from mls_sync.unpublish.tokens import TokenService
-
-DEFAULT_MAX_RECEIVES = 5  # UnpublishQueue's maxReceiveCount in template.yaml
 
 
 @dataclass(frozen=True)
@@ -42,28 +39,25 @@ class PublisherDeps:
 
 
 def build(
-    settings: Settings | None = None,
+    settings: PublisherSettings | None = None,
     *,
-    environ: Mapping[str, str] | None = None,
     http: PlatformHttp | None = None,
     clock: Clock = utc_now,
     sleep: Callable[[float], None] = time.sleep,
 ) -> PublisherDeps:
-    """The publisher's collaborators. ``environ`` (default ``os.environ``) supplies the
-    platform variables, ``LINKEDIN_APP_SECRET_ARN`` and ``UNPUBLISH_MAX_RECEIVES``; ``http``,
-    ``clock`` and ``sleep`` are injected by tests and benchmarks so nothing really waits."""
-    settings = settings or get_settings()
-    env = os.environ if environ is None else environ
+    """The publisher's collaborators from its settings (default: this process's, read once);
+    ``http``, ``clock`` and ``sleep`` are injected by tests and benchmarks so nothing
+    really waits."""
+    settings = settings or load_settings(PublisherSettings)
     tables = Tables.from_settings(settings)
     secrets = SecretStore(aws.secrets(), max_age=SECRET_MAX_AGE_SECONDS)
     linkedin_app: OAuthApp | None = None
-    app_secret = env.get("LINKEDIN_APP_SECRET_ARN")
-    if app_secret:
-        values = secrets.read_json(app_secret)
+    if settings.linkedin_app_secret_arn:
+        values = secrets.read_json(settings.linkedin_app_secret_arn)
         linkedin_app = OAuthApp(client_id=values["clientId"], client_secret=values["clientSecret"])
     platforms = PlatformRegistry(
         PlatformDeps(
-            settings=PlatformSettings.from_env(env),
+            settings=settings.platforms,
             http=http or PlatformHttp(sleep=sleep, clock=clock),
             linkedin_app=linkedin_app,
         )
@@ -101,7 +95,7 @@ def build(
             table_name=settings.idempotency_table, boto3_client=aws.dynamodb()
         ),
         queue_url=settings.unpublish_queue_url,
-        max_receives=int(env.get("UNPUBLISH_MAX_RECEIVES") or DEFAULT_MAX_RECEIVES),
+        max_receives=settings.unpublish_max_receives,
         reauth=reauth,
     )
 
