@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 from mls_sync.reso.entity_events import (
+    MAX_HELD_PAGES,
     Event,
     EventAnchor,
     EventLogBroken,
@@ -327,6 +328,18 @@ def test_a_hidden_anchor_never_named_again_means_expired() -> None:
     with pytest.raises(EventLogBroken, match="no later event names that record") as broken:
         list(server.reader().after(EventAnchor(sequence=10, key="A"), None))
     assert broken.value.reason == "expired"
+
+
+def test_a_search_for_a_hidden_anchor_is_bounded() -> None:
+    full = [
+        page(ev(n, f"K{n}"), ev(n + 1, f"K{n + 1}"), ev(n + 2, f"K{n + 2}"))
+        for n in range(11, 11 + 3 * MAX_HELD_PAGES, 3)
+    ]
+    server = Script(*full)
+    with pytest.raises(EventLogBroken, match=f"next {MAX_HELD_PAGES} pages") as broken:
+        list(server.reader().after(EventAnchor(sequence=10, key="A"), None))
+    assert broken.value.reason == "expired"
+    assert server.sent == MAX_HELD_PAGES
 
 
 def test_other_resources_are_ignored_even_if_the_server_sends_them() -> None:

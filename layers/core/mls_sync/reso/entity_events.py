@@ -38,6 +38,10 @@ MAX_SEQUENCE = 2**63 - 1
 """EntityEventSequence is the positive part of Int64 (RCP-027)."""
 HEAD_TRIES = 5
 """Requests ``head`` makes past unreadable or foreign newest events before giving up."""
+MAX_HELD_PAGES = 50
+"""Pages held back while looking for a hidden anchor's record before the log is called
+expired: past that, a full pass (re-anchor and read every tracked listing by key) is cheaper
+than reading on, and a search that outlasts every invocation's deadline would never yield."""
 
 GetJson = Callable[
     [str, dict[str, str] | None, float | None, dict[str, str] | None], tuple[dict[str, Any], str]
@@ -368,6 +372,12 @@ class EventReader:
                         "expired",
                         f"event {anchor.sequence} (Property {anchor.key}) is gone and no later "
                         "event names that record: the log expired past the anchor",
+                    )
+                if len(held) >= MAX_HELD_PAGES:
+                    raise EventLogBroken(
+                        "expired",
+                        f"event {anchor.sequence} (Property {anchor.key}) is gone and no event "
+                        f"in the next {len(held)} pages names that record: treated as expired",
                     )
                 continue
             yield from held
