@@ -19,6 +19,11 @@ def register(subparsers: Any) -> None:
     mls.add_argument("--host", default="127.0.0.1", help="loopback address to bind")
     mls.add_argument("--port", type=int, default=0, help="port (default: a free one)")
     mls.add_argument("--listings", type=int, default=20, help="listings to start with")
+    mls.add_argument(
+        "--entity-events",
+        action="store_true",
+        help="serve the RESO EntityEvent log (RCP-027) and name it in $metadata",
+    )
     mls.set_defaults(run=_run_mls)
     platforms = kinds.add_parser(
         "platforms",
@@ -59,7 +64,7 @@ def _run_mls(args: argparse.Namespace) -> int:
 
     _check_host(args.host)
     _line_buffered()
-    serve_forever(args.host, args.port, listings=args.listings)
+    serve_forever(args.host, args.port, listings=args.listings, entity_events=args.entity_events)
     return 0
 
 

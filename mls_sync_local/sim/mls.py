@@ -1279,10 +1279,12 @@ class _Handler(BaseHTTPRequestHandler):
             return  # the client hung up: what the fault is for
 
 
-def serve_forever(host: str = "127.0.0.1", port: int = 0, *, listings: int = 20) -> None:
+def serve_forever(
+    host: str = "127.0.0.1", port: int = 0, *, listings: int = 20, entity_events: bool = False
+) -> None:
     """Runs a simulator in the foreground (``mls-sync sim mls``): prints its URL and
     credentials, serves until interrupted. The clock follows real time."""
-    sim = MlsSimulator(host=host, port=port, start=datetime.now(UTC))
+    sim = MlsSimulator(host=host, port=port, start=datetime.now(UTC), entity_events=entity_events)
     sim.add_many(listings)
     sim.start()
     print(f"MLS simulator at {sim.url}{sim.resource_path}", flush=True)
