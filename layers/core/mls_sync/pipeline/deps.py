@@ -23,6 +23,7 @@ def build_sync_deps(settings: Settings | None = None) -> SyncDeps:
     # Here, not at the top: the manual-sync function never loads the sync pipeline (nor
     # the MLS client and httpx under it).
     from mls_sync.dal.budget import budgets_from_settings  # noqa: PLC0415 - worker only
+    from mls_sync.dal.push_inbox import PushInboxRepo  # noqa: PLC0415 - worker only
     from mls_sync.pipeline.sync import SyncDeps, replication_client_factory  # noqa: PLC0415
     from mls_sync.secrets import SECRET_MAX_AGE_SECONDS, SecretStore  # noqa: PLC0415
 
@@ -46,6 +47,9 @@ def build_sync_deps(settings: Settings | None = None) -> SyncDeps:
         ),
         reconcile_every_hours=settings.reconcile_every_hours,
         sync_run_ttl_days=settings.sync_run_ttl_days,
+        push_inbox=PushInboxRepo(aws.dynamodb(), settings.push_inbox_table)
+        if settings.push_inbox_table
+        else None,
     )
 
 

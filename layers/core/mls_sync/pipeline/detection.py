@@ -214,14 +214,14 @@ class Detector(Reader):
             connection_id=connection.connection_id,
             reason="push",
             slot=self.now_text,
-            correlation_id=f"{self.job.correlation_id.split('+')[0]}+{ticket.generation}",
+            correlation_id=f"{self.job.correlation_id.split('+')[0]}+{ticket.number}",
         )
         self.deps.sync_queue.send(
             [
                 OutgoingMessage(
                     job,
                     group_id=group_id(connection.connection_id),
-                    dedup_id=dedup_id(job, progress=str(ticket.generation)),
+                    dedup_id=dedup_id(job, progress=str(ticket.number)),
                 )
             ]
         )

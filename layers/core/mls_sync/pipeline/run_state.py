@@ -7,13 +7,14 @@ import time
 from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import Literal, Protocol
+from typing import Literal
 
 from aws_lambda_powertools import Logger
 
 from mls_sync.dal import ConnectionsRepo, HistoryRepo, ListingsRepo, PostsRepo, SyncRunsRepo
 from mls_sync.dal.listing_keys import KeyEntry
 from mls_sync.dal.listings import MlsUpdate
+from mls_sync.dal.push_inbox import PushInboxRepo
 from mls_sync.events import EventPublisher
 from mls_sync.models import (
     ChangeSource,
@@ -64,29 +65,6 @@ more than SyncQueue's maxReceiveCount (3): the last delivery must be able to mov
 Outcome = Literal["succeeded", "partial", "failed", "continued", "duplicate", "skipped"]
 
 
-class InboxBatch(Protocol):
-    @property
-    def keys(self) -> list[str]: ...
-
-    @property
-    def generation(self) -> int | None: ...
-
-
-class InboxTicket(Protocol):
-    @property
-    def generation(self) -> int: ...
-
-
-class PushInbox(Protocol):
-    """The connection's push inbox (``mls_sync.dal.push_inbox.PushInboxRepo``)."""
-
-    def open(self, connection_id: str) -> InboxBatch: ...
-
-    def done(self, connection_id: str, keys: list[str]) -> None: ...
-
-    def requeue(self, connection_id: str) -> InboxTicket | None: ...
-
-
 @dataclass
 class SyncDeps:
     policy: TransitionPolicy
@@ -107,7 +85,7 @@ class SyncDeps:
     newly_tracked_limit: int = NEWLY_TRACKED_LIMIT
     by_key_chunk: int = BY_KEY_CHUNK
     quarantine_after: int = QUARANTINE_AFTER
-    push_inbox: PushInbox | None = None
+    push_inbox: PushInboxRepo | None = None
 
 
 @dataclass
