@@ -117,12 +117,6 @@ class Transport:
 
     # ------------------------------------------------------------------ auth
 
-    def _authorization(self, deadline: float | None) -> str:
-        token = self.tokens.cached()
-        if token is None:
-            token = self._fetch_token(deadline)
-        return token
-
     def _fetch_token(self, deadline: float | None) -> str:
         creds = self.tokens.credentials
         assert isinstance(creds, ClientCredentials)
@@ -219,26 +213,19 @@ class Transport:
         while True:
             self._admit(mls, deadline)
             sent = {"Accept": "application/json", "Accept-Encoding": "gzip", **(headers or {})}
-            token = self._authorization(deadline) if authed else ""
+            token = (self.tokens.cached() or self._fetch_token(deadline)) if authed else ""
             if authed:
                 sent["Authorization"] = f"Bearer {token}"
             answer = self._attempt(method, url, data=data, headers=sent, deadline=deadline, mls=mls)
-            if (
-                isinstance(answer, Answer)
-                and answer.status == 401
-                and authed
-                and not self.tokens.static
-                and not refreshed
-            ):
+            if isinstance(answer, Problem):
+                outcome: Outcome = answer
+            elif answer.status == 401 and authed and not self.tokens.static and not refreshed:
                 # Expired or revoked early: one fresh token, then the same request again.
                 refreshed = True
                 self.tokens.invalidate(token)
                 continue
-            outcome = (
-                self._judge(answer, authed=authed, as_text=as_text)
-                if isinstance(answer, Answer)
-                else answer
-            )
+            else:
+                outcome = self._judge(answer, authed=authed, as_text=as_text)
             if isinstance(outcome, dict):
                 if mls:
                     self.breaker.success()
