@@ -1,22 +1,30 @@
 """PushInbox: the listing keys an MLS pushed for a connection, waiting for the worker.
 
-One item per connection (``connectionId``) holding a string set ``keys``, a flag ``queued``
-(a sync job for these keys is on SyncQueue or about to be) and a counter ``generation``
-(how many times a worker has taken the keys; it names the job, so SQS deduplication never
-merges two different takes). Every operation is one ``UpdateItem``, so pushes and workers
-interleave without locks:
+One item per connection (``connectionId``) holding a string set ``keys`` and three counters:
+``pushes`` (every push, and every requeue, adds one: the value a flip leaves names its job),
+``pendingPushes`` (pushes since the last take; 0 means no job is queued) and ``takenAt``
+(the ``pushes`` count at the last take), plus ``takes`` (how many times a worker took the
+keys). Every operation is one ``UpdateItem``, so pushes and workers interleave without
+locks:
 
-- ``add`` (PushFunction): the keys join the set and ``queued`` becomes true; the push that
-  found ``queued`` not true is the one that sends the job. A flood of pushes between two
-  takes therefore makes one job, and a set at its cap refuses the push (the producer is
-  told to retry later) instead of growing without bound.
-- ``open`` (worker): ``queued`` back to false and ``generation`` + 1, returning the keys
-  present at that instant: they are the worker's. A key pushed after the flip finds
-  ``queued`` false and sends a new job.
+- ``add`` (PushFunction): the keys join the set and both push counters grow; the push that
+  found ``pendingPushes`` at 0 is the one that sends the job, named by the ``pushes`` count
+  it left (so a job re-sent for the same flip is one SQS message, and the next flip, after
+  a take, is a new one). A flood of pushes between two takes therefore makes one job, and a
+  set at its cap refuses the push (the producer is told to retry later) instead of growing
+  without bound.
+- ``open`` (worker): ``pendingPushes`` back to 0, ``takenAt`` = ``pushes``, ``takes`` + 1,
+  returning the keys present at that instant: they are the worker's. A key pushed after the
+  take finds ``pendingPushes`` at 0 and sends a new job.
 - ``done`` (worker): removes exactly the keys it applied; keys pushed meanwhile stay. A
   worker that dies between ``open`` and ``done`` leaves its keys in the set, and the
   redelivered job (or the next one) reads them again.
-- ``requeue`` (worker out of time): ``queued`` false -> true; the caller sends the job.
+- ``requeue`` (worker out of time): ``pendingPushes`` 0 -> 1 while keys remain; the caller
+  sends the job.
+
+Counters rather than a ``queued`` flag: whether an attribute that a write leaves at the same
+value is part of ``UPDATED_OLD`` differs between DynamoDB (it is) and moto (it is not); a
+counter changes on every write, so the answer reads the same everywhere.
 """
 
 from __future__ import annotations
@@ -43,25 +51,25 @@ class AddOutcome:
     saturated: bool
     """The set is at its cap: nothing was added (answer 429, the producer retries)."""
     send_job: bool = False
-    """This push flipped ``queued`` to true: it must send the sync job."""
-    generation: int = 0
-    """The inbox's generation at the push: names the job (``MessageDeduplicationId``)."""
+    """This push found no job queued: it must send one."""
+    ticket: int = 0
+    """The ``pushes`` count this push left: names the job (``MessageDeduplicationId``)."""
 
 
 @dataclass(frozen=True, slots=True)
 class InboxBatch:
-    """What ``open`` handed a worker: the keys present at the flip, and the generation that
-    flip started (None and no keys: the connection has no inbox)."""
+    """What ``open`` handed a worker: the keys present at the take, and which take it was
+    (None and no keys: the connection has no inbox)."""
 
     keys: list[str]
-    generation: int | None
+    take: int | None
 
 
 @dataclass(frozen=True, slots=True)
 class InboxTicket:
-    """``requeue`` flipped ``queued`` to true: send a job named by this generation."""
+    """``requeue`` found no job queued: send one named by this number."""
 
-    generation: int
+    number: int
 
 
 def _key(connection_id: str) -> dict[str, Any]:
@@ -73,6 +81,10 @@ def _number(item: dict[str, Any], name: str) -> int:
     return int(value) if value is not None else 0
 
 
+def _keys(item: dict[str, Any]) -> list[str]:
+    return sorted(item.get("keys", {}).get("SS", []))
+
+
 class PushInboxRepo:
     def __init__(self, client: DynamoDBClient, table_name: str) -> None:
         self._client = client
@@ -80,11 +92,10 @@ class PushInboxRepo:
 
     def add(self, connection_id: str, keys: Collection[str], *, cap: int, now: str) -> AddOutcome:
         """Adds ``keys`` (not empty: DynamoDB has no empty sets) unless the set would then
-        hold more than ``cap`` keys. ``generation`` is set to 0 when absent so that it is
-        one of the attributes UPDATED_OLD returns."""
+        hold more than ``cap`` keys."""
         if not keys:
             raise ValueError("add needs at least one key")
-        room = cap - len(keys)
+        room = cap - len(set(keys))
         if room < 0:
             return AddOutcome(saturated=True)
         try:
@@ -92,20 +103,16 @@ class PushInboxRepo:
                 TableName=self.table_name,
                 Key=_key(connection_id),
                 UpdateExpression=(
-                    "ADD #keys :keys, pushes :one "
-                    "SET queued = :true, updatedAt = :now, "
-                    "generation = if_not_exists(generation, :zero)"
+                    "ADD #keys :keys, pushes :one, pendingPushes :one SET updatedAt = :now"
                 ),
                 # Room for every key of this push even if none is in the set yet: the set
-                # never holds more than ``cap`` (the item stays under DynamoDB's 400 KB).
+                # never holds more than ``cap`` (and the item stays under 400 KB).
                 ConditionExpression="attribute_not_exists(#keys) OR size(#keys) <= :room",
                 ExpressionAttributeNames={"#keys": "keys"},
                 ExpressionAttributeValues={
                     ":keys": {"SS": sorted(set(keys))},
                     ":one": {"N": "1"},
-                    ":true": {"BOOL": True},
                     ":now": {"S": now},
-                    ":zero": {"N": "0"},
                     ":room": {"N": str(room)},
                 },
                 ReturnValues="UPDATED_OLD",
@@ -114,27 +121,26 @@ class PushInboxRepo:
             if is_condition_failure(exc) or _too_large(exc):
                 return AddOutcome(saturated=True)
             raise
-        old = answer.get("Attributes", {})
-        was_queued = old.get("queued", {}).get("BOOL") is True
+        old = dict(answer.get("Attributes", {}))
         return AddOutcome(
-            saturated=False, send_job=not was_queued, generation=_number(dict(old), "generation")
+            saturated=False,
+            send_job=_number(old, "pendingPushes") == 0,
+            ticket=_number(old, "pushes") + 1,
         )
 
-    def unqueue(self, connection_id: str, generation: int) -> bool:
-        """Undoes the flip of a push whose job could not be sent: ``queued`` back to false,
-        only while no worker has opened the inbox since (same generation). True when it was
-        put back; the next push then sends the job."""
+    def unqueue(self, connection_id: str, ticket: int) -> bool:
+        """Undoes the flip of a push whose job could not be sent: ``pendingPushes`` back to
+        0, only while no worker has taken the keys since that push (``takenAt`` below its
+        ticket). True when it was put back; the next push then sends the job."""
         try:
             self._client.update_item(
                 TableName=self.table_name,
                 Key=_key(connection_id),
-                UpdateExpression="SET queued = :false",
-                ConditionExpression="queued = :true AND generation = :g",
-                ExpressionAttributeValues={
-                    ":false": {"BOOL": False},
-                    ":true": {"BOOL": True},
-                    ":g": {"N": str(generation)},
-                },
+                UpdateExpression="SET pendingPushes = :zero",
+                ConditionExpression=(
+                    "pendingPushes > :zero AND (attribute_not_exists(takenAt) OR takenAt < :t)"
+                ),
+                ExpressionAttributeValues={":zero": {"N": "0"}, ":t": {"N": str(ticket)}},
             )
         except ClientError as exc:
             if is_condition_failure(exc):
@@ -143,24 +149,23 @@ class PushInboxRepo:
         return True
 
     def open(self, connection_id: str) -> InboxBatch:
-        """Takes the keys present now: ``queued`` false, ``generation`` + 1 (ALL_NEW). Keys
-        pushed after this instant send a new job. No inbox item: no keys (none created)."""
+        """Takes the keys present now (ALL_NEW); keys pushed after this instant send a new
+        job. No inbox item: no keys (and none is created)."""
         try:
             answer = self._client.update_item(
                 TableName=self.table_name,
                 Key=_key(connection_id),
-                UpdateExpression="SET queued = :false ADD generation :one",
-                ConditionExpression="attribute_exists(connectionId)",
-                ExpressionAttributeValues={":false": {"BOOL": False}, ":one": {"N": "1"}},
+                UpdateExpression="SET pendingPushes = :zero, takenAt = pushes ADD takes :one",
+                ConditionExpression="attribute_exists(pushes)",
+                ExpressionAttributeValues={":zero": {"N": "0"}, ":one": {"N": "1"}},
                 ReturnValues="ALL_NEW",
             )
         except ClientError as exc:
             if is_condition_failure(exc):
-                return InboxBatch(keys=[], generation=None)
+                return InboxBatch(keys=[], take=None)
             raise
         item = dict(answer.get("Attributes", {}))
-        keys = sorted(item.get("keys", {}).get("SS", []))
-        return InboxBatch(keys=keys, generation=_number(item, "generation"))
+        return InboxBatch(keys=_keys(item), take=_number(item, "takes"))
 
     def done(self, connection_id: str, keys: Collection[str]) -> None:
         """Removes the keys a worker applied (and only those: keys pushed since stay)."""
@@ -171,7 +176,7 @@ class PushInboxRepo:
                 TableName=self.table_name,
                 Key=_key(connection_id),
                 UpdateExpression="DELETE #keys :done",
-                ConditionExpression="attribute_exists(connectionId)",
+                ConditionExpression="attribute_exists(pushes)",
                 ExpressionAttributeNames={"#keys": "keys"},
                 ExpressionAttributeValues={":done": {"SS": sorted(set(keys))}},
             )
@@ -180,37 +185,34 @@ class PushInboxRepo:
                 raise
 
     def requeue(self, connection_id: str) -> InboxTicket | None:
-        """For a worker that runs out of time with keys left: ``queued`` false -> true while
-        keys remain. A ticket means the caller must send the job (named by its generation);
-        None means a push already did (or nothing is left)."""
+        """For a worker that runs out of time with keys left: like a push of no new key. A
+        ticket means the caller must send the job (``PushJobSender.send`` with its number);
+        None means a push already did, or nothing is left."""
         try:
             answer = self._client.update_item(
                 TableName=self.table_name,
                 Key=_key(connection_id),
-                UpdateExpression="SET queued = :true",
-                ConditionExpression="attribute_exists(#keys) AND queued = :false",
+                UpdateExpression="ADD pushes :one, pendingPushes :one",
+                ConditionExpression="attribute_exists(#keys) AND pendingPushes = :zero",
                 ExpressionAttributeNames={"#keys": "keys"},
-                ExpressionAttributeValues={":true": {"BOOL": True}, ":false": {"BOOL": False}},
-                ReturnValues="ALL_NEW",
+                ExpressionAttributeValues={":one": {"N": "1"}, ":zero": {"N": "0"}},
+                ReturnValues="UPDATED_NEW",
             )
         except ClientError as exc:
             if is_condition_failure(exc):
                 return None
             raise
-        return InboxTicket(generation=_number(dict(answer.get("Attributes", {})), "generation"))
+        return InboxTicket(number=_number(dict(answer.get("Attributes", {})), "pushes"))
 
     def peek(self, connection_id: str) -> InboxBatch:
-        """The keys waiting and the generation, read consistently (tests, `mls-sync dump`)."""
+        """The keys waiting and the takes so far, read consistently (tests, operators)."""
         answer = self._client.get_item(
             TableName=self.table_name, Key=_key(connection_id), ConsistentRead=True
         )
         item = dict(answer.get("Item", {}))
         if not item:
-            return InboxBatch(keys=[], generation=None)
-        return InboxBatch(
-            keys=sorted(item.get("keys", {}).get("SS", [])),
-            generation=_number(item, "generation"),
-        )
+            return InboxBatch(keys=[], take=None)
+        return InboxBatch(keys=_keys(item), take=_number(item, "takes"))
 
 
 def _too_large(exc: ClientError) -> bool:

@@ -1,8 +1,9 @@
 """The sync job a push (or a worker that requeues its inbox) sends.
 
-One job per inbox generation: its ``MessageDeduplicationId`` is the connection and the
-generation, so the same generation sent twice (a retried send whose first answer was lost)
-is one message, while the next generation, after a worker took the keys, is a new one. The
+One job per flip of the inbox (the push that found no job queued): its
+``MessageDeduplicationId`` is the connection and the flip's ticket (the inbox's push count
+after it), so the same flip's job sent twice is one message, while the next flip, after a
+worker took the keys, is a new one. The
 job names no keys: the worker takes them from the inbox (``PushInboxRepo.open``), which holds
 every key pushed up to the moment it runs, however many pushes that was.
 """
@@ -29,8 +30,8 @@ def push_job(connection_id: str, *, now: datetime, correlation_id: str) -> SyncJ
     )
 
 
-def push_dedup_id(connection_id: str, generation: int) -> str:
-    return sqs_id(f"{connection_id}#push#{generation}")
+def push_dedup_id(connection_id: str, ticket: int) -> str:
+    return sqs_id(f"{connection_id}#push#{ticket}")
 
 
 class PushJobSender:
@@ -41,13 +42,13 @@ class PushJobSender:
         self._url = queue_url
 
     def send(
-        self, connection_id: str, generation: int, *, now: datetime, correlation_id: str
+        self, connection_id: str, ticket: int, *, now: datetime, correlation_id: str
     ) -> SyncJob:
         job = push_job(connection_id, now=now, correlation_id=correlation_id)
         self._client.send_message(
             QueueUrl=self._url,
             MessageBody=job.model_dump_json(by_alias=True, exclude_none=True),
             MessageGroupId=group_id(connection_id),
-            MessageDeduplicationId=push_dedup_id(connection_id, generation),
+            MessageDeduplicationId=push_dedup_id(connection_id, ticket),
         )
         return job

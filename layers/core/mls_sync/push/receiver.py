@@ -115,9 +115,9 @@ def receive(request: PushRequest, deps: PushDeps, *, now: datetime, correlation_
         return Receipt(answer, "saturated", connection_id, keys=len(found.keys))
     if added.send_job:
         try:
-            deps.jobs.send(connection_id, added.generation, now=now, correlation_id=correlation_id)
+            deps.jobs.send(connection_id, added.ticket, now=now, correlation_id=correlation_id)
         except (ClientError, BotoCoreError) as exc:
-            _put_back(deps, connection_id, added.generation)
+            _put_back(deps, connection_id, added.ticket)
             logger.error(  # noqa: TRY400 - the cause in one line, no traceback
                 "push job not sent", extra={"connectionId": connection_id, "error": str(exc)}
             )
@@ -144,12 +144,12 @@ def _authenticate(request: PushRequest, connection_id: str, deps: PushDeps) -> R
     return None
 
 
-def _put_back(deps: PushDeps, connection_id: str, generation: int) -> None:
+def _put_back(deps: PushDeps, connection_id: str, ticket: int) -> None:
     """The job was not sent: ``queued`` back to false, so the producer's retry (or any next
     push) sends it. Best effort: if this fails too, the keys wait in the inbox for the
     connection's next job (docs/push.md, "What the worker does")."""
     try:
-        deps.inbox.unqueue(connection_id, generation)
+        deps.inbox.unqueue(connection_id, ticket)
     except (ClientError, BotoCoreError) as exc:
         logger.error(  # noqa: TRY400 - the cause in one line, no traceback
             "push inbox flag not put back", extra={"connectionId": connection_id, "error": str(exc)}

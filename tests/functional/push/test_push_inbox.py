@@ -1,0 +1,174 @@
+"""PushInbox under interleaving: a key pushed at any moment is taken by some open(), each
+flip names a job no other flip names, and a worker that repeats or abandons its steps loses
+nothing."""
+
+from __future__ import annotations
+
+import threading
+
+import pytest
+from mls_sync.dal.push_inbox import PushInboxRepo
+
+from tests.functional.push.conftest import PushWorld
+
+C = "c-inbox"
+NOW = "2026-11-28T17:05:12.000000Z"
+
+
+@pytest.fixture
+def inbox(push: PushWorld) -> PushInboxRepo:
+    return push.inbox_repo()
+
+
+def test_first_push_sends_the_job_later_pushes_do_not(inbox: PushInboxRepo) -> None:
+    first = inbox.add(C, ["K1"], cap=10, now=NOW)
+    second = inbox.add(C, ["K2"], cap=10, now=NOW)
+    assert (first.saturated, first.send_job, first.ticket) == (False, True, 1)
+    assert (second.saturated, second.send_job) == (False, False)
+    assert inbox.peek(C).keys == ["K1", "K2"]
+
+
+def test_a_push_after_open_is_not_lost_and_sends_a_new_job(inbox: PushInboxRepo) -> None:
+    # Given a job queued for K1 and a worker that has opened the inbox
+    inbox.add(C, ["K1"], cap=10, now=NOW)
+    batch = inbox.open(C)
+    assert (batch.keys, batch.take) == (["K1"], 1)
+    # When K2 is pushed while the worker applies K1
+    late = inbox.add(C, ["K2"], cap=10, now=NOW)
+    # Then that push sends the next job, under another name (a different deduplication id)
+    assert (late.send_job, late.ticket) == (True, 2)
+    # And the worker's done removes only what it took: K2 waits for the next open
+    inbox.done(C, batch.keys)
+    assert inbox.open(C).keys == ["K2"]
+
+
+def test_a_key_pushed_again_after_open_survives_done(inbox: PushInboxRepo) -> None:
+    # The MLS changed K1 again after the worker read it: the new change must be read too.
+    inbox.add(C, ["K1"], cap=10, now=NOW)
+    batch = inbox.open(C)
+    again = inbox.add(C, ["K1"], cap=10, now=NOW)
+    inbox.done(C, batch.keys)
+    # A set cannot hold K1 twice: done removed it, but the push that came after the
+    # flip sent a job of its own, whose open reads whatever is then pending.
+    assert again.send_job is True
+
+
+def test_duplicate_open_and_done_lose_nothing(inbox: PushInboxRepo) -> None:
+    inbox.add(C, ["K1", "K2"], cap=10, now=NOW)
+    first = inbox.open(C)
+    second = inbox.open(C)  # a redelivered job opens again before the first is done
+    assert first.keys == second.keys == ["K1", "K2"]
+    assert second.take == (first.take or 0) + 1
+    inbox.done(C, first.keys)
+    inbox.done(C, second.keys)  # a second done of the same keys changes nothing
+    assert inbox.peek(C).keys == []
+
+
+def test_a_crash_between_open_and_done_leaves_the_keys_for_the_next_open(
+    inbox: PushInboxRepo,
+) -> None:
+    inbox.add(C, ["K1"], cap=10, now=NOW)
+    inbox.open(C)  # the worker dies here: no done
+    redelivered = inbox.open(C)
+    assert redelivered.keys == ["K1"]
+
+
+def test_requeue_flips_once_and_a_later_push_sends_nothing(inbox: PushInboxRepo) -> None:
+    inbox.add(C, ["K1", "K2"], cap=10, now=NOW)
+    batch = inbox.open(C)
+    inbox.done(C, ["K1"])  # out of time after K1
+    ticket = inbox.requeue(C)
+    assert ticket is not None
+    assert ticket.number == 2  # after push 1: a name of its own
+    assert batch.take == 1
+    assert inbox.requeue(C) is None  # already queued
+    assert inbox.add(C, ["K3"], cap=10, now=NOW).send_job is False
+
+
+def test_requeue_with_nothing_left_sends_nothing(inbox: PushInboxRepo) -> None:
+    inbox.add(C, ["K1"], cap=10, now=NOW)
+    batch = inbox.open(C)
+    inbox.done(C, batch.keys)
+    assert inbox.requeue(C) is None
+
+
+def test_unqueue_only_while_no_worker_opened_since(inbox: PushInboxRepo) -> None:
+    added = inbox.add(C, ["K1"], cap=10, now=NOW)
+    assert inbox.unqueue(C, added.ticket) is True
+    retry = inbox.add(C, ["K1"], cap=10, now=NOW)
+    assert retry.send_job is True  # the producer's retry sends the job
+    inbox.open(C)
+    assert inbox.unqueue(C, retry.ticket) is False  # a worker took the keys meanwhile
+
+
+def test_a_full_inbox_refuses_and_keeps_what_it_holds(inbox: PushInboxRepo) -> None:
+    assert not inbox.add(C, ["K1", "K2"], cap=3, now=NOW).saturated
+    assert inbox.add(C, ["K3", "K4"], cap=3, now=NOW).saturated  # would hold 4
+    assert not inbox.add(C, ["K3"], cap=3, now=NOW).saturated
+    assert inbox.add(C, ["K4"], cap=3, now=NOW).saturated
+    assert inbox.add(C, ["K9"] * 1, cap=0, now=NOW).saturated
+    assert inbox.peek(C).keys == ["K1", "K2", "K3"]
+    inbox.done(C, inbox.open(C).keys)
+    assert not inbox.add(C, ["K4"], cap=3, now=NOW).saturated
+
+
+def test_open_and_done_on_a_connection_without_inbox_create_nothing(
+    inbox: PushInboxRepo,
+) -> None:
+    batch = inbox.open("c-never")
+    assert (batch.keys, batch.take) == ([], None)
+    inbox.done("c-never", ["K1"])
+    assert inbox.requeue("c-never") is None
+    assert inbox.peek("c-never").take is None
+
+
+def test_add_refuses_an_empty_push(inbox: PushInboxRepo) -> None:
+    with pytest.raises(ValueError, match="at least one key"):
+        inbox.add(C, [], cap=10, now=NOW)
+
+
+@pytest.mark.usefixtures("atomic_updates")
+def test_concurrent_pushes_and_a_worker_lose_no_key_and_name_each_job_once(
+    inbox: PushInboxRepo,
+) -> None:
+    # Given 6 producers pushing 40 keys each while a worker takes and finishes in a loop
+    pushed = {f"P{p}-K{n}" for p in range(6) for n in range(40)}
+    jobs: list[int] = []  # the ticket of every job a push had to send
+    taken: set[str] = set()
+    takes: list[int] = []
+    lock = threading.Lock()
+    stop = threading.Event()
+
+    def producer(p: int) -> None:
+        for n in range(40):
+            outcome = inbox.add(C, [f"P{p}-K{n}"], cap=10_000, now=NOW)
+            assert not outcome.saturated
+            if outcome.send_job:
+                with lock:
+                    jobs.append(outcome.ticket)
+
+    def worker() -> None:
+        while not stop.is_set():
+            batch = inbox.open(C)
+            if batch.take is not None:
+                takes.append(batch.take)
+            taken.update(batch.keys)
+            inbox.done(C, batch.keys)
+
+    threads = [threading.Thread(target=producer, args=(p,)) for p in range(6)]
+    runner = threading.Thread(target=worker)
+    runner.start()
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    stop.set()
+    runner.join()
+    # When the job of the last flip runs
+    final = inbox.open(C)
+    taken.update(final.keys)
+    # Then every key was taken, every job has a name of its own, and there were at most
+    # as many jobs as takes plus the one the last flip sent
+    assert taken == pushed
+    assert len(jobs) == len(set(jobs))
+    assert 1 <= len(jobs) <= len(takes) + 1
