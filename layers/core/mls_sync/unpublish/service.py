@@ -8,14 +8,11 @@ the ``PostUnpublishOutcome`` event, the listing's announcement), which is then d
 crash between the delete and the write is safe: the retry deletes again, the platform
 answers "already gone", and the post converges to ``unpublished`` with no second effect.
 A failure after the write (the bus, the account write) is safe too: the job is retried,
-finds the post settled with effects pending, and delivers only those.
+finds the post settled with effects pending, and delivers only those. What an outcome means
+for the post is ``outcomes.py``; the delivery of its effects ``delivery.py``.
 """
 
 from __future__ import annotations
-
-from collections import Counter
-from dataclasses import dataclass
-from typing import Literal
 
 from aws_lambda_powertools import Logger
 
@@ -23,19 +20,11 @@ from mls_sync.dal.accounts import AccountsRepo
 from mls_sync.dal.base import ConditionFailed
 from mls_sync.dal.listings import ListingsRepo
 from mls_sync.dal.posts import PostsRepo, SettledPost
-from mls_sync.events import Event, EventPublisher
-from mls_sync.models import (
-    ListingPostsUnpublishedDetail,
-    PlatformAccount,
-    Post,
-    PostStatus,
-    PostUnpublishOutcomeDetail,
-    UnpublishJob,
-)
+from mls_sync.events import EventPublisher
+from mls_sync.models import PlatformAccount, Post, PostStatus, UnpublishJob
 from mls_sync.platforms.base import (
     Outcome,
     PlatformClient,
-    PlatformError,
     PostRef,
     RateLimited,
     RefreshError,
@@ -45,13 +34,16 @@ from mls_sync.platforms.base import (
 from mls_sync.platforms.registry import PlatformRegistry
 from mls_sync.policy import TransitionPolicy
 from mls_sync.timeutil import Clock, format_utc, utc_now
-from mls_sync.unpublish.outbox import (
-    DELIVERY_ORDER,
-    EFFECT_ACCOUNT,
-    EFFECT_ANNOUNCE,
-    EFFECT_EVENT,
-    PostsDownClaims,
-    owner_of,
+from mls_sync.unpublish.delivery import OutcomeDelivery, sale_of
+from mls_sync.unpublish.outbox import EFFECT_ACCOUNT, EFFECT_ANNOUNCE, EFFECT_EVENT, PostsDownClaims
+from mls_sync.unpublish.outcomes import (
+    NEEDS_A_PERSON,
+    Attempt,
+    EffectsPending,
+    GaveUp,
+    Result,
+    RetryLater,
+    status_for,
 )
 from mls_sync.unpublish.tokens import (
     RefreshBusyError,
@@ -61,63 +53,9 @@ from mls_sync.unpublish.tokens import (
     is_expired,
 )
 
+__all__ = ["Attempt", "EffectsPending", "GaveUp", "Result", "RetryLater", "UnpublishService"]
+
 logger = Logger(child=True)
-
-Result = Literal[
-    "unpublished",
-    "manual_action_required",
-    "reauth_required",
-    "failed",
-    "skipped_not_published",
-    "skipped_relisted",
-    "skipped_missing",
-    "effects_delivered",
-]
-
-
-_NEEDS_A_PERSON = frozenset(
-    {PostStatus.REAUTH_REQUIRED, PostStatus.MANUAL_ACTION_REQUIRED, PostStatus.FAILED}
-)
-
-
-class RetryLater(Exception):  # noqa: N818 - reads as the instruction it carries
-    """The job must be retried: after ``delay`` seconds when the platform said how long."""
-
-    def __init__(self, reason: str, delay: float | None = None) -> None:
-        super().__init__(reason)
-        self.reason = reason
-        self.delay = delay
-
-
-class EffectsPending(RetryLater):
-    """The outcome is recorded but some of its effects could not be delivered: the job is
-    retried, and the retry delivers what is still pending (and nothing else)."""
-
-    def __init__(self, post_id: str, failed: dict[str, str]) -> None:
-        detail = "; ".join(f"{effect}: {error}" for effect, error in failed.items())
-        super().__init__(f"post {post_id}: effects still pending ({detail})")
-        self.failed = failed
-
-
-class GaveUp(Exception):  # noqa: N818 - reads as what happened
-    """Retries are spent: the post is recorded ``failed`` and the message must be reported
-    failed, so that SQS moves it to the dead-letter queue for a person to look at."""
-
-    def __init__(self, reason: str) -> None:
-        super().__init__(reason)
-        self.reason = reason
-
-
-@dataclass(frozen=True, slots=True)
-class Attempt:
-    """Which delivery of the job this is, so the last one can record ``failed``."""
-
-    receive_count: int = 1
-    max_receives: int = 5
-
-    @property
-    def is_last(self) -> bool:
-        return self.receive_count >= self.max_receives
 
 
 class UnpublishService:
@@ -134,15 +72,21 @@ class UnpublishService:
         claims: PostsDownClaims,
         clock: Clock = utc_now,
     ) -> None:
-        self._claims = claims
         self._posts = posts
         self._listings = listings
         self._accounts = accounts
         self._tokens = tokens
         self._platforms = platforms
-        self._events = events
         self._policy = policy
         self._clock = clock
+        self._delivery = OutcomeDelivery(
+            posts=posts,
+            listings=listings,
+            accounts=accounts,
+            events=events,
+            claims=claims,
+            clock=clock,
+        )
 
     def process(self, job: UnpublishJob, attempt: Attempt | None = None) -> Result:
         """Checks the job still applies, then takes the post down."""
@@ -255,7 +199,7 @@ class UnpublishService:
     def _record(
         self, post: Post, job: UnpublishJob, outcome: Outcome | Result, attempt: Attempt
     ) -> Result:
-        status, reason, gave_up = self._status_for(outcome, attempt)
+        status, reason, gave_up = status_for(outcome, attempt)
         at = format_utc(self._clock())
         effects = [EFFECT_EVENT, EFFECT_ANNOUNCE]
         if status is PostStatus.REAUTH_REQUIRED:
@@ -269,7 +213,7 @@ class UnpublishService:
                 at=at,
                 effects=effects,
                 correlation_id=job.correlation_id,
-                sale=_sale_of(listing) if listing is not None else "",
+                sale=sale_of(listing) if listing is not None else "",
             )
         except ConditionFailed as exc:
             # Another delivery recorded it first: its outcome (and outbox) stands.
@@ -277,7 +221,7 @@ class UnpublishService:
                 "post outcome already recorded", extra={"postId": post.post_id, "why": exc.reason}
             )
             return "skipped_not_published"
-        if status in _NEEDS_A_PERSON:
+        if status in NEEDS_A_PERSON:
             # Which post, which account: the dashboard's "posts that need a person" widget.
             logger.warning(
                 "post needs a person",
@@ -295,156 +239,7 @@ class UnpublishService:
             raise GaveUp(reason)
         return status.value  # type: ignore[return-value]
 
-    # ------------------------------------------------------------------ the outbox
-
     def deliver(self, settled: SettledPost, job: UnpublishJob | None = None) -> None:
-        """Delivers each effect still pending on a settled post, ticking each off once done.
-        Each is tried independently (a bus failure does not hold the account write back);
+        """Delivers each effect still pending on a settled post (see ``OutcomeDelivery``);
         raises :class:`EffectsPending` naming those that failed, for the job to be retried."""
-        failed: dict[str, str] = {}
-        for effect in DELIVERY_ORDER:
-            if effect not in settled.pending:
-                continue
-            try:
-                if effect == EFFECT_ACCOUNT:
-                    self._mark_account(settled)
-                elif effect == EFFECT_EVENT:
-                    self._send_outcome(settled, job)
-                else:
-                    self._announce_when_all_down(settled, job)
-                self._posts.complete_effect(settled.post.post_id, effect)
-            except Exception as exc:  # noqa: BLE001 - kept pending, retried with the job
-                logger.warning(
-                    "post outcome effect not delivered; kept pending",
-                    extra={"postId": settled.post.post_id, "effect": effect, "error": str(exc)},
-                )
-                failed[effect] = f"{type(exc).__name__}: {exc}"
-        if failed:
-            raise EffectsPending(settled.post.post_id, failed)
-
-    def _mark_account(self, settled: SettledPost) -> None:
-        at = settled.post.updated_at or format_utc(self._clock())
-        try:
-            self._accounts.set_status(settled.post.account_id, "reauth_required", at=at)
-        except ConditionFailed:
-            logger.warning("the post's account is gone", extra={"postId": settled.post.post_id})
-
-    @staticmethod
-    def _correlation(settled: SettledPost, job: UnpublishJob | None) -> str:
-        return settled.correlation_id or (job.correlation_id if job else "") or "unknown"
-
-    def _send_outcome(self, settled: SettledPost, job: UnpublishJob | None) -> None:
-        post = settled.post
-        self._events.publish(
-            [
-                Event(
-                    "PostUnpublishOutcome",
-                    PostUnpublishOutcomeDetail(
-                        post_id=post.post_id,
-                        listing_id=post.listing_id,
-                        platform=post.platform,
-                        outcome=post.status,
-                        reason=post.outcome_reason,
-                        at=post.updated_at or format_utc(self._clock()),
-                        correlation_id=self._correlation(settled, job),
-                        permalink=post.permalink
-                        if post.status is PostStatus.MANUAL_ACTION_REQUIRED
-                        else None,
-                    ),
-                )
-            ]
-        )
-
-    def _announce_when_all_down(self, settled: SettledPost, job: UnpublishJob | None) -> None:
-        """One ListingPostsUnpublished per sale: when no post of the listing is published.
-
-        Every settled post checks after its own write, so the last of them to settle sees
-        all down. Of those that see it, the one whose claim on the listing wins announces
-        (``outbox.PostsDownClaims``); a redelivery of that same post may claim again, since
-        its announcement may not have gone out; any other post's claim fails.
-        """
-        post = settled.post
-        # The byListing index lags behind writes: confirm every post it still shows as
-        # published with a consistent read, or two workers taking down a listing's last two
-        # posts at once could each see the other's as still up, and nobody would announce.
-        posts = [
-            (self._posts.get(p.post_id) or p) if p.status is PostStatus.PUBLISHED else p
-            for p in self._posts.list_by_listing(post.listing_id)
-        ]
-        if any(p.status is PostStatus.PUBLISHED for p in posts):
-            return  # a later one announces
-        listing = self._listings.get_raw(post.listing_id)
-        if listing is None:
-            return
-        sale = settled.sale if settled.sale is not None else _sale_of(listing)
-        owner = owner_of(post.post_id, settled.takedown_round)
-        if not self._claims.claim(post.listing_id, sale, owner):
-            return  # another post announces this sale
-        outcomes: dict[str, Counter[str]] = {}
-        for p in posts:
-            if p.status not in _TAKEN_DOWN:
-                continue  # drafts and scheduled posts were never up
-            outcomes.setdefault(p.platform.value, Counter())[p.status.value] += 1
-        self._events.publish(
-            [
-                Event(
-                    "ListingPostsUnpublished",
-                    ListingPostsUnpublishedDetail(
-                        listing_id=post.listing_id,
-                        user_id=str(listing.get("userId")),
-                        outcomes={k: dict(v) for k, v in outcomes.items()},
-                        at=post.updated_at or format_utc(self._clock()),
-                        correlation_id=self._correlation(settled, job),
-                    ),
-                )
-            ]
-        )
-
-    def _status_for(
-        self, outcome: Outcome | Result, attempt: Attempt
-    ) -> tuple[PostStatus, str, bool]:
-        """The post's new status, its reason, and whether retries were spent on the way."""
-        if isinstance(outcome, str):
-            reasons = {
-                "reauth_required": "the account must be connected again",
-                "failed": "the post's account is missing",
-            }
-            return PostStatus(outcome), reasons.get(outcome, outcome), False
-        match outcome.kind:
-            case "deleted":
-                return PostStatus.UNPUBLISHED, outcome.reason or "deleted", False
-            case "already_gone":
-                return PostStatus.UNPUBLISHED, outcome.reason or "already gone", False
-            case "not_supported":
-                reason = outcome.reason or "delete it by hand"
-                return PostStatus.MANUAL_ACTION_REQUIRED, reason, False
-            case "reauth_required":
-                return PostStatus.REAUTH_REQUIRED, outcome.reason or "token rejected", False
-            case "permanent_error":
-                return PostStatus.FAILED, outcome.reason or "refused", False
-            case "rate_limited":
-                if attempt.is_last:
-                    reason = f"gave up after {attempt.receive_count} tries: rate limited: "
-                    return PostStatus.FAILED, reason + outcome.reason, True
-                raise RetryLater(f"rate limited: {outcome.reason}", delay=outcome.retry_after)
-            case "transient":
-                if attempt.is_last:
-                    reason = f"gave up after {attempt.receive_count} tries: "
-                    return PostStatus.FAILED, reason + (outcome.reason or "transient failure"), True
-                raise RetryLater(outcome.reason or "transient failure", delay=outcome.retry_after)
-        raise PlatformError(f"unexpected outcome {outcome.kind}")  # pragma: no cover
-
-
-_TAKEN_DOWN = frozenset(
-    {
-        PostStatus.UNPUBLISHED,
-        PostStatus.MANUAL_ACTION_REQUIRED,
-        PostStatus.REAUTH_REQUIRED,
-        PostStatus.FAILED,
-    }
-)
-
-
-def _sale_of(listing: dict[str, object]) -> str:
-    """The listing change a takedown is for: its MLS time (else when its status changed)."""
-    return str(listing.get("mlsModifiedKey") or listing.get("statusChangedAt") or "")
+        self._delivery.deliver(settled, job)
