@@ -173,7 +173,7 @@ def handle(event: dict[str, Any], context: LambdaContext, deps: SyncDeps | None 
         logger.append_keys(connectionId=job.connection_id, correlationId=job.correlation_id)
         # Manual and push jobs go first when the MLS credential's shared budget is short.
         clients: list[object] = []
-        with work_for(job.reason, targeted=bool(job.listing_keys)):
+        with work_for(job.reason, targeted=bool(job.listing_keys) or job.reason == "push"):
             result = sync_connection(
                 job, _watching(sync_deps, clients), context.get_remaining_time_in_millis
             )

@@ -26,6 +26,7 @@ from mls_sync.pipeline.mls_client import MlsClient
 from mls_sync.pipeline.reader import Reader
 from mls_sync.pipeline.run_state import OutOfTime
 from mls_sync.queues import OutgoingMessage
+from mls_sync.reso.budget_work import named_reads
 from mls_sync.reso.entity_events import EventAnchor, EventLogBroken
 
 logger = Logger(child=True)
@@ -113,8 +114,10 @@ class Detector(Reader):
                 if self._short_of_time():
                     raise OutOfTime
                 # The log names the records that changed: a burst of them gone is a burst
-                # of deletions, not an outage (the brake still holds their takedowns).
-                self._by_key(client, chunk, self.tracked, expect_missing=True)
+                # of deletions, not an outage (the brake still holds their takedowns); and
+                # reading them is everyday work, not a bulk read of everything tracked.
+                with named_reads():
+                    self._by_key(client, chunk, self.tracked, expect_missing=True)
             if self.counts["failed"] > failed_before:
                 # Not all applied: the anchor stays before this page; the next delivery
                 # reads it again (what was applied is then a no-op).

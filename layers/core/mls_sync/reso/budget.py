@@ -42,7 +42,7 @@ import random
 import time
 from collections.abc import Callable, Iterator, Sequence
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar
 
 from mls_sync.models import Cursor
 from mls_sync.reso.auth import Credentials
@@ -52,6 +52,7 @@ from mls_sync.reso.budget_policy import DAY, HOUR, BudgetPolicy, BudgetSettings,
 from mls_sync.reso.budget_store import BudgetStore, MemoryBudgetStore
 from mls_sync.reso.budget_work import PRIORITY_REASONS, WorkClass, current_work, work_for
 from mls_sync.reso.client import ChangePage, KeyLookup, ReplicationClient, ReplicationTarget
+from mls_sync.reso.entity_events import EventAnchor, EventPage
 from mls_sync.reso.errors import DeadlineReached
 from mls_sync.reso.profiles import VendorProfile, profile_for
 
@@ -83,6 +84,8 @@ __all__ = [
 
 
 # ----------------------------------------------------------------------------- client
+
+_T = TypeVar("_T")
 
 
 class BudgetedClient:
@@ -133,6 +136,38 @@ class BudgetedClient:
             raise
         finally:
             self.budget.bulk = False
+
+    def supports_entity_events(self, *, deadline: float | None = None) -> bool:
+        self.budget.bulk = False
+        return self._kept(lambda: self.inner.supports_entity_events(deadline=deadline))
+
+    def event_head(self, *, deadline: float | None = None) -> EventAnchor:
+        self.budget.bulk = False
+        return self._kept(lambda: self.inner.event_head(deadline=deadline))
+
+    def events_after(
+        self, anchor: EventAnchor, *, deadline: float | None = None
+    ) -> Iterator[EventPage]:
+        """The log is read like the feed: everyday work, and a continuation keeps the
+        place in line when the deadline stops it."""
+        pages = self.inner.events_after(anchor, deadline=deadline)
+        while True:
+            self.budget.bulk = False
+            try:
+                page = next(pages)
+            except StopIteration:
+                return
+            except DeadlineReached:
+                self.budget.keep_place = True
+                raise
+            yield page
+
+    def _kept(self, read: Callable[[], _T]) -> _T:
+        try:
+            return read()
+        except DeadlineReached:
+            self.budget.keep_place = True
+            raise
 
     def close(self) -> None:
         try:

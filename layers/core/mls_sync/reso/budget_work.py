@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from mls_sync.reso.budget_policy import Lane
 
@@ -49,3 +49,14 @@ def work_for(reason: str, *, targeted: bool) -> Iterator[WorkClass]:
 def current_work() -> WorkClass:
     """The running job's class (everyday work outside :func:`work_for`)."""
     return _WORK.get() or _EVERYDAY
+
+
+@contextmanager
+def named_reads() -> Iterator[None]:
+    """By-key reads inside are of keys a change log or a push named (the records that just
+    changed): everyday work like reading the feed, not a bulk read of everything tracked."""
+    token = _WORK.set(replace(current_work(), targeted=True))
+    try:
+        yield
+    finally:
+        _WORK.reset(token)
