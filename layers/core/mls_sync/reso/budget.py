@@ -116,16 +116,7 @@ class BudgetedClient:
         deadline: float | None = None,
     ) -> Iterator[ChangePage]:
         pages = self.inner.changes(cursor, overlap_seconds=overlap_seconds, deadline=deadline)
-        while True:
-            self.budget.bulk = False
-            try:
-                page = next(pages)
-            except StopIteration:
-                return
-            except DeadlineReached:
-                self.budget.keep_place = True
-                raise
-            yield page
+        yield from self._everyday(pages)
 
     def fetch_by_keys(self, keys: Sequence[str], *, deadline: float | None = None) -> KeyLookup:
         self.budget.bulk = not current_work().targeted
@@ -150,7 +141,11 @@ class BudgetedClient:
     ) -> Iterator[EventPage]:
         """The log is read like the feed: everyday work, and a continuation keeps the
         place in line when the deadline stops it."""
-        pages = self.inner.events_after(anchor, deadline=deadline)
+        yield from self._everyday(self.inner.events_after(anchor, deadline=deadline))
+
+    def _everyday(self, pages: Iterator[_T]) -> Iterator[_T]:
+        """``pages`` read as everyday work (not bulk, even after a by-key read between two
+        pages); a deadline that stops them keeps the place in line for the continuation."""
         while True:
             self.budget.bulk = False
             try:
