@@ -40,6 +40,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "report": ("mls_sync_local.report", "a one-page HTML picture of a local run"),
     "status": ("mls_sync_local.status", "every connection's health: lag, last error, failures"),
     "sim": ("mls_sync_local.sim.cli", "run an MLS or platform simulator in the foreground"),
+    "push": ("mls_sync_local.push", "the push receiver: set a connection's token, serve it"),
 }
 
 
