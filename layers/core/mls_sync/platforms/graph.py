@@ -225,7 +225,7 @@ class GraphClient:
         also reads ``Authorization: Bearer``, which keeps the token out of URLs. A server that
         only knows the parameter says 104, so this costs one extra call there and none here.
         The parameter rides in the URL: our logs record paths only, and httpx's URL log line
-        is scrubbed (``http._ScrubFilter``).
+        is scrubbed (``mls_sync.http.redact``).
         """
         url = self._object_url(object_id)
         secrets = [token]
