@@ -4,6 +4,7 @@ nothing."""
 
 from __future__ import annotations
 
+import itertools
 import threading
 
 import pytest
@@ -38,19 +39,32 @@ def test_a_push_after_open_is_not_lost_and_sends_a_new_job(inbox: PushInboxRepo)
     # Then that push sends the next job, under another name (a different deduplication id)
     assert (late.send_job, late.ticket) == (True, 2)
     # And the worker's done removes only what it took: K2 waits for the next open
-    inbox.done(C, batch.keys)
+    inbox.done(C, batch.keys, opened=batch)
     assert inbox.open(C).keys == ["K2"]
 
 
-def test_a_key_pushed_again_after_open_survives_done(inbox: PushInboxRepo) -> None:
-    # The MLS changed K1 again after the worker read it: the new change must be read too.
-    inbox.add(C, ["K1"], cap=10, now=NOW)
+def test_a_key_pushed_again_while_a_worker_reads_it_stays_for_the_next_take(
+    inbox: PushInboxRepo,
+) -> None:
+    # Given a worker that took K1 (and K2) and may have read K1 from the MLS already
+    inbox.add(C, ["K1", "K2"], cap=10, now=NOW)
     batch = inbox.open(C)
+    # When the MLS pushes K1 again (a newer change) before the worker is done
     again = inbox.add(C, ["K1"], cap=10, now=NOW)
-    inbox.done(C, batch.keys)
-    # A set cannot hold K1 twice: done removed it, but the push that came after the
-    # flip sent a job of its own, whose open reads whatever is then pending.
+    inbox.done(C, batch.keys, opened=batch)
+    # Then that push sent a job, and K1 waits for it; K2 is done
     assert again.send_job is True
+    assert inbox.open(C).keys == ["K1"]
+
+
+def test_done_of_a_worker_that_took_the_again_keys_removes_them(inbox: PushInboxRepo) -> None:
+    inbox.add(C, ["K1"], cap=10, now=NOW)
+    first = inbox.open(C)
+    inbox.add(C, ["K1"], cap=10, now=NOW)  # pushed again while the first worker reads
+    inbox.done(C, first.keys, opened=first)  # leaves K1
+    second = inbox.open(C)  # the next take clears the mark
+    inbox.done(C, second.keys, opened=second)
+    assert inbox.peek(C).keys == []
 
 
 def test_duplicate_open_and_done_lose_nothing(inbox: PushInboxRepo) -> None:
@@ -59,8 +73,8 @@ def test_duplicate_open_and_done_lose_nothing(inbox: PushInboxRepo) -> None:
     second = inbox.open(C)  # a redelivered job opens again before the first is done
     assert first.keys == second.keys == ["K1", "K2"]
     assert second.take == (first.take or 0) + 1
-    inbox.done(C, first.keys)
-    inbox.done(C, second.keys)  # a second done of the same keys changes nothing
+    inbox.done(C, first.keys, opened=first)
+    inbox.done(C, second.keys, opened=second)  # a second done of the same keys: nothing
     assert inbox.peek(C).keys == []
 
 
@@ -76,7 +90,7 @@ def test_a_crash_between_open_and_done_leaves_the_keys_for_the_next_open(
 def test_requeue_flips_once_and_a_later_push_sends_nothing(inbox: PushInboxRepo) -> None:
     inbox.add(C, ["K1", "K2"], cap=10, now=NOW)
     batch = inbox.open(C)
-    inbox.done(C, ["K1"])  # out of time after K1
+    inbox.done(C, ["K1"], opened=batch)  # out of time after K1
     ticket = inbox.requeue(C)
     assert ticket is not None
     assert ticket.number == 2  # after push 1: a name of its own
@@ -88,7 +102,7 @@ def test_requeue_flips_once_and_a_later_push_sends_nothing(inbox: PushInboxRepo)
 def test_requeue_with_nothing_left_sends_nothing(inbox: PushInboxRepo) -> None:
     inbox.add(C, ["K1"], cap=10, now=NOW)
     batch = inbox.open(C)
-    inbox.done(C, batch.keys)
+    inbox.done(C, batch.keys, opened=batch)
     assert inbox.requeue(C) is None
 
 
@@ -108,7 +122,8 @@ def test_a_full_inbox_refuses_and_keeps_what_it_holds(inbox: PushInboxRepo) -> N
     assert inbox.add(C, ["K4"], cap=3, now=NOW).saturated
     assert inbox.add(C, ["K9"] * 1, cap=0, now=NOW).saturated
     assert inbox.peek(C).keys == ["K1", "K2", "K3"]
-    inbox.done(C, inbox.open(C).keys)
+    taken = inbox.open(C)
+    inbox.done(C, taken.keys, opened=taken)
     assert not inbox.add(C, ["K4"], cap=3, now=NOW).saturated
 
 
@@ -117,7 +132,7 @@ def test_open_and_done_on_a_connection_without_inbox_create_nothing(
 ) -> None:
     batch = inbox.open("c-never")
     assert (batch.keys, batch.take) == ([], None)
-    inbox.done("c-never", ["K1"])
+    inbox.done("c-never", ["K1"], opened=batch)
     assert inbox.requeue("c-never") is None
     assert inbox.peek("c-never").take is None
 
@@ -128,32 +143,40 @@ def test_add_refuses_an_empty_push(inbox: PushInboxRepo) -> None:
 
 
 @pytest.mark.usefixtures("atomic_updates")
-def test_concurrent_pushes_and_a_worker_lose_no_key_and_name_each_job_once(
-    inbox: PushInboxRepo,
-) -> None:
-    # Given 6 producers pushing 40 keys each while a worker takes and finishes in a loop
-    pushed = {f"P{p}-K{n}" for p in range(6) for n in range(40)}
-    jobs: list[int] = []  # the ticket of every job a push had to send
-    taken: set[str] = set()
-    takes: list[int] = []
+def test_concurrent_pushes_and_a_worker_leave_no_push_unread(inbox: PushInboxRepo) -> None:
+    # Given 6 producers pushing 40 times each, from a pool of 25 keys (so keys are pushed
+    # again while a worker holds them), and a worker taking and finishing in a loop
+    clock = itertools.count()  # one order for every event, across threads
     lock = threading.Lock()
+    last_sent: dict[str, int] = {}  # key -> when its latest push was sent
+    opens: list[tuple[int, list[str]]] = []  # (when the take started, what it took)
+    jobs: list[int] = []  # the ticket of every job a push had to send
     stop = threading.Event()
 
     def producer(p: int) -> None:
         for n in range(40):
-            outcome = inbox.add(C, [f"P{p}-K{n}"], cap=10_000, now=NOW)
+            key = f"K{(p * 7 + n) % 25}"
+            with lock:
+                last_sent[key] = next(clock)
+            outcome = inbox.add(C, [key], cap=10_000, now=NOW)
             assert not outcome.saturated
             if outcome.send_job:
                 with lock:
                     jobs.append(outcome.ticket)
 
+    def take() -> None:
+        # The take is numbered and made under the lock, so a push numbered after it was
+        # sent after the take happened (and one numbered before, before it).
+        with lock:
+            started = next(clock)
+            batch = inbox.open(C)
+        opens.append((started, batch.keys))
+        if batch.take is not None:
+            inbox.done(C, batch.keys, opened=batch)
+
     def worker() -> None:
         while not stop.is_set():
-            batch = inbox.open(C)
-            if batch.take is not None:
-                takes.append(batch.take)
-            taken.update(batch.keys)
-            inbox.done(C, batch.keys)
+            take()
 
     threads = [threading.Thread(target=producer, args=(p,)) for p in range(6)]
     runner = threading.Thread(target=worker)
@@ -165,10 +188,12 @@ def test_concurrent_pushes_and_a_worker_lose_no_key_and_name_each_job_once(
     stop.set()
     runner.join()
     # When the job of the last flip runs
-    final = inbox.open(C)
-    taken.update(final.keys)
-    # Then every key was taken, every job has a name of its own, and there were at most
-    # as many jobs as takes plus the one the last flip sent
-    assert taken == pushed
+    take()
+    # Then every key's latest push was followed by a take that started after it was sent
+    # and took the key: the worker read the MLS after that change
+    for key, sent in last_sent.items():
+        assert any(started > sent and key in keys for started, keys in opens), key
+    # And every job has a name of its own, at most one per take plus the last flip's
     assert len(jobs) == len(set(jobs))
-    assert 1 <= len(jobs) <= len(takes) + 1
+    assert 1 <= len(jobs) <= len(opens) + 1
+    assert inbox.peek(C).keys == []

@@ -16,9 +16,14 @@ locks:
 - ``open`` (worker): ``pendingPushes`` back to 0, ``takenAt`` = ``pushes``, ``takes`` + 1,
   returning the keys present at that instant: they are the worker's. A key pushed after the
   take finds ``pendingPushes`` at 0 and sends a new job.
-- ``done`` (worker): removes exactly the keys it applied; keys pushed meanwhile stay. A
-  worker that dies between ``open`` and ``done`` leaves its keys in the set, and the
-  redelivered job (or the next one) reads them again.
+- ``done`` (worker): removes the keys it applied; keys pushed meanwhile stay. A key pushed
+  *again* while it was in a worker's hands may have changed after the worker read it: such a
+  push finds the key already in the set (``add`` reads the old item) and marks it in a
+  second set ``again`` (counted by ``againCount``); ``done`` removes keys only while
+  ``againCount`` is what its ``open`` saw, and otherwise leaves the ``again`` keys for the
+  next take (which that push's job, or the next, makes). A worker that dies between
+  ``open`` and ``done`` leaves its keys in the set, and the redelivered job (or the next
+  one) reads them again.
 - ``requeue`` (worker out of time): ``pendingPushes`` 0 -> 1 while keys remain; the caller
   sends the job.
 
@@ -42,6 +47,7 @@ if TYPE_CHECKING:
     from mypy_boto3_dynamodb.client import DynamoDBClient
 
 ITEM_TOO_LARGE = "Item size has exceeded the maximum allowed size"
+_DONE_ROUNDS = 5
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,6 +69,9 @@ class InboxBatch:
 
     keys: list[str]
     take: int | None
+    mark: int = 0
+    """``againCount`` at the take: ``done`` removes keys only while no key was pushed again
+    since (else it leaves those)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,9 +102,10 @@ class PushInboxRepo:
     def add(self, connection_id: str, keys: Collection[str], *, cap: int, now: str) -> AddOutcome:
         """Adds ``keys`` (not empty: DynamoDB has no empty sets) unless the set would then
         hold more than ``cap`` keys."""
-        if not keys:
+        wanted = sorted(set(keys))
+        if not wanted:
             raise ValueError("add needs at least one key")
-        room = cap - len(set(keys))
+        room = cap - len(wanted)
         if room < 0:
             return AddOutcome(saturated=True)
         try:
@@ -110,23 +120,51 @@ class PushInboxRepo:
                 ConditionExpression="attribute_not_exists(#keys) OR size(#keys) <= :room",
                 ExpressionAttributeNames={"#keys": "keys"},
                 ExpressionAttributeValues={
-                    ":keys": {"SS": sorted(set(keys))},
+                    ":keys": {"SS": wanted},
                     ":one": {"N": "1"},
                     ":now": {"S": now},
                     ":room": {"N": str(room)},
                 },
-                ReturnValues="UPDATED_OLD",
+                # The old set, to see which keys were already waiting (ALL_OLD: the set is
+                # most of the item anyway, and every attribute comes back changed or not).
+                ReturnValues="ALL_OLD",
             )
         except ClientError as exc:
             if is_condition_failure(exc) or _too_large(exc):
                 return AddOutcome(saturated=True)
             raise
         old = dict(answer.get("Attributes", {}))
-        return AddOutcome(
+        outcome = AddOutcome(
             saturated=False,
             send_job=_number(old, "pendingPushes") == 0,
             ticket=_number(old, "pushes") + 1,
         )
+        waiting = set(_keys(old)).intersection(wanted)
+        if not waiting:
+            return outcome
+        again = self._again(connection_id, sorted(waiting))
+        return outcome if outcome.send_job or again is None else again
+
+    def _again(self, connection_id: str, keys: list[str]) -> AddOutcome | None:
+        """Keys pushed while already waiting may be in a worker's hands, read from the MLS
+        before this change: marked ``again`` (and put back in the set, in case that worker's
+        ``done`` removed them in between), so its ``done`` leaves them for the next take. A
+        second flip is possible here (a take came between the two writes): then this push
+        sends the job (the outcome returned), else None."""
+        answer = self._client.update_item(
+            TableName=self.table_name,
+            Key=_key(connection_id),
+            UpdateExpression=(
+                "ADD again :keys, #keys :keys, againCount :one, pushes :one, pendingPushes :one"
+            ),
+            ExpressionAttributeNames={"#keys": "keys"},
+            ExpressionAttributeValues={":keys": {"SS": keys}, ":one": {"N": "1"}},
+            ReturnValues="UPDATED_OLD",
+        )
+        old = dict(answer.get("Attributes", {}))
+        if _number(old, "pendingPushes") != 0:
+            return None
+        return AddOutcome(saturated=False, send_job=True, ticket=_number(old, "pushes") + 1)
 
     def unqueue(self, connection_id: str, ticket: int) -> bool:
         """Undoes the flip of a push whose job could not be sent: ``pendingPushes`` back to
@@ -155,7 +193,9 @@ class PushInboxRepo:
             answer = self._client.update_item(
                 TableName=self.table_name,
                 Key=_key(connection_id),
-                UpdateExpression="SET pendingPushes = :zero, takenAt = pushes ADD takes :one",
+                UpdateExpression=(
+                    "SET pendingPushes = :zero, takenAt = pushes ADD takes :one REMOVE again"
+                ),
                 ConditionExpression="attribute_exists(pushes)",
                 ExpressionAttributeValues={":zero": {"N": "0"}, ":one": {"N": "1"}},
                 ReturnValues="ALL_NEW",
@@ -165,24 +205,47 @@ class PushInboxRepo:
                 return InboxBatch(keys=[], take=None)
             raise
         item = dict(answer.get("Attributes", {}))
-        return InboxBatch(keys=_keys(item), take=_number(item, "takes"))
+        return InboxBatch(
+            keys=_keys(item), take=_number(item, "takes"), mark=_number(item, "againCount")
+        )
 
-    def done(self, connection_id: str, keys: Collection[str]) -> None:
-        """Removes the keys a worker applied (and only those: keys pushed since stay)."""
-        if not keys:
-            return
-        try:
-            self._client.update_item(
-                TableName=self.table_name,
-                Key=_key(connection_id),
-                UpdateExpression="DELETE #keys :done",
-                ConditionExpression="attribute_exists(pushes)",
-                ExpressionAttributeNames={"#keys": "keys"},
-                ExpressionAttributeValues={":done": {"SS": sorted(set(keys))}},
-            )
-        except ClientError as exc:
-            if not is_condition_failure(exc):
-                raise
+    def done(self, connection_id: str, keys: Collection[str], *, opened: InboxBatch) -> None:
+        """Removes the keys a worker applied from the batch ``opened`` gave it, except those
+        pushed again since (``again``): the worker may have read them before that change, so
+        they stay for the next take. Keys pushed meanwhile that it did not take stay too."""
+        applied = set(keys)
+        mark = opened.mark
+        for _ in range(_DONE_ROUNDS):
+            if not applied:
+                return
+            try:
+                self._client.update_item(
+                    TableName=self.table_name,
+                    Key=_key(connection_id),
+                    UpdateExpression="DELETE #keys :done",
+                    ConditionExpression=(
+                        "attribute_exists(pushes) AND "
+                        "(attribute_not_exists(againCount) OR againCount = :mark)"
+                    ),
+                    ExpressionAttributeNames={"#keys": "keys"},
+                    ExpressionAttributeValues={
+                        ":done": {"SS": sorted(applied)},
+                        ":mark": {"N": str(mark)},
+                    },
+                    ReturnValuesOnConditionCheckFailure="ALL_OLD",
+                )
+            except ClientError as exc:
+                if not is_condition_failure(exc):
+                    raise
+                refused: Any = exc.response
+                current: dict[str, Any] = dict(refused.get("Item") or {})
+                if not current:
+                    return  # no inbox: nothing to remove
+                applied -= set(current.get("again", {}).get("SS", []))
+                mark = _number(current, "againCount")
+            else:
+                return
+        # Pushed again and again while we tried: leaving keys costs the next take a lookup.
 
     def requeue(self, connection_id: str) -> InboxTicket | None:
         """For a worker that runs out of time with keys left: like a push of no new key. A
