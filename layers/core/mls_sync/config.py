@@ -1,9 +1,9 @@
 """The service's configuration: one pydantic-settings model, read from the environment once
 per container, validated all at once, and passed down.
 
-This is the only module that reads ``os.environ`` (tests/unit/test_config.py checks the
-package). The model is one hierarchy, each level readable on its own from the same
-variables, so that a caller asks for what it needs and no more:
+This is the only module that reads ``os.environ`` (tests/unit/test_settings_sources.py
+checks the package and the handlers). The model is one hierarchy, each level readable on
+its own from the same variables, so that a caller asks for what it needs and no more:
 
 - :class:`RuntimeSettings` — what the process was started with (tracing, local mode);
   every value optional, so it can be read at import time and by the local tools;
@@ -14,8 +14,9 @@ variables, so that a caller asks for what it needs and no more:
 
 Variable names are exactly those of template.yaml and ``events/env.json`` (each field's
 ``validation_alias``). A missing or invalid variable raises :class:`ConfigError` naming
-every variable at fault, never a value that might be a secret. There is no ``.env`` file
-nor secrets directory: the environment is the only source.
+every variable at fault, without the value pydantic was given (a secret pasted into the
+wrong variable stays out of the logs). There is no ``.env`` file nor secrets directory:
+the environment is the only source.
 """
 
 from __future__ import annotations
@@ -241,7 +242,7 @@ def _problem(error: Mapping[str, Any], known: set[str]) -> str:
 
 def read_settings(cls: type[S], environ: Mapping[str, str]) -> S:
     """``cls`` from ``environ``, every value validated at once, or :class:`ConfigError`
-    naming every variable at fault (their messages, never their values)."""
+    naming every variable at fault with what is wrong (not the value given)."""
     try:
         return cls.model_validate(_values(cls, environ))
     except ValidationError as exc:
