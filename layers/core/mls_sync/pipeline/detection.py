@@ -190,7 +190,7 @@ class Detector(Reader):
         untracked = [k for k in keys if k not in self.tracked.ids]
         self.counts["notTracked"] += len(untracked)
         if untracked:
-            inbox.done(cid, untracked)
+            inbox.done(cid, untracked, opened=batch)
         wanted = [k for k in keys if k in self.tracked.ids]
         try:
             for chunk in chunks(wanted, self.deps.by_key_chunk):
@@ -199,7 +199,7 @@ class Detector(Reader):
                 self._by_key(client, chunk, self.tracked, expect_missing=True)
                 if self.counts["failed"] > failed_before:
                     return  # kept in the inbox; the redelivered job opens it again
-                inbox.done(cid, chunk)
+                inbox.done(cid, chunk, opened=batch)
         except OutOfTime:
             self._push_again(connection)
             raise
