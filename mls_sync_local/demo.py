@@ -35,6 +35,7 @@ from mls_sync.secrets import SecretStore
 from mls_sync.status import Status
 
 from mls_sync_local.brake import BrakeSummary, run_brake
+from mls_sync_local.demo_push import PUSH_CONNECTION, PushScene, run_push_scene
 from mls_sync_local.demo_world import (
     AGENTS,
     BRAKE_CONNECTION,
@@ -103,6 +104,7 @@ class DemoResult:
     problems: list[str] = field(default_factory=list)
     seconds: float = 0.0
     brake: BrakeScene | None = None
+    push: PushScene | None = None
 
     @property
     def converged(self) -> bool:
@@ -147,7 +149,7 @@ def _environment(values: dict[str, str]) -> Iterator[None]:
 def run_demo(out: TextIO, *, log_path: Path, report_path: Path | None = None) -> DemoResult:
     result = DemoResult()
     started = time.monotonic()
-    progress = Progress(out, total=9)
+    progress = Progress(out, total=10)
     stack = stack_name()
     with progress(f"starting moto server, {len(AGENTS)} MLS simulators and the platform simulator"):
         stack_ctx = contextlib.ExitStack()
@@ -219,8 +221,14 @@ def run_demo(out: TextIO, *, log_path: Path, report_path: Path | None = None) ->
                 )
                 _observe_discarded(scene, stack)
             out.write(f"      {scene.discard_line()}\n")
+            with progress(
+                f"{PUSH_CONNECTION}'s MLS (EntityEvent log, RCP-028 push) sells a listing and "
+                "deletes another, pushing both to PushFunction"
+            ):
+                result.push = run_push_scene(runtime, world, handler_output=handler_log)
+            out.write(f"      {result.push.line()}\n")
             with progress("checking every listing and post against what the MLS says"):
-                result.problems = verify(world, stack) + scene.problems
+                result.problems = verify(world, stack) + scene.problems + result.push.problems
                 result.problems += [
                     f"{queue}: {count} message(s) in the dead-letter queue"
                     for queue, count in dead_letter_counts(runtime.deployed).items()
@@ -389,6 +397,9 @@ def render_outcome(world: World, result: DemoResult, final: dict[str, Any]) -> s
     if result.brake is not None:
         lines.append("")
         lines.extend(render_brake(result.brake))
+    if result.push is not None:
+        lines.append("")
+        lines.extend(render_push(result.push))
     listings = len(world.portfolio.listings)
     lines.append("")
     lines.append(
@@ -408,6 +419,16 @@ def render_outcome(world: World, result: DemoResult, final: dict[str, Any]) -> s
         )
         lines.extend(f"  - {p}" for p in result.problems[:20])
     return "\n".join(lines)
+
+
+def render_push(scene: PushScene) -> list[str]:
+    """The push scene in two lines: how soon, against what the schedule would have taken."""
+    return [
+        f"Push: {scene.connection_id}'s MLS offers the RESO EntityEvent log and pushes it "
+        f"(RCP-028): {scene.line()}.",
+        f"  Polling, the sale waits for the next period ({PERIOD.seconds // 60} min at most) "
+        "and a deletion for the daily reconciliation.",
+    ]
 
 
 def render_brake(scene: BrakeScene) -> list[str]:

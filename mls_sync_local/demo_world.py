@@ -57,6 +57,9 @@ class Agent:
     untracked: int = UNTRACKED_PER_MLS
     in_story: bool = True
     """Whether the MLS's story (sales, pendings...) touches this agent's listings."""
+    entity_events: bool = False
+    """The agent's MLS offers the RESO EntityEvent log (and pushes it): the connection is in
+    EntityEvent mode."""
 
 
 # The brake's scene: an agent of its own, small so that losing most of its listings (and
@@ -74,11 +77,27 @@ BRAKE_AGENT = Agent(
     in_story=False,
 )
 
+# The push scene's: an MLS offering the EntityEvent log, pushing it to PushFunction.
+PUSH_AGENT = Agent(
+    "u-eve",
+    "Eve Estates",
+    "c-eve-reso",
+    "reso",
+    "E",
+    "facebook_login",
+    listings=12,
+    with_posts=6,
+    untracked=5,
+    in_story=False,
+    entity_events=True,
+)
+
 AGENTS = (
     Agent("u-ada", "Ada Agent", "c-ada-reso", "reso", "R", "facebook_login"),
     Agent("u-ben", "Ben Broker", "c-ben-mlsgrid", "mlsgrid", "ACT", "facebook_login"),
     Agent("u-cy", "Cy Realtor", "c-cy-trestle", "trestle", "T", "instagram_login"),
     BRAKE_AGENT,
+    PUSH_AGENT,
 )
 
 
@@ -147,6 +166,7 @@ def build_world(now: datetime | None = None, seed: int = 7) -> World:
                 nextlink="offset",
                 ts_digits=7 if agent.vendor == "trestle" else 3,
                 seed=seed,
+                entity_events=agent.entity_events,
             ).start()
             mls[agent.connection_id] = sim
             users.append(
@@ -172,6 +192,7 @@ def build_world(now: datetime | None = None, seed: int = 7) -> World:
                     if agent.vendor == "mlsgrid"
                     else None,
                     credentials=credentials,
+                    detection="entityEvent" if agent.entity_events else "auto",
                 )
             )
             account_ids: dict[Platform, str] = {}

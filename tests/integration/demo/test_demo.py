@@ -64,12 +64,22 @@ def test_demo_converges_and_stops_everything(demo_run: DemoRun) -> None:
         out,
     )
     assert "the held takedowns were discarded, 0 released; a re-read by key restored 12" in out
+    # push: an MLS offering the EntityEvent log pushes a sale and a deletion; both are
+    # applied within seconds of the MLS writing them, every push answered 200
+    pushed = re.search(
+        r"Push: c-eve-reso's MLS .*: (\d+) push\(es\) answered 200; the sold listing's "
+        r"(\d+) post\(s\) down and the deletion applied ([\d.]+) s after",
+        out,
+    )
+    assert pushed is not None, out[-3000:]
+    assert int(pushed.group(2)) >= 1
+    assert float(pushed.group(3)) < 60
     assert report.read_text(encoding="utf-8").startswith("<!doctype html>")
     # And every server it started is gone
     servers = re.search(r"listening on loopback: (.*)", out)
     assert servers is not None
     urls = [u.strip() for u in servers.group(1).split(",")]
-    assert len(urls) == 6  # moto, 4 MLS simulators, the platform simulator
+    assert len(urls) == 7  # moto, 5 MLS simulators, the platform simulator
     assert not [u for u in urls if _listening(u)]
     # and its handler log folder is gone from the temporary directory (no --keep-logs)
     assert "removed at the end; --keep-logs keeps them" in out
