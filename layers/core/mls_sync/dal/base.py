@@ -89,6 +89,50 @@ def conditional(write: Callable[[], object]) -> bool:
     return True
 
 
+@dataclass(frozen=True)
+class Update:
+    """One conditional UpdateItem: its update expression, the condition it lands under, and
+    the attribute values and names they use."""
+
+    expression: str
+    condition: str
+    values: Mapping[str, Any] | None = None
+    names: Mapping[str, str] | None = None
+
+    def request(self, key: Mapping[str, Any]) -> dict[str, Any]:
+        """UpdateItem's arguments for the item at ``key`` (DynamoDB refuses empty name or
+        value maps: they are left out then)."""
+        kwargs: dict[str, Any] = {
+            "Key": dict(key),
+            "UpdateExpression": self.expression,
+            "ConditionExpression": self.condition,
+        }
+        if self.values:
+            kwargs["ExpressionAttributeValues"] = dict(self.values)
+        if self.names:
+            kwargs["ExpressionAttributeNames"] = dict(self.names)
+        return kwargs
+
+
+def update_if(table: Table, key: Mapping[str, Any], update: Update) -> bool:
+    """Makes ``update`` on the item at ``key``; False when its condition does not hold
+    (other errors pass)."""
+    return conditional(lambda: table.update_item(**update.request(key)))
+
+
+def update_or_fail(
+    reason: str, table: Table, key: Mapping[str, Any], update: Update, *, all_old: bool = False
+) -> None:
+    """Makes ``update`` on the item at ``key``, else raises ``ConditionFailed(reason, item)``:
+    ``item`` is the item as the refusal returned it when ``all_old`` asks for it
+    (``ReturnValuesOnConditionCheckFailure``), else None."""
+    kwargs = update.request(key)
+    if all_old:
+        kwargs["ReturnValuesOnConditionCheckFailure"] = "ALL_OLD"
+    with condition_failed_as(reason):
+        table.update_item(**kwargs)
+
+
 def old_item(exc: ClientError) -> dict[str, Any] | None:
     """The item as it stood when a write's condition failed (``ALL_OLD``), if DynamoDB
     returned it: on the error itself, or on a transaction's first cancellation reason."""

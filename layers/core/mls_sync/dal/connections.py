@@ -12,8 +12,7 @@ from boto3.dynamodb.conditions import Key
 from botocore.exceptions import ClientError
 
 from mls_sync.dal.base import (
-    condition_failed_as,
-    conditional,
+    Update,
     is_condition_failure,
     plain,
     put_new,
@@ -22,6 +21,7 @@ from mls_sync.dal.base import (
     storable,
 )
 from mls_sync.dal.detection import DetectionRepo
+from mls_sync.dal.item_repo import ItemRepo
 from mls_sync.health import (
     FAILURE_OUTCOMES,
     SUCCESS_OUTCOMES,
@@ -112,9 +112,12 @@ class ConnectionHealthFields:
         )
 
 
-class ConnectionsRepo:
+class ConnectionsRepo(ItemRepo[Connection]):
+    model = Connection
+    key = "connectionId"
+
     def __init__(self, table: Table) -> None:
-        self._table = table
+        super().__init__(table)
         self.detection = DetectionRepo(table)
 
     def create(self, connection: Connection) -> None:
@@ -125,19 +128,10 @@ class ConnectionsRepo:
         put_new(self._table, item, "connectionId")
 
     def get_item(self, connection_id: str) -> dict[str, Any] | None:
-        return read(self._table, {"connectionId": connection_id})
-
-    def get(self, connection_id: str) -> Connection | None:
-        item = self.get_item(connection_id)
-        return Connection.model_validate(item) if item else None
+        return self.get_raw(connection_id)
 
     def list_by_user(self, user_id: str) -> list[Connection]:
-        return [
-            Connection.model_validate(i)
-            for i in query_all(
-                self._table, IndexName="byUser", KeyConditionExpression=Key("userId").eq(user_id)
-            )
-        ]
+        return self._by_index("byUser", "userId", user_id)
 
     def iter_enabled_ids(self, page_size: int = 1000) -> Iterator[str]:
         """Ids of every enabled connection, read from the sparse byEnabled index, shard by
@@ -175,15 +169,17 @@ class ConnectionsRepo:
         else:
             condition = "attribute_exists(connectionId) AND #cursor = :expected"
             values[":expected"] = expected.to_item()
-        with condition_failed_as("cursor moved"):
-            self._table.update_item(
-                Key={"connectionId": connection_id},
-                UpdateExpression="SET #cursor = :c, lastSyncedAt = :t",
-                ConditionExpression=condition,
-                ExpressionAttributeNames={"#cursor": "cursor"},
-                ExpressionAttributeValues=values,
-                ReturnValuesOnConditionCheckFailure="ALL_OLD",
-            )
+        self._update_or_fail(
+            "cursor moved",
+            connection_id,
+            Update(
+                "SET #cursor = :c, lastSyncedAt = :t",
+                condition,
+                values=values,
+                names={"#cursor": "cursor"},
+            ),
+            all_old=True,
+        )
 
     def save_phase(
         self,
@@ -211,15 +207,12 @@ class ConnectionsRepo:
             sets.append("#cursor = :c")
             values[":c"] = cursor.to_item()
             conditions.append("attribute_not_exists(#cursor)")
-        with condition_failed_as("phase moved"):
-            self._table.update_item(
-                Key={"connectionId": connection_id},
-                UpdateExpression="SET " + ", ".join(sets),
-                ConditionExpression=" AND ".join(conditions),
-                ExpressionAttributeNames=names,
-                ExpressionAttributeValues=values,
-                ReturnValuesOnConditionCheckFailure="ALL_OLD",
-            )
+        self._update_or_fail(
+            "phase moved",
+            connection_id,
+            Update("SET " + ", ".join(sets), " AND ".join(conditions), values=values, names=names),
+            all_old=True,
+        )
 
     def finish_phase(
         self, connection_id: str, *, expected: ByKeyPhase | None, reconciled_at: str
@@ -232,38 +225,29 @@ class ConnectionsRepo:
         else:
             condition += " AND byKeyPhase = :expected"
             values[":expected"] = expected.to_item()
-        with condition_failed_as("phase moved"):
-            self._table.update_item(
-                Key={"connectionId": connection_id},
-                UpdateExpression="SET lastReconciledAt = :t REMOVE byKeyPhase",
-                ConditionExpression=condition,
-                ExpressionAttributeValues=values,
-                ReturnValuesOnConditionCheckFailure="ALL_OLD",
-            )
+        self._update_or_fail(
+            "phase moved",
+            connection_id,
+            Update("SET lastReconciledAt = :t REMOVE byKeyPhase", condition, values=values),
+            all_old=True,
+        )
 
     def set_braked(self, connection_id: str, brake: BrakeState) -> bool:
         """Trips the mass-change brake; False when it was already tripped (the first run that
         tripped it stays the one named)."""
-        return conditional(
-            lambda: self._table.update_item(
-                Key={"connectionId": connection_id},
-                UpdateExpression="SET braked = :b",
-                ConditionExpression=(
-                    "attribute_exists(connectionId) AND attribute_not_exists(braked)"
-                ),
-                ExpressionAttributeValues={":b": storable(brake.to_item())},
-            )
+        return self._update_if(
+            connection_id,
+            Update(
+                "SET braked = :b",
+                "attribute_exists(connectionId) AND attribute_not_exists(braked)",
+                values={":b": storable(brake.to_item())},
+            ),
         )
 
     def clear_braked(self, connection_id: str, run_key: str) -> bool:
         """Lifts the brake tripped by ``run_key``; False when it is not (or no longer) that."""
-        return conditional(
-            lambda: self._table.update_item(
-                Key={"connectionId": connection_id},
-                UpdateExpression="REMOVE braked",
-                ConditionExpression="braked.runKey = :r",
-                ExpressionAttributeValues={":r": run_key},
-            )
+        return self._update_if(
+            connection_id, Update("REMOVE braked", "braked.runKey = :r", values={":r": run_key})
         )
 
     # ------------------------------------------------------------------ health
@@ -399,10 +383,8 @@ class ConnectionsRepo:
         self._update(connection_id, "SET lastReconciledAt = :t", {":t": at})
 
     def _update(self, connection_id: str, expression: str, values: dict[str, Any]) -> None:
-        with condition_failed_as("missing"):
-            self._table.update_item(
-                Key={"connectionId": connection_id},
-                UpdateExpression=expression,
-                ConditionExpression="attribute_exists(connectionId)",
-                ExpressionAttributeValues=values,
-            )
+        self._update_or_fail(
+            "missing",
+            connection_id,
+            Update(expression, "attribute_exists(connectionId)", values=values),
+        )

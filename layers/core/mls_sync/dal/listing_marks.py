@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 from boto3.dynamodb.conditions import Key
 from botocore.exceptions import ClientError
 
-from mls_sync.dal.base import conditional, is_condition_failure, query_all
+from mls_sync.dal.base import Update, is_condition_failure, query_all, update_if
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb.service_resource import Table
@@ -66,14 +66,13 @@ class ListingMarks:
 
     def clear_quarantine(self, listing_id: str) -> None:
         """The listing's record applied after all: no longer quarantined."""
-        conditional(
-            lambda: self._table.update_item(
-                Key={"listingId": listing_id},
-                UpdateExpression=(
-                    "REMOVE quarantined, quarantineReason, quarantinedAt, quarantineAttempts"
-                ),
-                ConditionExpression="attribute_exists(listingId)",
-            )
+        update_if(
+            self._table,
+            {"listingId": listing_id},
+            Update(
+                "REMOVE quarantined, quarantineReason, quarantinedAt, quarantineAttempts",
+                "attribute_exists(listingId)",
+            ),
         )
 
     def count_quarantined(self, connection_id: str) -> int:
@@ -110,11 +109,8 @@ class ListingMarks:
     def clear_takedown(self, listing_id: str, change_key: str) -> None:
         """The takedown of ``change_key`` is settled (only that one: a newer change may have
         marked the listing since)."""
-        conditional(
-            lambda: self._table.update_item(
-                Key={"listingId": listing_id},
-                UpdateExpression="REMOVE takedownKey",
-                ConditionExpression="takedownKey = :k",
-                ExpressionAttributeValues={":k": change_key},
-            )
+        update_if(
+            self._table,
+            {"listingId": listing_id},
+            Update("REMOVE takedownKey", "takedownKey = :k", values={":k": change_key}),
         )

@@ -13,17 +13,10 @@ from collections.abc import Sequence
 from contextlib import suppress
 from typing import TYPE_CHECKING, Any
 
-from boto3.dynamodb.conditions import Key
 from botocore.exceptions import ClientError
 
-from mls_sync.dal.base import (
-    ConditionFailed,
-    condition_failed_as,
-    conditional,
-    old_item,
-    query_all,
-    read,
-)
+from mls_sync.dal.base import ConditionFailed, Update, old_item
+from mls_sync.dal.item_repo import ItemRepo
 from mls_sync.dal.listing_key_repair import ListingKeyRepair
 from mls_sync.dal.listing_keys import ListingKeysRepo, key_item
 from mls_sync.dal.listing_marks import ListingMarks
@@ -69,21 +62,20 @@ _BATCH_GET_ROUNDS = 5
 prefetched: the caller reads each of them on its own."""
 
 
-class ListingsRepo(ListingMarks, ListingKeyRepair):
+class ListingsRepo(ItemRepo[Listing], ListingMarks, ListingKeyRepair):
+    model = Listing
+    key = "listingId"
+
     def __init__(
         self, table: Table, client: DynamoDBClient, history_table: str, keys_table: str
     ) -> None:
-        self._table = table
+        super().__init__(table)
         self._client = client
         self._history_table = history_table
         self.keys = ListingKeysRepo(client, keys_table)
         """The key map a listing is found by (kept in step by ``create``)."""
 
     # ------------------------------------------------------------------ reads
-
-    def get(self, listing_id: str) -> Listing | None:
-        item = self.get_raw(listing_id)
-        return Listing.model_validate(item) if item else None
 
     def get_many(self, listing_ids: Sequence[str]) -> dict[str, Listing]:
         """The listings by id, read consistently in batches of 100 (BatchGetItem): what a page
@@ -110,16 +102,8 @@ class ListingsRepo(ListingMarks, ListingKeyRepair):
                     break
         return found
 
-    def get_raw(self, listing_id: str) -> dict[str, Any] | None:
-        return read(self._table, {"listingId": listing_id})
-
     def list_by_user(self, user_id: str) -> list[Listing]:
-        return [
-            Listing.model_validate(i)
-            for i in query_all(
-                self._table, IndexName="byUser", KeyConditionExpression=Key("userId").eq(user_id)
-            )
-        ]
+        return self._by_index("byUser", "userId", user_id)
 
     # ------------------------------------------------------------------ writes
 
@@ -155,13 +139,11 @@ class ListingsRepo(ListingMarks, ListingKeyRepair):
             raise
 
     def set_excluded(self, listing_id: str, excluded: bool) -> None:
-        with condition_failed_as("missing"):
-            self._table.update_item(
-                Key={"listingId": listing_id},
-                UpdateExpression="SET syncExcluded = :x",
-                ConditionExpression="attribute_exists(listingId)",
-                ExpressionAttributeValues={":x": excluded},
-            )
+        self._update_or_fail(
+            "missing",
+            listing_id,
+            Update("SET syncExcluded = :x", "attribute_exists(listingId)", values={":x": excluded}),
+        )
 
     def note_seen(self, listing_id: str, update: MlsUpdate) -> bool:
         """Records that the MLS confirmed what we hold: sets ``syncedAt`` (and the record's
@@ -177,16 +159,14 @@ class ListingsRepo(ListingMarks, ListingKeyRepair):
         if update.mls_listing_id:
             sets.append("mlsListingId = if_not_exists(mlsListingId, :lid)")
             values[":lid"] = update.mls_listing_id
-        return conditional(
-            lambda: self._table.update_item(
-                Key={"listingId": listing_id},
-                UpdateExpression="SET " + ", ".join(sets),
-                ConditionExpression=(
-                    "attribute_exists(listingId) AND mlsModifiedKey >= :mk"
-                    " AND (attribute_not_exists(syncExcluded) OR syncExcluded <> :true)"
-                ),
-                ExpressionAttributeValues=values,
-            )
+        return self._update_if(
+            listing_id,
+            Update(
+                "SET " + ", ".join(sets),
+                "attribute_exists(listingId) AND mlsModifiedKey >= :mk"
+                " AND (attribute_not_exists(syncExcluded) OR syncExcluded <> :true)",
+                values=values,
+            ),
         )
 
     def apply(

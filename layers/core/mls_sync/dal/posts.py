@@ -10,23 +10,11 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from boto3.dynamodb.conditions import Key
-
-from mls_sync.dal.base import (
-    ConditionFailed,
-    condition_failed_as,
-    conditional,
-    plain,
-    put_new,
-    query_all,
-    read,
-)
+from mls_sync.dal.base import ConditionFailed, Update, condition_failed_as, plain
+from mls_sync.dal.item_repo import ItemRepo
 from mls_sync.models import Post, PostStatus
-
-if TYPE_CHECKING:
-    from mypy_boto3_dynamodb.service_resource import Table
 
 # Outcomes a published post may move to; anything else is never written over it.
 _FROM_PUBLISHED = {
@@ -61,33 +49,16 @@ class SettledPost:
         )
 
 
-class PostsRepo:
-    def __init__(self, table: Table) -> None:
-        self._table = table
-
-    def create(self, post: Post) -> None:
-        put_new(self._table, post.to_item(), "postId")
-
-    def get_raw(self, post_id: str) -> dict[str, Any] | None:
-        return read(self._table, {"postId": post_id})
-
-    def get(self, post_id: str) -> Post | None:
-        item = self.get_raw(post_id)
-        return Post.model_validate(item) if item else None
+class PostsRepo(ItemRepo[Post]):
+    model = Post
+    key = "postId"
 
     def get_settled(self, post_id: str) -> SettledPost | None:
         item = self.get_raw(post_id)
         return SettledPost.from_item(item) if item else None
 
     def list_by_listing(self, listing_id: str) -> list[Post]:
-        return [
-            Post.model_validate(i)
-            for i in query_all(
-                self._table,
-                IndexName="byListing",
-                KeyConditionExpression=Key("listingId").eq(listing_id),
-            )
-        ]
+        return self._by_index("byListing", "listingId", listing_id)
 
     def record_outcome(
         self,
@@ -145,13 +116,11 @@ class PostsRepo:
 
     def complete_effect(self, post_id: str, effect: str) -> None:
         """Ticks one delivered effect off the post's outbox (idempotent)."""
-        with condition_failed_as("missing"):
-            self._table.update_item(
-                Key={"postId": post_id},
-                UpdateExpression="DELETE pendingEffects :e",
-                ConditionExpression="attribute_exists(postId)",
-                ExpressionAttributeValues={":e": {effect}},
-            )
+        self._update_or_fail(
+            "missing",
+            post_id,
+            Update("DELETE pendingEffects :e", "attribute_exists(postId)", values={":e": {effect}}),
+        )
 
     def reopen(
         self, post_id: str, *, at: str, expected: PostStatus = PostStatus.REAUTH_REQUIRED
@@ -160,21 +129,19 @@ class PostsRepo:
         again), as a new takedown round: the publisher's idempotency is keyed on the round,
         so the next job for it makes a fresh call. Only from ``expected`` and with nothing
         left in its outbox; False when the post is not (or no longer) in that state."""
-        return conditional(
-            lambda: self._table.update_item(
-                Key={"postId": post_id},
-                UpdateExpression=(
-                    "SET #s = :published, updatedAt = :at"
-                    " ADD takedownRound :one"
-                    " REMOVE outcomeReason, outcomeCorrelationId, outcomeFor"
-                ),
-                ConditionExpression="#s = :expected AND attribute_not_exists(pendingEffects)",
-                ExpressionAttributeNames={"#s": "status"},
-                ExpressionAttributeValues={
+        return self._update_if(
+            post_id,
+            Update(
+                "SET #s = :published, updatedAt = :at"
+                " ADD takedownRound :one"
+                " REMOVE outcomeReason, outcomeCorrelationId, outcomeFor",
+                "#s = :expected AND attribute_not_exists(pendingEffects)",
+                values={
                     ":published": PostStatus.PUBLISHED.value,
                     ":expected": expected.value,
                     ":at": at,
                     ":one": 1,
                 },
-            )
+                names={"#s": "status"},
+            ),
         )

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from mls_sync.dal.base import conditional
+from mls_sync.dal.base import Update, update_if
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb.service_resource import Table
@@ -44,14 +44,13 @@ class PostsDownClaims:
     def claim(self, listing_id: str, sale: str, owner: str) -> bool:
         """True for the one owner of this sale's announcement: the first to claim it, and
         that same owner again on a redelivery (its announcement may not have gone out)."""
-        return conditional(
-            lambda: self._table.update_item(
-                Key={"listingId": listing_id},
-                UpdateExpression="SET postsDownFor = :m, postsDownBy = :o",
-                ConditionExpression=(
-                    "attribute_exists(listingId) AND (attribute_not_exists(postsDownFor)"
-                    " OR postsDownFor <> :m OR postsDownBy = :o)"
-                ),
-                ExpressionAttributeValues={":m": sale, ":o": owner},
-            )
+        return update_if(
+            self._table,
+            {"listingId": listing_id},
+            Update(
+                "SET postsDownFor = :m, postsDownBy = :o",
+                "attribute_exists(listingId) AND (attribute_not_exists(postsDownFor)"
+                " OR postsDownFor <> :m OR postsDownBy = :o)",
+                values={":m": sale, ":o": owner},
+            ),
         )
