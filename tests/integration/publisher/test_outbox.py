@@ -44,7 +44,7 @@ class FlakyBus:
 
 
 def _flaky_bus(pub: Publisher, monkeypatch: pytest.MonkeyPatch, failures: int | None) -> FlakyBus:
-    publisher: Any = pub.deps.service._delivery._events
+    publisher: Any = pub.deps.service._delivery.events
     bus = FlakyBus(publisher._client, failures)
     monkeypatch.setattr(publisher, "_client", bus)
     return bus

@@ -10,6 +10,7 @@ hold the account write back): the account marked ``reauth_required``, one
 from __future__ import annotations
 
 from collections import Counter
+from dataclasses import dataclass
 
 from aws_lambda_powertools import Logger
 
@@ -37,25 +38,16 @@ from mls_sync.unpublish.outcomes import EffectsPending
 logger = Logger(child=True)
 
 
+@dataclass(frozen=True, kw_only=True)
 class OutcomeDelivery:
     """Delivers the effects still pending on settled posts (a part of ``UnpublishService``)."""
 
-    def __init__(
-        self,
-        *,
-        posts: PostsRepo,
-        listings: ListingsRepo,
-        accounts: AccountsRepo,
-        events: EventPublisher,
-        claims: PostsDownClaims,
-        clock: Clock,
-    ) -> None:
-        self._posts = posts
-        self._listings = listings
-        self._accounts = accounts
-        self._events = events
-        self._claims = claims
-        self._clock = clock
+    posts: PostsRepo
+    listings: ListingsRepo
+    accounts: AccountsRepo
+    events: EventPublisher
+    claims: PostsDownClaims
+    clock: Clock
 
     def deliver(self, settled: SettledPost, job: UnpublishJob | None = None) -> None:
         """Delivers each effect still pending on a settled post, ticking each off once done.
@@ -72,7 +64,7 @@ class OutcomeDelivery:
                     self._send_outcome(settled, job)
                 else:
                     self._announce_when_all_down(settled, job)
-                self._posts.complete_effect(settled.post.post_id, effect)
+                self.posts.complete_effect(settled.post.post_id, effect)
             except Exception as exc:  # noqa: BLE001 - kept pending, retried with the job
                 logger.warning(
                     "post outcome effect not delivered; kept pending",
@@ -83,9 +75,9 @@ class OutcomeDelivery:
             raise EffectsPending(settled.post.post_id, failed)
 
     def _mark_account(self, settled: SettledPost) -> None:
-        at = settled.post.updated_at or format_utc(self._clock())
+        at = settled.post.updated_at or format_utc(self.clock())
         try:
-            self._accounts.set_status(settled.post.account_id, "reauth_required", at=at)
+            self.accounts.set_status(settled.post.account_id, "reauth_required", at=at)
         except ConditionFailed:
             logger.warning("the post's account is gone", extra={"postId": settled.post.post_id})
 
@@ -95,7 +87,7 @@ class OutcomeDelivery:
 
     def _send_outcome(self, settled: SettledPost, job: UnpublishJob | None) -> None:
         post = settled.post
-        self._events.publish(
+        self.events.publish(
             [
                 Event(
                     "PostUnpublishOutcome",
@@ -105,7 +97,7 @@ class OutcomeDelivery:
                         platform=post.platform,
                         outcome=post.status,
                         reason=post.outcome_reason,
-                        at=post.updated_at or format_utc(self._clock()),
+                        at=post.updated_at or format_utc(self.clock()),
                         correlation_id=self._correlation(settled, job),
                         permalink=post.permalink
                         if post.status is PostStatus.MANUAL_ACTION_REQUIRED
@@ -128,24 +120,24 @@ class OutcomeDelivery:
         # published with a consistent read, or two workers taking down a listing's last two
         # posts at once could each see the other's as still up, and nobody would announce.
         posts = [
-            (self._posts.get(p.post_id) or p) if p.status is PostStatus.PUBLISHED else p
-            for p in self._posts.list_by_listing(post.listing_id)
+            (self.posts.get(p.post_id) or p) if p.status is PostStatus.PUBLISHED else p
+            for p in self.posts.list_by_listing(post.listing_id)
         ]
         if any(p.status is PostStatus.PUBLISHED for p in posts):
             return  # a later one announces
-        listing = self._listings.get_raw(post.listing_id)
+        listing = self.listings.get_raw(post.listing_id)
         if listing is None:
             return
         sale = settled.sale if settled.sale is not None else sale_of(listing)
         owner = owner_of(post.post_id, settled.takedown_round)
-        if not self._claims.claim(post.listing_id, sale, owner):
+        if not self.claims.claim(post.listing_id, sale, owner):
             return  # another post announces this sale
         outcomes: dict[str, Counter[str]] = {}
         for p in posts:
             if p.status not in _TAKEN_DOWN:
                 continue  # drafts and scheduled posts were never up
             outcomes.setdefault(p.platform.value, Counter())[p.status.value] += 1
-        self._events.publish(
+        self.events.publish(
             [
                 Event(
                     "ListingPostsUnpublished",
@@ -153,7 +145,7 @@ class OutcomeDelivery:
                         listing_id=post.listing_id,
                         user_id=str(listing.get("userId")),
                         outcomes={k: dict(v) for k, v in outcomes.items()},
-                        at=post.updated_at or format_utc(self._clock()),
+                        at=post.updated_at or format_utc(self.clock()),
                         correlation_id=self._correlation(settled, job),
                     ),
                 )
