@@ -6,17 +6,9 @@ from __future__ import annotations
 from aws_lambda_powertools import Logger
 
 from mls_sync.dal.base import ConditionFailed
-from mls_sync.models import (
-    SyncJob,
-    SyncRun,
-)
+from mls_sync.models import SyncJob, SyncRun
 from mls_sync.pipeline.keys import dedup_id, group_id
-from mls_sync.pipeline.run_state import (
-    Outcome,
-    RunState,
-    SyncResult,
-    progress,
-)
+from mls_sync.pipeline.run_state import Outcome, RunState, SyncResult, progress
 from mls_sync.queues import OutgoingMessage
 from mls_sync.timeutil import format_utc
 

@@ -10,23 +10,9 @@ from aws_lambda_powertools import Logger
 from mls_sync.dal.history import change_key
 from mls_sync.dal.listings import MlsUpdate
 from mls_sync.events import Event
-from mls_sync.models import (
-    BrakeState,
-    Connection,
-    Listing,
-    MassChangeHeldDetail,
-    StatusChange,
-)
-from mls_sync.pipeline.decisions import (
-    EFFECT_EVENT,
-    EFFECT_UNPUBLISH,
-    describe_error,
-    event_for,
-)
-from mls_sync.pipeline.run_state import (
-    EffectsPendingError,
-    RunState,
-)
+from mls_sync.models import BrakeState, Connection, Listing, MassChangeHeldDetail, StatusChange
+from mls_sync.pipeline.decisions import EFFECT_EVENT, EFFECT_UNPUBLISH, describe_error, event_for
+from mls_sync.pipeline.run_state import EffectsPendingError, RunState
 from mls_sync.pipeline.takedowns import Pending, Takedowns, brake_trips
 from mls_sync.status import Status
 from mls_sync.timeutil import Instant
