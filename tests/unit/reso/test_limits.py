@@ -6,13 +6,13 @@ import random
 from datetime import UTC, datetime
 
 import pytest
+from mls_sync.http.retry_after import parse_retry_after
 from mls_sync.reso.limits import (
     CircuitBreaker,
     RateLimiter,
     TokenBucket,
     backoff_delay,
     parse_reset,
-    parse_retry_after,
     quota_wait,
     shared_limiter,
 )
