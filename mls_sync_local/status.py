@@ -36,6 +36,8 @@ class StatusRow:
     error_class: str | None
     cause: str | None
     error_at: str | None
+    mode: str = "replication"
+    """How the connection learns of changes (``mode_of``)."""
 
     @property
     def unhealthy(self) -> bool:
@@ -45,6 +47,7 @@ class StatusRow:
         return {
             "connectionId": self.connection_id,
             "vendor": self.vendor,
+            "mode": self.mode,
             "health": list(self.health) or ["ok"],
             "lagSeconds": self.lag_seconds,
             "lastSuccessAt": self.last_success_at,
@@ -58,6 +61,21 @@ class StatusRow:
                 else None
             ),
         }
+
+
+def mode_of(item: dict[str, Any]) -> str:
+    """``replication``, ``entityEvent@<sequence>`` (the anchor; ``-`` before the first run),
+    or ``auto?`` (not probed yet); ``+push`` when the MLS may push to PushFunction."""
+    detection = str(item.get("detection") or "auto")
+    mode = item.get("detected") if detection == "auto" else detection
+    if mode == "entityEvent":
+        sequence = item.get("eventSequence")
+        text = f"entityEvent@{sequence if sequence is not None else '-'}"
+    elif mode == "replication":
+        text = "replication"
+    else:
+        text = "auto?"
+    return text + ("+push" if item.get("pushSecretArn") else "")
 
 
 def status_rows(
@@ -86,6 +104,7 @@ def status_rows(
                 error_class=(error or {}).get("errorClass"),
                 cause=(error or {}).get("message"),
                 error_at=(error or {}).get("at"),
+                mode=mode_of(item),
             )
         )
     return sorted(rows, key=lambda r: (not r.unhealthy, -(r.lag_seconds or 0), r.connection_id))
@@ -104,11 +123,21 @@ def render(rows: list[StatusRow], *, now: datetime, period_seconds: int) -> str:
 
     if not rows:
         return "no connections"
-    headers = ["CONNECTION", "VENDOR", "HEALTH", "LAST SUCCESS", "LAG", "FAILURES", "QUAR."]
+    headers = [
+        "CONNECTION",
+        "VENDOR",
+        "MODE",
+        "HEALTH",
+        "LAST SUCCESS",
+        "LAG",
+        "FAILURES",
+        "QUAR.",
+    ]
     table = [
         [
             r.connection_id,
             r.vendor,
+            r.mode,
             ",".join(r.health) or "ok",
             _short_time(r.last_success_at, now),
             format_lag(r.lag_seconds),
