@@ -24,7 +24,7 @@ help:
 	@echo "make run    - the whole system end to end on loopback (mls-sync demo)"
 	@echo "make test   - lint, type checks, template checks and every test tier"
 	@echo "make lint | typecheck | template-check | test-unit | test-functional | test-integration"
-	@echo "make test-big - the 10,000-listing first sync (issue 14) and 8 workers x 2,000 on one MLS token (issue 21), not part of make test"
+	@echo "make test-big - the 10,000-listing first sync (issue 14), 8 workers x 2,000 on one MLS token (issue 21) and 10,000 pushes for one connection (issue 17), not part of make test"
 	@echo "make build  - sam build (arm64, no Docker) in its own tool environment"
 	@echo "make build-check - build, then import every handler from the build output alone"
 	@echo "make bench  - benchmarks (never part of make test)"
@@ -92,6 +92,7 @@ test: lint typecheck template-check browser test-unit
 test-big: $(STAMP)
 	MLS_SYNC_FIRST_SYNC_LISTINGS=10000 $(BIN)/pytest tests/functional/pipeline/test_big_first_sync.py -q -p no:cacheprovider
 	MLS_SYNC_BUDGET_LISTINGS=2000 $(BIN)/pytest tests/functional/pipeline/test_shared_budget.py -q -p no:cacheprovider -k eight_workers
+	MLS_SYNC_PUSH_FLOOD=10000 $(BIN)/pytest tests/integration/push/test_push_flood.py -q -s -p no:cacheprovider
 
 # Headless Chromium for tests/integration/demo/test_report_screenshot.py (and `mls-sync report
 # --out FILE.png`): Debian's chromium through apt-get where this machine allows it; otherwise

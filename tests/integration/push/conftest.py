@@ -5,7 +5,10 @@ from __future__ import annotations
 
 import http.client
 import json
+import subprocess
+import sys
 from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -28,11 +31,63 @@ TOKEN = "flood-token-7f3c9a"
 @pytest.fixture
 def runtime() -> Iterator[LocalRuntime]:
     with moto_server() as url:
-        deploy(url, stack=STACK)
-        runtime = LocalRuntime.connect(url, stack=STACK)
-        add_connection(runtime, CONNECTION)
-        set_push_token(runtime, CONNECTION, TOKEN)
-        yield runtime
+        yield _deployed(url)
+
+
+@pytest.fixture
+def runtime_apart() -> Iterator[LocalRuntime]:
+    """As ``runtime``, with moto in a process of its own: its CPU, memory and GIL are not
+    the receiver's (the flood measures ours)."""
+    with moto_process() as url:
+        yield _deployed(url)
+
+
+def _deployed(url: str) -> LocalRuntime:
+    deploy(url, stack=STACK)
+    runtime = LocalRuntime.connect(url, stack=STACK)
+    add_connection(runtime, CONNECTION)
+    set_push_token(runtime, CONNECTION, TOKEN)
+    return runtime
+
+
+_MOTO = """
+import functools, logging, sys, threading
+from mls_sync_local.runtime.moto_patches import transactions_copy_tables_once
+transactions_copy_tables_once()
+from moto.dynamodb.responses import DynamoHandler
+# DynamoDB's UpdateItem is atomic; moto reads what it answers with before it takes its lock.
+lock = threading.RLock()
+original = DynamoHandler.update_item
+@functools.wraps(original)
+def update_item(self):
+    with lock:
+        return original(self)
+DynamoHandler.update_item = update_item
+logging.getLogger("werkzeug").setLevel(logging.ERROR)
+from moto.server import ThreadedMotoServer
+server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+server.start()
+print(server.get_host_and_port()[1], flush=True)
+threading.Event().wait()
+"""
+
+
+@contextmanager
+def moto_process() -> Iterator[str]:
+    """A moto server in a child process; its port is the first line it prints."""
+    process = subprocess.Popen(
+        [sys.executable, "-c", _MOTO],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+    )
+    try:
+        assert process.stdout is not None
+        port = int(process.stdout.readline())
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        process.kill()
+        process.wait(timeout=10)
 
 
 def add_connection(runtime: LocalRuntime, connection_id: str, *, enabled: bool = True) -> None:
@@ -77,3 +132,24 @@ class Producer:
 
     def close(self) -> None:
         self._http.close()
+
+
+@pytest.fixture
+def atomic_updates(monkeypatch: pytest.MonkeyPatch) -> None:
+    """moto's UpdateItem made atomic as DynamoDB's is: moto reads the item it answers
+    ``ReturnValues`` with before it writes, without a lock, so a push and a take racing in
+    two server threads could both be told an old value neither saw (a job never sent)."""
+    import functools  # noqa: PLC0415
+    import threading  # noqa: PLC0415
+
+    from moto.dynamodb.responses import DynamoHandler  # noqa: PLC0415 - test-only
+
+    lock = threading.RLock()
+    original = DynamoHandler.update_item
+
+    @functools.wraps(original)
+    def update_item(self: Any) -> Any:
+        with lock:
+            return original(self)
+
+    monkeypatch.setattr(DynamoHandler, "update_item", update_item)

@@ -1,0 +1,207 @@
+"""A flood of pushes for one connection, over loopback HTTP through the function URL front
+into the real PushFunction, while a simulated worker runs each job it sends (open, done):
+no listing is lost, jobs are few (one per take, not one per push), and memory stays flat.
+
+``MLS_SYNC_PUSH_FLOOD`` sets the number of pushes: 1,000 in ``make test``, 10,000 in
+``make test-big`` (issue 17: "10,000 pushes for one connection in a minute").
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+import threading
+import time
+import tracemalloc
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import boto3
+import pytest
+from mls_sync.dal.push_inbox import PushInboxRepo
+
+from mls_sync_local.push import PUSH
+from mls_sync_local.runtime.function_url import FunctionUrlFront, warm
+from mls_sync_local.runtime.handlers import handler_output_to
+from mls_sync_local.runtime.local import LocalRuntime
+from tests.integration.push.conftest import CONNECTION, Producer
+
+PUSHES = int(os.environ.get("MLS_SYNC_PUSH_FLOOD", "1000"))
+PRODUCERS = 4
+DISTINCT = max(20, PUSHES // 4)
+"""Each listing is pushed about four times: many pushes name a key a worker holds."""
+PUSHES_PER_RUN = 50
+"""How many pushes arrive while one worker run reads the MLS (a run takes seconds; a
+flood of 10,000 a minute is ~170 a second)."""
+
+
+@dataclass
+class Ledger:
+    """One order for every push sent and every take made, across threads."""
+
+    lock: threading.Lock = field(default_factory=threading.Lock)
+    clock: itertools.count[int] = field(default_factory=itertools.count)
+    last_sent: dict[str, int] = field(default_factory=dict)
+    takes: list[tuple[int, list[str]]] = field(default_factory=list)
+    statuses: dict[int, int] = field(default_factory=dict)
+    jobs: list[str] = field(default_factory=list)
+    """The deduplication id of every job the worker received."""
+    answered: threading.Condition = field(default_factory=threading.Condition)
+    answers: int = 0
+    producing: bool = True
+
+    def answer(self) -> None:
+        with self.answered:
+            self.answers += 1
+            self.answered.notify_all()
+
+    def wait_for_pushes(self, count: int) -> None:
+        """The worker's MLS reads, measured in pushes rather than seconds: a run lasts as
+        long as ``count`` pushes take to arrive (or until the producers stop)."""
+        with self.answered:
+            target = self.answers + count
+            self.answered.wait_for(lambda: self.answers >= target or not self.producing)
+
+    def done_producing(self) -> None:
+        with self.answered:
+            self.producing = False
+            self.answered.notify_all()
+
+
+def _aws(runtime: LocalRuntime, service: Literal["sqs", "dynamodb"]) -> Any:
+    return boto3.client(
+        service,
+        endpoint_url=runtime.deployed.endpoint_url,
+        region_name=runtime.deployed.region,
+        aws_access_key_id="testing",
+        aws_secret_access_key="testing",
+    )
+
+
+def _produce(url: str, numbers: range, ledger: Ledger) -> None:
+    producer = Producer(url)
+    try:
+        for n in numbers:
+            key = f"L{n % DISTINCT:05d}"
+            body: dict[str, Any] = (
+                {"listingKeys": [key]}
+                if n % 2
+                else {
+                    "value": [
+                        {
+                            "EntityEventSequence": n,
+                            "ResourceName": "Property",
+                            "ResourceRecordKey": key,
+                        }
+                    ]
+                }
+            )
+            for _ in range(20):  # a producer retries a 429 (RCP-028's polite behaviour)
+                with ledger.lock:
+                    ledger.last_sent[key] = next(ledger.clock)
+                status, _, _ = producer.push(body)
+                with ledger.lock:
+                    ledger.statuses[status] = ledger.statuses.get(status, 0) + 1
+                ledger.answer()
+                if status != 429:
+                    break
+    finally:
+        producer.close()
+
+
+def _work(runtime: LocalRuntime, ledger: Ledger, stop: threading.Event) -> None:
+    """The lead's worker reduced to what the inbox sees: for each job, open then done."""
+    environment = runtime.function_environment(PUSH)
+    sqs = _aws(runtime, "sqs")
+    inbox = PushInboxRepo(_aws(runtime, "dynamodb"), environment["PUSH_INBOX_TABLE"])
+    queue = environment["SYNC_QUEUE_URL"]
+    while True:
+        got = sqs.receive_message(
+            QueueUrl=queue,
+            MaxNumberOfMessages=1,
+            WaitTimeSeconds=1,
+            MessageSystemAttributeNames=["MessageDeduplicationId"],
+        ).get("Messages", [])
+        if not got:
+            if stop.is_set():
+                return
+            continue
+        message = got[0]
+        # Lambda starts the worker; its run reads the MLS by key for a while, during which
+        # pushes keep arriving: they join the inbox, and no push sends another job.
+        ledger.wait_for_pushes(PUSHES_PER_RUN)
+        with ledger.lock:  # numbered and made together: see the inbox race test
+            started = next(ledger.clock)
+            batch = inbox.open(CONNECTION)
+        ledger.takes.append((started, batch.keys))
+        if batch.take is not None:
+            inbox.done(CONNECTION, batch.keys, opened=batch)
+        ledger.jobs.append(message["Attributes"]["MessageDeduplicationId"])
+        sqs.delete_message(QueueUrl=queue, ReceiptHandle=message["ReceiptHandle"])
+
+
+def _round(url: str, numbers: range, ledger: Ledger) -> None:
+    share = len(numbers) // PRODUCERS + 1
+    threads = [
+        threading.Thread(target=_produce, args=(url, numbers[i * share : (i + 1) * share], ledger))
+        for i in range(PRODUCERS)
+    ]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+
+
+@pytest.mark.timeout(1800 if PUSHES > 1000 else 300)
+def test_a_flood_of_pushes_loses_no_listing_and_makes_one_job_per_take(
+    runtime_apart: LocalRuntime,
+) -> None:
+    runtime = runtime_apart
+    # Given PushFunction warm behind the loopback function URL, and a worker running its jobs
+    runtime.overrides["POWERTOOLS_LOG_LEVEL"] = "WARNING"  # 10,000 info lines would cost
+    ledger = Ledger()
+    stop = threading.Event()
+    worker = threading.Thread(target=_work, args=(runtime, ledger, stop))
+    first = range(PUSHES // 5)
+    rest = range(PUSHES // 5, PUSHES)
+    with (
+        open(os.devnull, "w", encoding="utf-8") as devnull,
+        handler_output_to(devnull),
+        warm(runtime, PUSH) as invoke,
+        FunctionUrlFront(invoke) as front,
+    ):
+        worker.start()
+        tracemalloc.start()
+        began = time.perf_counter()
+        # When producers push a fifth of the flood, then the other four fifths
+        _round(front.url, first, ledger)
+        peak_first = tracemalloc.get_traced_memory()[1]
+        tracemalloc.reset_peak()
+        _round(front.url, rest, ledger)
+        peak_rest = tracemalloc.get_traced_memory()[1]
+        ledger.done_producing()
+        elapsed = time.perf_counter() - began
+        tracemalloc.stop()
+        stop.set()
+        worker.join(timeout=60)
+        invocations = front.invocations
+    print(  # the figures docs/push.md quotes (pytest -s)
+        f"\nflood: {PUSHES} pushes in {elapsed:.1f} s ({PUSHES / elapsed:.0f}/s), "
+        f"statuses {dict(sorted(ledger.statuses.items()))}, {len(ledger.jobs)} jobs, "
+        f"{len(ledger.takes)} takes, peak traced memory {peak_first / 2**20:.1f} MiB "
+        f"(first fifth) / {peak_rest / 2**20:.1f} MiB (the rest)"
+    )
+    # Then every push was answered 200 (after any 429s), through the handler
+    assert set(ledger.statuses) <= {200, 429}
+    assert ledger.statuses[200] == PUSHES
+    assert invocations == sum(ledger.statuses.values())
+    # And each listing's latest push was followed by a take that started after it was sent
+    # and took it (the worker read the MLS after that change): no listing lost
+    assert not worker.is_alive()
+    for key, sent in ledger.last_sent.items():
+        assert any(started > sent and key in keys for started, keys in ledger.takes), key
+    # And one job per take, each under its own name, far fewer than pushes
+    assert len(ledger.jobs) == len(set(ledger.jobs)) == len(ledger.takes)
+    assert len(ledger.jobs) <= PUSHES // PUSHES_PER_RUN * 2 + 2
+    # And memory is flat: four times the pushes do not raise the peak
+    assert peak_rest <= peak_first * 1.5 + 2 * 2**20
