@@ -14,11 +14,10 @@ from __future__ import annotations
 import json
 from typing import TYPE_CHECKING, Any
 
-from aws_lambda_powertools.utilities.parameters.exceptions import GetParameterError
-from aws_lambda_powertools.utilities.parameters.secrets import SecretsProvider
 from botocore.exceptions import ClientError
 
 if TYPE_CHECKING:
+    from aws_lambda_powertools.utilities.parameters.secrets import SecretsProvider
     from mypy_boto3_secretsmanager.client import SecretsManagerClient
 
 
@@ -51,11 +50,28 @@ class SecretStore:
         """``max_age`` > 0: reads are cached that many seconds (0: every read asks)."""
         self._client = client
         self._max_age = max_age
-        self._provider = SecretsProvider(boto3_client=client)
+        self._cache: SecretsProvider | None = None
+
+    @property
+    def _provider(self) -> SecretsProvider:
+        # Built on the first read, not with the store: a store is built at a handler's init,
+        # and Powertools' parameters package imports all its providers (SSM, AppConfig,
+        # DynamoDB: 15-30 ms of a cold start) that an init without a read does not need.
+        if self._cache is None:
+            from aws_lambda_powertools.utilities.parameters.secrets import (  # noqa: PLC0415
+                SecretsProvider,
+            )
+
+            self._cache = SecretsProvider(boto3_client=self._client)
+        return self._cache
 
     def read_json(self, secret_id: str, *, fresh: bool = False) -> dict[str, Any]:
         """The secret's JSON object: from the cache when read less than ``max_age`` seconds
         ago, unless ``fresh``."""
+        from aws_lambda_powertools.utilities.parameters.exceptions import (  # noqa: PLC0415
+            GetParameterError,  # loaded with the provider (above)
+        )
+
         try:
             value = self._provider.get(
                 secret_id, max_age=self._max_age, force_fetch=fresh or self._max_age <= 0
@@ -104,4 +120,5 @@ class SecretStore:
     def _forget(self) -> None:
         """Drop every cached read (keys are the ids as read: a name or an ARN), so the next
         read of a secret written here asks the service."""
-        self._provider.clear_cache()  # type: ignore[no-untyped-call]
+        if self._cache is not None:  # nothing read yet: nothing cached
+            self._cache.clear_cache()  # type: ignore[no-untyped-call]

@@ -25,7 +25,6 @@ from mls_sync.http.redact import install_log_scrubbing, scrub
 from mls_sync.http.retry import Backoff, Deadline, Draw
 from mls_sync.http.retry_after import clamp_wait, parse_retry_after
 from mls_sync.netpolicy import loopback_allowed_from_env
-from mls_sync.nettransport import GuardedTransport
 from mls_sync.platforms.base import Transient
 from mls_sync.timeutil import Clock, utc_now
 
@@ -188,14 +187,9 @@ class PlatformHttp:
         monotonic: Callable[[], float] = time.monotonic,
         allow_loopback: bool | None = None,
     ) -> None:
-        loopback = loopback_allowed_from_env() if allow_loopback is None else allow_loopback
-        self._client = client or httpx.Client(
-            timeout=timeout,
-            # Connections only where the outbound policy allows, checked on the resolved
-            # address (a test's mock transport stands in when given).
-            transport=transport or GuardedTransport(allow_loopback=loopback),
-            follow_redirects=False,
-        )
+        self._loopback = loopback_allowed_from_env() if allow_loopback is None else allow_loopback
+        self._client = client
+        self._transport = transport
         self.timeout = timeout
         self.retry = retry or RetryPolicy()
         self.sleep = sleep
@@ -204,8 +198,25 @@ class PlatformHttp:
         self.monotonic = monotonic
         install_log_scrubbing()
 
+    def _http(self) -> httpx.Client:
+        # Made on the first call, not with this object: the publisher builds it at init,
+        # and the guarded transport brings httpcore and an SSL context (~0.1 s of a cold
+        # start) that only a takedown needs.
+        if self._client is None:
+            from mls_sync.nettransport import GuardedTransport  # noqa: PLC0415
+
+            self._client = httpx.Client(
+                timeout=self.timeout,
+                # Connections only where the outbound policy allows, checked on the
+                # resolved address (a test's mock transport stands in when given).
+                transport=self._transport or GuardedTransport(allow_loopback=self._loopback),
+                follow_redirects=False,
+            )
+        return self._client
+
     def close(self) -> None:
-        self._client.close()
+        if self._client is not None:
+            self._client.close()
 
     def __enter__(self) -> PlatformHttp:
         return self
@@ -276,7 +287,7 @@ class PlatformHttp:
         """One request and its classified answer; a failure to get one is transient."""
         path = httpx.URL(url).path
         try:
-            response = self._client.request(
+            response = self._http().request(
                 method, url, headers=headers, params=params, data=data, timeout=timeout
             )
         except httpx.TimeoutException as exc:

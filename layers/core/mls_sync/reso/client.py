@@ -20,7 +20,6 @@ from datetime import datetime
 import httpx
 
 from mls_sync.netpolicy import loopback_allowed_from_env
-from mls_sync.nettransport import guarded_client
 from mls_sync.reso.auth import (
     DEFAULT_TOKEN_CACHE,
     Credentials,
@@ -93,9 +92,15 @@ class ReplicationClient(ChangeReads, KeyLookups):
             target.vendor, base, self.url, target.originating_system_name or ""
         )
         self._owns_http = http is None
-        self._transport = Transport(
+        if http is None:
+            # Here, not at the top: the guarded transport brings httpcore (~0.1 s of a cold
+            # start), which a handler's import and init do not need (clients are per job).
+            from mls_sync.nettransport import guarded_client  # noqa: PLC0415
+
             # Connections only where the outbound policy allows, checked on the address.
-            http=http or guarded_client(allow_loopback=loopback),
+            http = guarded_client(allow_loopback=loopback)
+        self._transport = Transport(
+            http=http,
             base_url=base,
             profile=self.profile,
             tokens=TokenState(credentials, clock, token_cache or DEFAULT_TOKEN_CACHE),
