@@ -6,6 +6,8 @@ from __future__ import annotations
 import base64
 
 import pytest
+from mls_sync import aws
+from mls_sync.dal.push_inbox import PushInboxRepo
 
 from mls_sync_local.errors import UsageError
 from mls_sync_local.push import PUSH, set_push_token
@@ -17,7 +19,8 @@ from mls_sync_local.runtime.function_url import (
     warm,
 )
 from mls_sync_local.runtime.local import LocalRuntime
-from tests.integration.push.conftest import Producer, add_connection
+from mls_sync_local.sim.mls import MlsSimulator
+from tests.integration.push.conftest import CONNECTION, TOKEN, Producer, add_connection
 
 
 @pytest.mark.parametrize("host", ["0.0.0.0", "192.0.2.10", "::", "example.com"])
@@ -111,3 +114,23 @@ def test_pushes_reach_the_real_handler_cold_and_warm(runtime: LocalRuntime) -> N
 def test_set_token_for_an_unknown_connection_writes_nothing(runtime: LocalRuntime) -> None:
     with pytest.raises(UsageError, match="no connection"):
         set_push_token(runtime, "c-missing", "t")
+
+
+def test_the_mls_simulator_pushes_through_the_front_into_the_inbox(runtime: LocalRuntime) -> None:
+    # Given the simulator with an EntityEvent log, pushing RCP-028 batches to the front
+    environment = runtime.function_environment(PUSH)
+    with (
+        warm(runtime, PUSH) as invoke,
+        FunctionUrlFront(invoke) as front,
+        MlsSimulator(entity_events=True) as sim,
+    ):
+        sim.push_to(f"{front.url}/connections/{CONNECTION}/events", TOKEN, batch=2)
+        # When listings are added, one sells, and a Lookup changes (not a listing)
+        sim.add_many(2)
+        sim.add_lookup_events(1)
+        sim.set_status("L000000", "Closed")
+        assert sim.flush_push(timeout=10)
+        waiting = PushInboxRepo(aws.dynamodb(), environment["PUSH_INBOX_TABLE"]).peek(CONNECTION)
+    # Then every batch was delivered and the two listings wait in the inbox
+    assert all(a.outcome == "delivered" and a.status == 200 for a in sim.push_attempts)
+    assert waiting.keys == ["L000000", "L000001"]
