@@ -8,18 +8,25 @@ environment, that cannot import what the dev environment has and the Lambda laye
 - **init**: building the handler's dependencies as its first invocation does (settings,
   boto3 clients, repositories, the MLS client factory, ...), with no network: resource
   names, region and fake credentials come from the environment, and nothing calls AWS;
+- **first job**: what the handler's first job loads that its import + init do not
+  (``FIRST_USE``: the MLS and platform clients' guarded transport, Powertools' secrets
+  provider), run right after init: a cut that moves work to the first invocation shows
+  as moved, not gone;
 
-and its peak RSS (``VmHWM``). The **bare bundle** is what any handler of this stack
-needs at the least: ``import boto3, pydantic, httpx``, Powertools ``Logger`` and
-``Metrics`` created, and one boto3 client (the goal is against it). Two of its imports load
-only a shell: ``import pydantic`` is lazy (``BaseModel`` and the schema machinery load on
-first use, ~0.15-0.2 s here) and ``import httpx`` leaves out its transport (``httpcore``,
-loaded when a client is made). The row "bare bundle in use" also defines and validates one
-pydantic model and opens one ``httpx.Client``: what the libraries cost once used, the
-floor for a handler that parses events and calls an HTTP API; each handler's ratio to it is
-reported too. Samples alternate (bare, every handler, in a rotating order) for ``ROUNDS``
-rounds so that the machine's noise falls on all of them alike; the figures are medians and
-the ratio is handler ÷ bare of the medians of import + init CPU.
+and its peak RSS (``VmHWM``, after the first job's loads). The **bare bundle** is what any
+handler of this stack needs at the least: ``import boto3, pydantic, httpx``, Powertools
+``Logger`` and ``Metrics`` created, and one boto3 client (the goal is against it). Two of
+its imports load only a shell: ``import pydantic`` is lazy (``BaseModel`` and the schema
+machinery load on first use, ~0.15-0.2 s here) and ``import httpx`` leaves out its transport
+(``httpcore``, loaded when a client is made). The row "bare bundle in use" also defines and
+validates one pydantic model and opens one ``httpx.Client``: what the libraries cost once
+used, the floor for a handler that parses events and calls an HTTP API; each handler's ratio
+to it is reported too. The row "pydantic-settings" is ``import pydantic_settings`` alone,
+timed in a child that has already imported boto3, httpx and Powertools and used pydantic:
+what the settings library adds to every handler (the handler's figure without it is its
+total minus this). Samples alternate (bare, every handler, in a rotating order) for
+``ROUNDS`` rounds so that the machine's noise falls on all of them alike; the figures are
+medians and the ratio is handler ÷ bare of the medians of import + init CPU.
 
 Goal (issue 16): every handler's import + init <= 1.3x the bare bundle, tracing off
 (``POWERTOOLS_TRACE_DISABLED=true``, as in the local runtime and the tests). The same
@@ -61,6 +68,22 @@ INIT: dict[str, str] = {
     "worker": "default_sync_deps",
 }
 
+# What a handler's first job loads and its import + init no longer do (issue 16 moved it
+# there), run after init in the same child; "" for a handler whose init loads it all. A
+# BEFORE checkout runs the same code, already loaded: its first-job figure is ~0.
+_GUARDED_CLIENT = (
+    "from mls_sync.nettransport import guarded_client\n"
+    "guarded_client(allow_loopback=False).close()\n"
+)
+_SECRETS_PROVIDER = "import aws_lambda_powertools.utilities.parameters.secrets\n"
+FIRST_USE: dict[str, str] = {
+    "dispatcher": "",
+    "manual_sync": "",
+    "publisher": _GUARDED_CLIENT + _SECRETS_PROVIDER,  # a takedown: platform call, token
+    "push": _SECRETS_PROVIDER,  # the connection's push token
+    "worker": _GUARDED_CLIENT + _SECRETS_PROVIDER,  # the MLS client and its credential
+}
+
 # Modules whose presence after import + init says what was paid for.
 WATCHED = (
     "aws_xray_sdk",
@@ -78,9 +101,19 @@ CHILD = textwrap.dedent(
     """
     import importlib, json, os, resource, sys, time
     sys.modules.update(dict.fromkeys(os.environ["BENCH_NOT_IN_LAMBDA"].split(","), None))
-    kind, builder = sys.argv[1], sys.argv[2]
+    kind, builder, first_use = sys.argv[1], sys.argv[2], sys.argv[3]
+    watched = sys.argv[4:]
     t0 = time.process_time()
-    if kind in ("bare", "bare-in-use"):
+    if kind == "pydantic-settings":
+        import boto3, httpx, pydantic
+        from aws_lambda_powertools import Logger, Metrics
+        class Job(pydantic.BaseModel):
+            job_id: str
+        Job.model_validate({"job_id": "j-1"})
+        t0 = time.process_time()
+        import pydantic_settings
+        t1 = time.process_time()
+    elif kind in ("bare", "bare-in-use"):
         import boto3, httpx, pydantic
         from aws_lambda_powertools import Logger, Metrics
         Logger()
@@ -98,6 +131,9 @@ CHILD = textwrap.dedent(
         t1 = time.process_time()
         getattr(module, builder)()
     t2 = time.process_time()
+    loaded = [m for m in watched if m in sys.modules]
+    exec(first_use)
+    t3 = time.process_time()
     # VmHWM: this image's peak RSS (ru_maxrss also counts the parent's, from before exec).
     try:
         with open("/proc/self/status") as status:
@@ -108,9 +144,10 @@ CHILD = textwrap.dedent(
     print(json.dumps({
         "import_s": t1 - t0,
         "init_s": t2 - t1,
+        "first_use_s": t3 - t2,
         "maxrss_kb": peak_kb,
         "modules": len(sys.modules),
-        "loaded": [m for m in sys.argv[3:] if m in sys.modules],
+        "loaded": loaded,
     }))
     """
 )
@@ -172,7 +209,7 @@ def sample(kind: str, *, tracing: bool, root: Path = ROOT) -> dict[str, Any]:
     builder = INIT.get(kind, "-")
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     done = subprocess.run(
-        [sys.executable, "-c", CHILD, kind, builder, *WATCHED],
+        [sys.executable, "-c", CHILD, kind, builder, FIRST_USE.get(kind, ""), *WATCHED],
         cwd=root,
         env=child_env(tracing=tracing, root=root),
         capture_output=True,
@@ -197,6 +234,7 @@ def _summary(samples: list[dict[str, Any]]) -> dict[str, Any]:
         "init_s": round(statistics.median(s["init_s"] for s in samples), 4),
         "import_init_s": round(statistics.median(total), 4),
         "import_init_all_s": [round(t, 4) for t in total],
+        "first_use_s": round(statistics.median(s["first_use_s"] for s in samples), 4),
         "process_cpu_s": round(statistics.median(s["process_cpu_s"] for s in samples), 4),
         "peak_rss_mb": round(statistics.median(s["maxrss_kb"] for s in samples) / 1024, 1),
         "modules": int(statistics.median(s["modules"] for s in samples)),
@@ -209,7 +247,11 @@ def run(out: Path) -> dict[str, Any]:
     names = handlers()
     # (name, tracing, root): the bare bundles, every handler tracing off and on, and the
     # handlers of the BEFORE checkout (tracing off) when one is named.
-    kinds: list[tuple[str, bool, Path]] = [("bare", False, ROOT), ("bare-in-use", False, ROOT)]
+    kinds: list[tuple[str, bool, Path]] = [
+        ("bare", False, ROOT),
+        ("bare-in-use", False, ROOT),
+        ("pydantic-settings", False, ROOT),
+    ]
     kinds += [(name, False, ROOT) for name in names]
     kinds += [(name, True, ROOT) for name in names]
     if BEFORE:
@@ -223,8 +265,10 @@ def run(out: Path) -> dict[str, Any]:
     bare = _summary(samples[kinds[0]])
     in_use = _summary(samples[kinds[1]])
     in_use["ratio"] = round(in_use["import_init_s"] / bare["import_init_s"], 2)
+    settings_lib = _summary(samples[kinds[2]])
+    settings_lib["ratio"] = round(settings_lib["import_init_s"] / bare["import_init_s"], 2)
     rows: list[dict[str, Any]] = []
-    for name, tracing, root in kinds[2:]:
+    for name, tracing, root in kinds[3:]:
         row = {
             "handler": name,
             "tracing": tracing,
@@ -237,18 +281,19 @@ def run(out: Path) -> dict[str, Any]:
         rows.append(row)
     print(
         f"{'':<26}{'import':>8}{'init':>8}{'total':>8}{'ratio':>7}{'in use':>8}"
-        f"{'process':>9}{'RSS MB':>8}  loaded"
+        f"{'1st job':>8}{'process':>9}{'RSS MB':>8}  loaded"
     )
 
     def line(label: str, r: dict[str, Any], ratio: str, ratio_in_use: str) -> None:
         print(
             f"{label:<26}{r['import_s']:>8.3f}{r['init_s']:>8.3f}{r['import_init_s']:>8.3f}"
-            f"{ratio:>7}{ratio_in_use:>8}{r['process_cpu_s']:>9.3f}{r['peak_rss_mb']:>8.1f}  "
-            + (", ".join(r["loaded"]) or "-")
+            f"{ratio:>7}{ratio_in_use:>8}{r['first_use_s']:>8.3f}{r['process_cpu_s']:>9.3f}"
+            f"{r['peak_rss_mb']:>8.1f}  " + (", ".join(r["loaded"]) or "-")
         )
 
     line("bare bundle", bare, "1.00", "")
     line("bare bundle in use", in_use, f"{in_use['ratio']:.2f}", "1.00")
+    line("pydantic-settings", settings_lib, f"{settings_lib['ratio']:.2f}", "")
     for row in rows:
         label = row["handler"] + (" (tracing on)" if row["tracing"] else "")
         label += " (before)" if row["checkout"] != "this" else ""
@@ -264,6 +309,7 @@ def run(out: Path) -> dict[str, Any]:
         "goal_ratio": GOAL_RATIO,
         "bare": bare,
         "bare_in_use": in_use,
+        "pydantic_settings": settings_lib,
         "handlers": rows,
         "within_goal": all(r["within_goal"] for r in off),
     }

@@ -11,11 +11,11 @@ from mls_sync.container import per_container
 from mls_sync.dal import ConnectionsRepo, HistoryRepo, ListingsRepo, PostsRepo, SyncRunsRepo
 from mls_sync.dal.base import Tables
 from mls_sync.events import EventPublisher
-from mls_sync.pipeline.manual import ManualDeps
 from mls_sync.pipeline.takedowns import BrakeDeps, Takedowns
 from mls_sync.queues import QueueSender
 
 if TYPE_CHECKING:
+    from mls_sync.pipeline.manual import ManualDeps
     from mls_sync.pipeline.sync import SyncDeps
 
 
@@ -54,6 +54,10 @@ def build_sync_deps(settings: Settings | None = None) -> SyncDeps:
 
 
 def build_manual_deps(settings: Settings | None = None) -> ManualDeps:
+    # Here, not at the top: the worker builds its own deps from this module and never
+    # loads the manual requests' models.
+    from mls_sync.pipeline.manual import ManualDeps  # noqa: PLC0415 - manual sync only
+
     settings = settings or get_settings()
     tables = Tables.from_settings(settings)
     connections = ConnectionsRepo(tables.connections)
