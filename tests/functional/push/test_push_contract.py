@@ -6,10 +6,13 @@ from __future__ import annotations
 import json
 from typing import Any
 
+import boto3
 import pytest
+from mls_sync.secrets import push_secret_name
 
 from tests.functional.push.conftest import CONNECTION, TOKEN, PushWorld, http_event
 from tests.support.pipeline import load_event
+from tests.support.stack import STACK
 
 
 def _nothing_queued(push: PushWorld, connection_id: str = CONNECTION) -> None:
@@ -257,3 +260,20 @@ def test_the_token_never_reaches_the_logs(
     out = capsys.readouterr()
     assert TOKEN not in out.out + out.err
     assert "not-the-token" not in out.out + out.err
+
+
+@pytest.mark.parametrize("secret", ['{"nope": "x"}', '{"token": ""}', "not json"])
+def test_a_push_secret_without_a_usable_token_refuses_every_push(
+    push: PushWorld, secret: str
+) -> None:
+    # Given a connection whose push secret an operator filled wrongly
+    push.add_connection("c-bad-secret", token="placeholder")
+    boto3.client("secretsmanager").put_secret_value(
+        SecretId=push_secret_name(f"{STACK}/", "c-bad-secret"), SecretString=secret
+    )
+    # Then no token opens it, not even an empty one
+    for token in ("placeholder", "x"):
+        event = http_event({"listingKeys": ["K1"]}, path="/connections/c-bad-secret/events")
+        event["headers"]["authorization"] = f"Bearer {token}"
+        assert push.post(event)["statusCode"] == 401
+    _nothing_queued(push, "c-bad-secret")

@@ -31,7 +31,10 @@ def judge(presented: str | None, access: PushAccess | None, secrets: SecretSourc
     """SecretError (the secret cannot be read) passes: the caller answers 503."""
     if presented is None or access is None or access.push_secret_arn is None:
         return Verdict.DENIED
-    expected = secrets.read_json(access.push_secret_arn).get("token")
+    try:
+        expected = secrets.read_json(access.push_secret_arn).get("token")
+    except ValueError:  # not JSON (SecretError, which is a RuntimeError, passes)
+        return Verdict.MISCONFIGURED
     if not isinstance(expected, str) or not expected:
         return Verdict.MISCONFIGURED
     if hmac.compare_digest(presented.encode("utf-8"), expected.encode("utf-8")):
