@@ -111,7 +111,8 @@ class Producer:
 
     def __init__(self, url: str, connection_id: str = CONNECTION, token: str = TOKEN) -> None:
         parts = urlsplit(url)
-        self._http = http.client.HTTPConnection(parts.hostname or "", parts.port, timeout=10)
+        # Generous: the front answers one push at a time, and a loaded machine is slow.
+        self._http = http.client.HTTPConnection(parts.hostname or "", parts.port, timeout=60)
         self._path = f"/connections/{connection_id}/events"
         self._token = token
 
