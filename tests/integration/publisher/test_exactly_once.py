@@ -156,7 +156,7 @@ def test_crash_between_delete_and_status_write_converges_without_a_second_effect
     sim_post = pub.sim.add_post(platform, platform_post_id, token=token)
     account = pub.account("a-1", platform, {"accessToken": token})
     post = pub.post("p-1", account, platform_post_id)
-    posts_repo: Any = pub.deps.service._posts
+    posts_repo: Any = pub.deps.service.posts
     real_record = posts_repo.record_outcome
     crashes: list[int] = []
 

@@ -146,7 +146,7 @@ def test_account_status_write_failing_after_the_status_write_is_retried(
     pub.sim.revoke(FB_TOKEN)
     fb = pub.account("a-fb", "facebook", {"accessToken": FB_TOKEN})
     post = pub.post("p-1", fb, "111_903")
-    accounts: Any = pub.deps.service._accounts
+    accounts: Any = pub.deps.service.accounts
     real_set_status = accounts.set_status
     failures: list[str] = []
 

@@ -74,34 +74,26 @@ class Reauthorized:
         }
 
 
+@dataclass(kw_only=True)
 class Reauthorization:
-    def __init__(
-        self,
-        *,
-        posts: PostsRepo,
-        listings: ListingsRepo,
-        accounts: AccountsRepo,
-        tokens: TokenService,
-        policy: TransitionPolicy,
-        unpublish_queue: QueueSender,
-        deliver: Callable[[SettledPost], None],
-        clock: Clock = utc_now,
-    ) -> None:
-        self._posts = posts
-        self._listings = listings
-        self._accounts = accounts
-        self._tokens = tokens
-        self._policy = policy
-        self._queue = unpublish_queue
-        self._deliver = deliver
-        self._clock = clock
+    """Puts an account's posts that could not come down back in line once it works again."""
+
+    posts: PostsRepo
+    listings: ListingsRepo
+    accounts: AccountsRepo
+    tokens: TokenService
+    policy: TransitionPolicy
+    unpublish_queue: QueueSender
+    deliver: Callable[[SettledPost], None]
+    """Delivers what a settled post's outcome still has pending (``UnpublishService.deliver``)."""
+    clock: Clock = utc_now
 
     def reauthorized(self, account_id: str, correlation_id: str | None = None) -> Reauthorized:
-        account = self._accounts.get(account_id)
+        account = self.accounts.get(account_id)
         if account is None:
             raise ReauthorizationError(f"no platform account {account_id!r}")
         try:
-            self._tokens.read(account, fresh=True)  # the token the admin just stored
+            self.tokens.read(account, fresh=True)  # the token the admin just stored
         except (SecretError, ValidationError, ValueError) as exc:
             raise ReauthorizationError(
                 f"account {account_id}: no usable token in its secret ({type(exc).__name__})"
@@ -109,23 +101,23 @@ class Reauthorization:
         result = Reauthorized(account_id, correlation_id or f"reauth-{uuid.uuid4()}")
         # The account's posts awaiting re-authorisation, each with its listing's verdict.
         found: list[tuple[SettledPost, bool]] = []
-        for listing in self._listings.list_by_user(account.user_id):
-            for post in self._posts.list_by_listing(listing.listing_id):
+        for listing in self.listings.list_by_user(account.user_id):
+            for post in self.posts.list_by_listing(listing.listing_id):
                 if post.account_id != account_id or post.status is not PostStatus.REAUTH_REQUIRED:
                     continue
-                settled = self._posts.get_settled(post.post_id)  # the index lags: re-read
+                settled = self.posts.get_settled(post.post_id)  # the index lags: re-read
                 if settled is None or settled.post.status is not PostStatus.REAUTH_REQUIRED:
                     continue
-                found.append((settled, self._policy.should_unpublish(listing.status)))
+                found.append((settled, self.policy.should_unpublish(listing.status)))
         for settled, _ in found:
             if settled.pending:
-                self._deliver(settled)  # raises when the effects still cannot go out
-        at = format_utc(self._clock())
-        self._accounts.set_status(account_id, "active", at=at)
+                self.deliver(settled)  # raises when the effects still cannot go out
+        at = format_utc(self.clock())
+        self.accounts.set_status(account_id, "active", at=at)
         jobs: list[OutgoingMessage] = []
         for settled, take_down in found:
             post = settled.post
-            if not self._posts.reopen(post.post_id, at=at):
+            if not self.posts.reopen(post.post_id, at=at):
                 result.skipped.append(post.post_id)
                 continue
             if not take_down:
@@ -143,6 +135,6 @@ class Reauthorization:
                 )
             )
         if jobs:
-            self._queue.send(jobs)
+            self.unpublish_queue.send(jobs)
         logger.info("account re-authorised", extra=result.to_json())
         return result

@@ -14,6 +14,8 @@ for the post is ``outcomes.py``; the delivery of its effects ``delivery.py``.
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
+
 from aws_lambda_powertools import Logger
 
 from mls_sync.dal.accounts import AccountsRepo
@@ -58,34 +60,29 @@ __all__ = ["Attempt", "EffectsPending", "GaveUp", "Result", "RetryLater", "Unpub
 logger = Logger(child=True)
 
 
+@dataclass(kw_only=True)
 class UnpublishService:
-    def __init__(
-        self,
-        *,
-        posts: PostsRepo,
-        listings: ListingsRepo,
-        accounts: AccountsRepo,
-        tokens: TokenService,
-        platforms: PlatformRegistry,
-        events: EventPublisher,
-        policy: TransitionPolicy,
-        claims: PostsDownClaims,
-        clock: Clock = utc_now,
-    ) -> None:
-        self._posts = posts
-        self._listings = listings
-        self._accounts = accounts
-        self._tokens = tokens
-        self._platforms = platforms
-        self._policy = policy
-        self._clock = clock
+    """Takes posts down, one job at a time, and records what became of each."""
+
+    posts: PostsRepo
+    listings: ListingsRepo
+    accounts: AccountsRepo
+    tokens: TokenService
+    platforms: PlatformRegistry
+    events: EventPublisher
+    policy: TransitionPolicy
+    claims: PostsDownClaims
+    clock: Clock = utc_now
+    _delivery: OutcomeDelivery = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
         self._delivery = OutcomeDelivery(
-            posts=posts,
-            listings=listings,
-            accounts=accounts,
-            events=events,
-            claims=claims,
-            clock=clock,
+            posts=self.posts,
+            listings=self.listings,
+            accounts=self.accounts,
+            events=self.events,
+            claims=self.claims,
+            clock=self.clock,
         )
 
     def process(self, job: UnpublishJob, attempt: Attempt | None = None) -> Result:
@@ -100,7 +97,7 @@ class UnpublishService:
         outcome still has effects pending (a previous delivery failed after the write) gets
         them delivered here: raises :class:`EffectsPending` if some still fail.
         """
-        settled = self._posts.get_settled(job.post_id)
+        settled = self.posts.get_settled(job.post_id)
         if settled is None:
             logger.warning("unpublish job for an unknown post", extra={"postId": job.post_id})
             return "skipped_missing"
@@ -118,8 +115,8 @@ class UnpublishService:
                 extra={"postId": post.post_id, "status": post.status.value},
             )
             return "skipped_not_published"
-        listing = self._listings.get(post.listing_id)
-        if listing is None or not self._policy.should_unpublish(listing.status):
+        listing = self.listings.get(post.listing_id)
+        if listing is None or not self.policy.should_unpublish(listing.status):
             logger.info(
                 "listing no longer calls for unpublishing (relisted?); post left up",
                 extra={"postId": post.post_id, "listingStatus": listing and listing.status.value},
@@ -131,13 +128,13 @@ class UnpublishService:
         """The post's takedown round: part of the idempotency key, so a post put back to
         ``published`` (its account re-authorised) is taken down afresh, not answered from
         the stored result of its earlier try."""
-        settled = self._posts.get_settled(post_id)
+        settled = self.posts.get_settled(post_id)
         return settled.takedown_round if settled is not None else 0
 
     def take_down(self, job: UnpublishJob, attempt: Attempt | None = None) -> Result:
         """Deletes the post on its platform and records the outcome (run once per post)."""
         attempt = attempt or Attempt()
-        post = self._posts.get(job.post_id)
+        post = self.posts.get(job.post_id)
         if post is None or post.status is not PostStatus.PUBLISHED:
             return "skipped_not_published"
         outcome = self._delete(post)
@@ -146,18 +143,18 @@ class UnpublishService:
     # ------------------------------------------------------------------ the call
 
     def _delete(self, post: Post) -> Outcome | Result:
-        account = self._accounts.get(post.account_id)
+        account = self.accounts.get(post.account_id)
         if account is None:
             return "failed"
         if account.status == "reauth_required":
             return "reauth_required"
-        client = self._platforms.client(post.platform.value)
-        token = self._tokens.read(account)
+        client = self.platforms.client(post.platform.value)
+        token = self.tokens.read(account)
         post_ref = PostRef(platform_post_id=post.platform_post_id, permalink=post.permalink)
         if (
             client.supports_refresh
             and token.refreshToken is not None
-            and is_expired(token, self._clock)
+            and is_expired(token, self.clock)
         ):
             fresh = self._refresh(account, client, token)
             if not isinstance(fresh, StoredToken):
@@ -171,7 +168,7 @@ class UnpublishService:
             outcome = client.delete_post(account_ref(account, refreshed), post_ref)
         elif outcome.kind == "reauth_required":
             # The token read may be a cached copy, older than one an admin stored since.
-            current = self._tokens.read(account, fresh=True)
+            current = self.tokens.read(account, fresh=True)
             if current.accessToken != token.accessToken:
                 outcome = client.delete_post(account_ref(account, current), post_ref)
         return outcome
@@ -183,7 +180,7 @@ class UnpublishService:
         reason (5xx, throttle) is retried like a delete that did, never turned into a
         re-authorisation request."""
         try:
-            return self._tokens.refreshed(account, client, token)
+            return self.tokens.refreshed(account, client, token)
         except RefreshNotSupported:
             return "reauth_required"
         except RefreshBusyError as exc:
@@ -200,13 +197,13 @@ class UnpublishService:
         self, post: Post, job: UnpublishJob, outcome: Outcome | Result, attempt: Attempt
     ) -> Result:
         status, reason, gave_up = status_for(outcome, attempt)
-        at = format_utc(self._clock())
+        at = format_utc(self.clock())
         effects = [EFFECT_EVENT, EFFECT_ANNOUNCE]
         if status is PostStatus.REAUTH_REQUIRED:
             effects.insert(0, EFFECT_ACCOUNT)
-        listing = self._listings.get_raw(post.listing_id)
+        listing = self.listings.get_raw(post.listing_id)
         try:
-            settled = self._posts.record_outcome(
+            settled = self.posts.record_outcome(
                 post.post_id,
                 status,
                 reason=reason,
