@@ -25,8 +25,12 @@ def atomic_writes(monkeypatch: pytest.MonkeyPatch) -> None:
     """DynamoDB applies each conditional write atomically; moto in-process checks the
     condition and then writes without a lock, so two threads can both pass the check. Make
     moto's write operations atomic, as the real service is, so that what the concurrent test
-    measures is our condition expressions rather than moto's race."""
+    measures is our condition expressions rather than moto's race. UpdateItem's response
+    handler too: it deep-copies the item (for ``ReturnValues``) before the backend's write,
+    and a copy taken while another thread writes the item fails ("dictionary changed size
+    during iteration")."""
     from moto.dynamodb.models import DynamoDBBackend  # noqa: PLC0415 - test-only
+    from moto.dynamodb.responses import DynamoHandler  # noqa: PLC0415 - test-only
 
     lock = threading.RLock()
 
@@ -40,3 +44,4 @@ def atomic_writes(monkeypatch: pytest.MonkeyPatch) -> None:
 
     for name in ("put_item", "update_item", "delete_item", "transact_write_items"):
         monkeypatch.setattr(DynamoDBBackend, name, atomic(getattr(DynamoDBBackend, name)))
+    monkeypatch.setattr(DynamoHandler, "update_item", atomic(DynamoHandler.update_item))
