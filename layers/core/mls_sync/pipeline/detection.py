@@ -106,6 +106,12 @@ class Detector(Reader):
         for page in client.events_after(anchor, deadline=self.deadline):
             self.counts["eventPages"] += 1
             self.counts["events"] += len(page.keys)
+            if page.skipped:
+                # Unreadable events (no usable sequence or key): counted and named, never
+                # fatal; the daily reconciliation reads whatever they stood for.
+                self.counts["eventsSkipped"] += page.skipped
+                if len(self.errors) < 10:
+                    self.errors.append(f"{page.skipped} unreadable EntityEvent record(s) skipped")
             failed_before = self.counts["failed"]
             self._resolve(page.keys)
             wanted = [k for k in page.keys if k in self.tracked.ids]
