@@ -64,10 +64,10 @@ test-unit: $(STAMP)
 IAM_USAGE := .iam-usage
 
 test-functional: $(STAMP)
-	MLS_SYNC_IAM_USAGE=$(IAM_USAGE)/functional.json $(BIN)/pytest tests/functional -q -p no:cacheprovider
+	MLS_SYNC_IAM_USAGE=$(IAM_USAGE)/functional.json $(BIN)/pytest tests/functional -q -p no:cacheprovider --durations=10
 
 test-integration: $(STAMP) browser
-	MLS_SYNC_IAM_USAGE=$(IAM_USAGE)/integration.json $(BIN)/pytest tests/integration -q -p no:cacheprovider
+	MLS_SYNC_IAM_USAGE=$(IAM_USAGE)/integration.json $(BIN)/pytest tests/integration -q -p no:cacheprovider --durations=10
 
 # Every action each function's role grants was used by a handler in those tiers, or is
 # listed with the reason AWS needs it (tests/support/iam_coverage.py EXEMPT).
