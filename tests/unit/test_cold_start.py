@@ -1,21 +1,50 @@
 """Cold start: with tracing off a handler imports neither the X-Ray SDK nor Powertools'
-parser models; ``RuntimeSettings.tracing_enabled`` decides tracing as Powertools does
-(bench/cold_start.py measures the cost)."""
+parser models, and its import + init leave out what only some jobs need (the guarded HTTP
+transport, Powertools' secrets provider, other handlers' modules);
+``RuntimeSettings.tracing_enabled`` decides tracing as Powertools does; models built on
+first use are safe to first use from several threads (bench/cold_start.py measures the
+cost)."""
 
 from __future__ import annotations
 
 import os
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 import pytest
-from mls_sync.config import RuntimeSettings, read_settings
+from mls_sync.config import RuntimeSettings, read_settings, stack_environment
+from mls_sync.models import Model
 from mls_sync.tracing import NoTracer, handler_tracer
 
 ROOT = Path(__file__).resolve().parents[2]
 HANDLERS = sorted(p.parent.name for p in (ROOT / "functions").glob("*/app.py"))
 HEAVY = ("aws_xray_sdk", "aws_lambda_powertools.utilities.parser")
+
+# What each handler's import + first init must not load (the first job that needs it does):
+# httpcore (the guarded transport of the MLS and platform clients), Powertools' parameters
+# (the secrets provider), and the modules of the other handlers.
+NOT_AT_INIT = {
+    "dispatcher": ("httpx", "mls_sync.reso.client", "mls_sync.dal.listings", "mls_sync.secrets"),
+    "manual_sync": ("httpx", "mls_sync.reso.client", "mls_sync.secrets"),
+    "publisher": ("httpcore", "aws_lambda_powertools.utilities.parameters", "mls_sync.reso.client"),
+    "push": ("httpcore", "aws_lambda_powertools.utilities.parameters", "mls_sync.dal.listings"),
+    "worker": (
+        "httpcore",
+        "aws_lambda_powertools.utilities.parameters",
+        "mls_sync.pipeline.manual",
+        "mls_sync.platforms",
+    ),
+}
+# How each handler's first invocation builds its dependencies (bench/cold_start.py INIT).
+INIT = {
+    "dispatcher": "default_deps",
+    "manual_sync": "default_manual_deps",
+    "publisher": "default_deps",
+    "push": "default_push_deps",
+    "worker": "default_sync_deps",
+}
 
 
 def test_every_handler_imports_without_the_xray_sdk_or_parser_models() -> None:
@@ -54,6 +83,82 @@ def test_every_handler_imports_without_the_xray_sdk_or_parser_models() -> None:
     # Then none of them loaded either
     assert loaded == dict.fromkeys(HANDLERS, "[]")
     assert len(HANDLERS) >= 4
+
+
+def test_import_and_init_leave_out_what_only_a_job_needs() -> None:
+    # Given a Lambda-like environment: every resource name, fake credentials, no network
+    # (building clients calls nothing), tracing off
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "POWERTOOLS_"))}
+    env.update(stack_environment("coldstart"))
+    env.update(
+        {
+            "SYNC_QUEUE_URL": "https://sqs.us-east-1.amazonaws.com/123456789012/s.fifo",
+            "UNPUBLISH_QUEUE_URL": "https://sqs.us-east-1.amazonaws.com/123456789012/u",
+            "UNPUBLISH_MAX_RECEIVES": "5",
+            "AWS_ACCESS_KEY_ID": "testing",
+            "AWS_SECRET_ACCESS_KEY": "testing",
+            "AWS_DEFAULT_REGION": "us-east-1",
+            "AWS_EC2_METADATA_DISABLED": "true",
+            "AWS_CONFIG_FILE": os.devnull,
+            "AWS_SHARED_CREDENTIALS_FILE": os.devnull,
+            "LAMBDA_TASK_ROOT": str(ROOT),
+            "POWERTOOLS_TRACE_DISABLED": "true",
+        }
+    )
+    code = (
+        "import importlib, sys\n"
+        "module = importlib.import_module(f'functions.{sys.argv[1]}.app')\n"
+        "getattr(module, sys.argv[2])()\n"
+        "print(sorted(m for m in sys.argv[3:] if m in sys.modules))\n"
+    )
+    # When each handler is imported and builds its dependencies, one interpreter each
+    children = {
+        name: subprocess.Popen(
+            [sys.executable, "-c", code, name, INIT[name], *NOT_AT_INIT[name]],
+            cwd=ROOT,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for name in HANDLERS
+    }
+    loaded = {}
+    for name, child in children.items():
+        out, err = child.communicate(timeout=120)
+        assert child.returncode == 0, err
+        loaded[name] = out.strip()
+    # Then none of them loaded what only its jobs need
+    assert loaded == dict.fromkeys(HANDLERS, "[]")
+    assert sorted(NOT_AT_INIT) == HANDLERS
+
+
+def test_a_model_first_used_by_several_threads_at_once_validates_with_its_own_fields() -> None:
+    # Given a model whose validator is not built yet (models are built on first use)
+    class Probe(Model):
+        probe_id: str
+        count: int
+
+    assert not Probe.__pydantic_complete__
+    barrier = threading.Barrier(8)
+    results: list[object] = []
+
+    def first_use() -> None:
+        barrier.wait()
+        try:
+            results.append(Probe.model_validate({"probeId": "p-1", "count": "3"}))
+        except Exception as exc:  # the assertion below names it
+            results.append(exc)
+
+    # When eight threads use it for the first time together
+    threads = [threading.Thread(target=first_use) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=30)
+    # Then each got the model with its fields validated (never a parent's validator)
+    assert results == [Probe(probe_id="p-1", count=3)] * 8
+    assert Probe.__pydantic_complete__
 
 
 @pytest.mark.parametrize(

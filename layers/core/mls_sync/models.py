@@ -65,7 +65,16 @@ class Model(BaseModel):
     """Base: camelCase on the wire, snake_case in Python, unknown input fields rejected."""
 
     model_config = ConfigDict(
-        alias_generator=to_camel, populate_by_name=True, extra="forbid", frozen=True
+        alias_generator=to_camel,
+        populate_by_name=True,
+        extra="forbid",
+        frozen=True,
+        # Each model's validator is built on its first use, not at import: a handler uses a
+        # few of these models, and building them all cost every cold start ~0.07 s.
+        # Inherited by every subclass. Threads that first use a model at once each build
+        # it; pydantic keeps the placeholder until a built validator replaces it
+        # (tests/unit/test_cold_start.py).
+        defer_build=True,
     )
 
     def to_item(self) -> dict[str, Any]:
