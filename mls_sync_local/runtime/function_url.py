@@ -58,9 +58,11 @@ def cold(runtime: LocalRuntime, function: str) -> Invoke:
 def warm(runtime: LocalRuntime, function: str) -> Iterator[Invoke]:
     """The function's environment set once for the block: its caches live across requests."""
     spec = find_function(function, runtime.facts)
-    handler = runtime.registry.get(spec.logical_id)
     physical = runtime.deployed.physical(spec.logical_id)
     with process_environment(runtime.function_environment(spec.logical_id)):
+        # Imported (on first use) inside the environment, as Lambda imports it: Powertools
+        # reads its log level and service name at import.
+        handler = runtime.registry.get(spec.logical_id)
 
         def invoke(event: dict[str, Any]) -> Any:
             context = make_context(
