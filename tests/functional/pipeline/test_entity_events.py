@@ -290,3 +290,26 @@ def test_a_run_costs_one_request_per_page_of_events_and_per_batch_of_tracked_key
     assert run["mlsRequests"] == events + 1
     assert run["eventsTracked"] == 4
     assert {feed.world.status(f"l-{n}") for n in range(4)} == {Status.PENDING}
+
+
+def test_auto_mode_replicates_when_the_log_it_found_is_gone(feed: Feed) -> None:
+    # Given a connection in auto mode that found the log and is anchored in it
+    world, sim = feed.world, feed.sim
+    world.track("l-0", "K0", Status.ACTIVE)
+    world.add_connection()
+    feed.run()
+    assert feed.connection.detected == "entityEvent"
+    # When the server stops serving the log (404), and a listing sells meanwhile
+    sim.events = None
+    sim.advance(60)
+    sim.set_status("K0", "Closed")
+    run = feed.run()
+    # Then the run replicates instead (no failure), and forgets what the probe found
+    assert run.get("succeeded"), run
+    assert run["detectionReset"] == 1
+    assert feed.connection.detected is None
+    assert world.status("l-0") is Status.SOLD
+    # And the next run asks $metadata again and finds replication
+    again = feed.run()
+    assert again["detectionProbed"] == 1
+    assert feed.connection.detected == "replication"

@@ -28,10 +28,14 @@ from mls_sync.pipeline.run_state import OutOfTime
 from mls_sync.queues import OutgoingMessage
 from mls_sync.reso.budget_work import named_reads
 from mls_sync.reso.entity_events import EventAnchor, EventLogBroken
+from mls_sync.reso.errors import MlsQueryRefused
 
 logger = Logger(child=True)
 
 Mode = Literal["replication", "entityEvent"]
+
+LOG_GONE = frozenset({404, 410, 501})
+"""Answers to an EntityEvent request that say the server no longer serves the log."""
 
 
 def mode_of(connection: Connection) -> Mode | None:
@@ -54,7 +58,20 @@ class Detector(Reader):
             self._pushed(connection, client)
             return
         if not self.job.listing_keys and self._mode(connection, client) == "entityEvent":
-            self._by_events(connection, client)
+            try:
+                self._by_events(connection, client)
+            except MlsQueryRefused as exc:
+                if connection.detection != "auto" or exc.status not in LOG_GONE:
+                    raise
+                # The server no longer offers the log ``auto`` found: forget the finding
+                # (the next run asks $metadata again) and replicate this run.
+                self.deps.connections.detection.clear_detected(connection.connection_id)
+                self.counts["detectionReset"] += 1
+                logger.warning(
+                    "EntityEvent log gone: replicating, $metadata asked again next run",
+                    extra={"connectionId": connection.connection_id, "status": exc.status},
+                )
+                super()._work(connection, client)
             return
         super()._work(connection, client)
 
