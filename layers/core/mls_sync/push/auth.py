@@ -3,11 +3,13 @@
 The secret (``<stack>/push/<connectionId>``, JSON ``{"token": "..."}``) is read through the
 secrets cache, so a warm receiver asks Secrets Manager at most once per
 ``SECRET_MAX_AGE_SECONDS`` per connection; a replaced token is accepted everywhere within
-that time. Tokens are compared in constant time (``hmac.compare_digest``).
+that time. Tokens are compared in constant time (``hmac.compare_digest`` of their SHA-256
+digests, so the length of neither shows either).
 """
 
 from __future__ import annotations
 
+import hashlib
 import hmac
 from enum import StrEnum
 from typing import Any, Protocol
@@ -37,6 +39,11 @@ def judge(presented: str | None, access: PushAccess | None, secrets: SecretSourc
         return Verdict.MISCONFIGURED
     if not isinstance(expected, str) or not expected:
         return Verdict.MISCONFIGURED
-    if hmac.compare_digest(presented.encode("utf-8"), expected.encode("utf-8")):
+    # Digests of equal length: compare_digest's time then tells nothing of either length.
+    if hmac.compare_digest(_digest(presented), _digest(expected)):
         return Verdict.GRANTED
     return Verdict.DENIED
+
+
+def _digest(token: str) -> bytes:
+    return hashlib.sha256(token.encode("utf-8", "surrogatepass")).digest()
