@@ -6,13 +6,15 @@ from __future__ import annotations
 import dataclasses
 import json
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
 from botocore.exceptions import ClientError
+from mls_sync import aws
+from mls_sync.dal.push_inbox import PushInboxRepo
 from mls_sync.models import SyncJob
 from mls_sync.push.jobs import PushJobSender
 
-from tests.functional.push.conftest import PushWorld, http_event
+from tests.functional.push.conftest import CONNECTION, PushWorld, http_event
 
 
 def _error(operation: str) -> ClientError:
@@ -95,3 +97,41 @@ def test_an_unreadable_secret_answers_503_not_401(push: PushWorld) -> None:
     assert answer["statusCode"] == 503
     assert "down" not in json.loads(answer["body"])["error"]  # no AWS detail in the answer
     assert push.inbox().keys == []
+
+
+class AgainFails:
+    """A DynamoDB client whose second write of a push (marking keys pushed again) fails."""
+
+    def __init__(self, real: Any) -> None:
+        self._real = real
+
+    def update_item(self, **kwargs: Any) -> Any:
+        if str(kwargs.get("UpdateExpression", "")).startswith("ADD again"):
+            raise _error("UpdateItem")
+        return self._real.update_item(**kwargs)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._real, name)
+
+
+def test_a_failed_second_write_still_sends_the_job_and_asks_for_a_retry(
+    push: PushWorld,
+) -> None:
+    # Given K1 taken by a worker (its job consumed)
+    assert push.post(_keys("K1"))["statusCode"] == 200
+    push.jobs()
+    inbox = push.inbox_repo()
+    batch = inbox.open(CONNECTION)
+    # When K1 is pushed again and the write that marks it fails after the first went in
+    table = inbox.table_name
+    flaky = dataclasses.replace(
+        push.deps, inbox=PushInboxRepo(cast(Any, AgainFails(aws.quick_dynamodb())), table)
+    )
+    answer = push.post(_keys("K1"), flaky)
+    # Then the flip's job was sent all the same, and the producer is told to retry
+    assert answer["statusCode"] == 503
+    assert len(push.jobs()) == 1
+    # And its retry marks K1, which the worker's done then leaves for the next take
+    assert push.post(_keys("K1"))["statusCode"] == 200
+    inbox.done(CONNECTION, batch.keys, opened=batch)
+    assert inbox.open(CONNECTION).keys == ["K1"]

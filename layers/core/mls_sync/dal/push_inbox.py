@@ -34,10 +34,10 @@ counter changes on every write, so the answer reads the same everywhere.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
-from botocore.exceptions import ClientError
+from botocore.exceptions import BotoCoreError, ClientError
 
 from mls_sync.dal.base import is_condition_failure
 
@@ -60,6 +60,9 @@ class AddOutcome:
     """This push found no job queued: it must send one."""
     ticket: int = 0
     """The ``pushes`` count this push left: names the job (``MessageDeduplicationId``)."""
+    incomplete: bool = False
+    """The keys are in, but marking those already waiting (``again``) failed: send any job
+    as usual, then answer 503 so that the producer's retry marks them."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -142,7 +145,10 @@ class PushInboxRepo:
         waiting = set(_keys(old)).intersection(wanted)
         if not waiting:
             return outcome
-        again = self._again(connection_id, sorted(waiting))
+        try:
+            again = self._again(connection_id, sorted(waiting))
+        except (ClientError, BotoCoreError):
+            return replace(outcome, incomplete=True)
         return outcome if outcome.send_job or again is None else again
 
     def _again(self, connection_id: str, keys: list[str]) -> AddOutcome | None:

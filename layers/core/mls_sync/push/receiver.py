@@ -122,6 +122,11 @@ def receive(request: PushRequest, deps: PushDeps, *, now: datetime, correlation_
                 "push job not sent", extra={"connectionId": connection_id, "error": str(exc)}
             )
             return _unavailable(connection_id)
+    if added.incomplete:
+        logger.error(
+            "push inbox: keys pushed again not marked", extra={"connectionId": connection_id}
+        )
+        return _unavailable(connection_id)
     return _accepted(connection_id, len(found.keys), found.ignored, job_sent=added.send_job)
 
 
