@@ -7,6 +7,7 @@ cost)."""
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -47,47 +48,12 @@ INIT = {
 }
 
 
-def test_every_handler_imports_without_the_xray_sdk_or_parser_models() -> None:
-    # Given a Lambda-like environment with tracing off, one fresh interpreter per handler
-    # (as in Lambda: one handler per process; import order decides what Powertools loads)
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "POWERTOOLS_"))}
-    env.update(
-        {
-            "AWS_DEFAULT_REGION": "us-east-1",
-            "LAMBDA_TASK_ROOT": str(ROOT),
-            "POWERTOOLS_TRACE_DISABLED": "true",
-        }
-    )
-    code = (
-        "import importlib, sys\n"
-        "importlib.import_module(f'functions.{sys.argv[1]}.app')\n"
-        "print(sorted(m for m in sys.argv[2:] if m in sys.modules))\n"
-    )
-    # When each is imported
-    children = {
-        name: subprocess.Popen(
-            [sys.executable, "-c", code, name, *HEAVY],
-            cwd=ROOT,
-            env=env,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
-        for name in HANDLERS
-    }
-    loaded = {}
-    for name, child in children.items():
-        out, err = child.communicate(timeout=120)
-        assert child.returncode == 0, err
-        loaded[name] = out.strip()
-    # Then none of them loaded either
-    assert loaded == dict.fromkeys(HANDLERS, "[]")
-    assert len(HANDLERS) >= 4
-
-
-def test_import_and_init_leave_out_what_only_a_job_needs() -> None:
-    # Given a Lambda-like environment: every resource name, fake credentials, no network
-    # (building clients calls nothing), tracing off
+@pytest.fixture(scope="module")
+def handler_modules() -> dict[str, tuple[list[str], list[str]]]:
+    """For each handler, in a fresh interpreter of its own (as in Lambda: one handler per
+    process; import order decides what Powertools loads) with a Lambda-like environment
+    (every resource name, fake credentials, tracing off; building clients calls nothing):
+    which of ``HEAVY`` its import loaded, and which of ``NOT_AT_INIT`` its import + init."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "POWERTOOLS_"))}
     env.update(stack_environment("coldstart"))
     env.update(
@@ -106,15 +72,25 @@ def test_import_and_init_leave_out_what_only_a_job_needs() -> None:
         }
     )
     code = (
-        "import importlib, sys\n"
+        "import importlib, json, sys\n"
+        "heavy, not_at_init = sys.argv[3].split(','), sys.argv[4].split(',')\n"
         "module = importlib.import_module(f'functions.{sys.argv[1]}.app')\n"
+        "after_import = sorted(m for m in heavy if m in sys.modules)\n"
         "getattr(module, sys.argv[2])()\n"
-        "print(sorted(m for m in sys.argv[3:] if m in sys.modules))\n"
+        "after_init = sorted(m for m in not_at_init if m in sys.modules)\n"
+        "print(json.dumps([after_import, after_init]))\n"
     )
-    # When each handler is imported and builds its dependencies, one interpreter each
     children = {
         name: subprocess.Popen(
-            [sys.executable, "-c", code, name, INIT[name], *NOT_AT_INIT[name]],
+            [
+                sys.executable,
+                "-c",
+                code,
+                name,
+                INIT[name],
+                ",".join(HEAVY),
+                ",".join(NOT_AT_INIT[name]),
+            ],
             cwd=ROOT,
             env=env,
             stdout=subprocess.PIPE,
@@ -127,9 +103,30 @@ def test_import_and_init_leave_out_what_only_a_job_needs() -> None:
     for name, child in children.items():
         out, err = child.communicate(timeout=120)
         assert child.returncode == 0, err
-        loaded[name] = out.strip()
+        after_import, after_init = json.loads(out.strip().splitlines()[-1])
+        loaded[name] = (after_import, after_init)
+    return loaded
+
+
+def test_every_handler_imports_without_the_xray_sdk_or_parser_models(
+    handler_modules: dict[str, tuple[list[str], list[str]]],
+) -> None:
+    # Given each handler imported in a fresh interpreter, tracing off (fixture)
+    # Then none of them loaded the X-Ray SDK or Powertools' parser models
+    assert {name: loaded[0] for name, loaded in handler_modules.items()} == {
+        name: [] for name in HANDLERS
+    }
+    assert len(HANDLERS) >= 4
+
+
+def test_import_and_init_leave_out_what_only_a_job_needs(
+    handler_modules: dict[str, tuple[list[str], list[str]]],
+) -> None:
+    # Given each handler imported and its dependencies built, as its first invocation does
     # Then none of them loaded what only its jobs need
-    assert loaded == dict.fromkeys(HANDLERS, "[]")
+    assert {name: loaded[1] for name, loaded in handler_modules.items()} == {
+        name: [] for name in HANDLERS
+    }
     assert sorted(NOT_AT_INIT) == HANDLERS
 
 
