@@ -135,3 +135,14 @@ def test_a_failed_second_write_still_sends_the_job_and_asks_for_a_retry(
     assert push.post(_keys("K1"))["statusCode"] == 200
     inbox.done(CONNECTION, batch.keys, opened=batch)
     assert inbox.open(CONNECTION).keys == ["K1"]
+
+
+def test_a_job_owed_for_15_minutes_is_sent_by_the_next_push(push: PushWorld) -> None:
+    # Given a flip 25 minutes ago whose job never left (the push's answer was lost)
+    push.inbox_repo().add(CONNECTION, ["K1"], cap=10, now="2026-11-28T16:40:00.000000Z")
+    # When the MLS pushes again
+    assert push.post(_keys("K2"))["statusCode"] == 200
+    # Then that push sends the owed job, and records it (the next push sends none)
+    assert len(push.jobs()) == 1
+    assert push.post(_keys("K3"))["statusCode"] == 200
+    assert push.jobs() == []

@@ -91,11 +91,11 @@ def test_requeue_flips_once_and_a_later_push_sends_nothing(inbox: PushInboxRepo)
     inbox.add(C, ["K1", "K2"], cap=10, now=NOW)
     batch = inbox.open(C)
     inbox.done(C, ["K1"], opened=batch)  # out of time after K1
-    ticket = inbox.requeue(C)
+    ticket = inbox.requeue(C, now=NOW)
     assert ticket is not None
     assert ticket.number == 2  # after push 1: a name of its own
     assert batch.take == 1
-    assert inbox.requeue(C) is None  # already queued
+    assert inbox.requeue(C, now=NOW) is None  # already queued
     assert inbox.add(C, ["K3"], cap=10, now=NOW).send_job is False
 
 
@@ -103,7 +103,7 @@ def test_requeue_with_nothing_left_sends_nothing(inbox: PushInboxRepo) -> None:
     inbox.add(C, ["K1"], cap=10, now=NOW)
     batch = inbox.open(C)
     inbox.done(C, batch.keys, opened=batch)
-    assert inbox.requeue(C) is None
+    assert inbox.requeue(C, now=NOW) is None
 
 
 def test_unqueue_only_while_no_worker_opened_since(inbox: PushInboxRepo) -> None:
@@ -133,7 +133,7 @@ def test_open_and_done_on_a_connection_without_inbox_create_nothing(
     batch = inbox.open("c-never")
     assert (batch.keys, batch.take) == ([], None)
     inbox.done("c-never", ["K1"], opened=batch)
-    assert inbox.requeue("c-never") is None
+    assert inbox.requeue("c-never", now=NOW) is None
     assert inbox.peek("c-never").take is None
 
 
@@ -197,3 +197,28 @@ def test_concurrent_pushes_and_a_worker_leave_no_push_unread(inbox: PushInboxRep
     assert len(jobs) == len(set(jobs))
     assert 1 <= len(jobs) <= len(opens) + 1
     assert inbox.peek(C).keys == []
+
+
+def test_a_job_owed_and_never_sent_is_sent_by_a_later_push(inbox: PushInboxRepo) -> None:
+    # Given a push whose flip went in but whose job was never sent (its answer was lost
+    # and the retried write found the flag already taken)
+    first = inbox.add(C, ["K1"], cap=10, now="2026-11-28T17:00:00.000000Z")
+    assert first.send_job is True  # ...and then the push died
+    # When pushes come later: one within the grace period sends nothing
+    soon = inbox.add(C, ["K2"], cap=10, now=NOW, owed_before="2026-11-28T16:50:00.000000Z")
+    assert soon.send_job is False
+    # Then one past it sends the owed job
+    late = inbox.add(C, ["K3"], cap=10, now=NOW, owed_before="2026-11-28T17:01:00.000000Z")
+    assert late.send_job is True
+    assert late.ticket == 3
+
+
+def test_a_job_recorded_sent_is_not_sent_again(inbox: PushInboxRepo) -> None:
+    inbox.add(C, ["K1"], cap=10, now="2026-11-28T17:00:00.000000Z")
+    inbox.job_sent(C, "2026-11-28T17:00:00.100000Z")
+    # A worker backlog: the job waits in the queue for an hour; pushes keep coming
+    later = inbox.add(C, ["K2"], cap=10, now=NOW, owed_before="2026-11-28T18:00:00.000000Z")
+    assert later.send_job is False
+    # And after the take, the next flip owes a job of its own
+    inbox.open(C)
+    assert inbox.add(C, ["K3"], cap=10, now=NOW, owed_before="2026-11-28T18:00:00.000000Z").send_job

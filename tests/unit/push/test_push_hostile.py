@@ -45,7 +45,7 @@ class Secrets:
 class Inbox:
     added: list[list[str]] = field(default_factory=list)
 
-    def add(self, connection_id: str, keys: Any, *, cap: int, now: str) -> AddOutcome:
+    def add(self, connection_id: str, keys: Any, **_: Any) -> AddOutcome:
         self.added.append(list(keys))
         return AddOutcome(saturated=False, send_job=False, ticket=1)
 

@@ -102,9 +102,19 @@ class PushInboxRepo:
         self._client = client
         self.table_name = table_name
 
-    def add(self, connection_id: str, keys: Collection[str], *, cap: int, now: str) -> AddOutcome:
+    def add(
+        self,
+        connection_id: str,
+        keys: Collection[str],
+        *,
+        cap: int,
+        now: str,
+        owed_before: str | None = None,
+    ) -> AddOutcome:
         """Adds ``keys`` (not empty: DynamoDB has no empty sets) unless the set would then
-        hold more than ``cap`` keys."""
+        hold more than ``cap`` keys. With ``owed_before``: a job owed since before that
+        instant and never sent (its flip's push died, or its first write went in and the
+        answer was lost, so a retry found the flag taken) is sent by this push."""
         wanted = sorted(set(keys))
         if not wanted:
             raise ValueError("add needs at least one key")
@@ -116,7 +126,8 @@ class PushInboxRepo:
                 TableName=self.table_name,
                 Key=_key(connection_id),
                 UpdateExpression=(
-                    "ADD #keys :keys, pushes :one, pendingPushes :one SET updatedAt = :now"
+                    "ADD #keys :keys, pushes :one, pendingPushes :one "
+                    "SET updatedAt = :now, pendingSince = if_not_exists(pendingSince, :now)"
                 ),
                 # Room for every key of this push even if none is in the set yet: the set
                 # never holds more than ``cap`` (and the item stays under 400 KB).
@@ -137,21 +148,22 @@ class PushInboxRepo:
                 return AddOutcome(saturated=True)
             raise
         old = dict(answer.get("Attributes", {}))
+        flipped = _number(old, "pendingPushes") == 0
         outcome = AddOutcome(
             saturated=False,
-            send_job=_number(old, "pendingPushes") == 0,
+            send_job=flipped or (owed_before is not None and _owed(old, owed_before)),
             ticket=_number(old, "pushes") + 1,
         )
         waiting = set(_keys(old)).intersection(wanted)
         if not waiting:
             return outcome
         try:
-            again = self._again(connection_id, sorted(waiting))
+            again = self._again(connection_id, sorted(waiting), now=now)
         except (ClientError, BotoCoreError):
             return replace(outcome, incomplete=True)
         return outcome if outcome.send_job or again is None else again
 
-    def _again(self, connection_id: str, keys: list[str]) -> AddOutcome | None:
+    def _again(self, connection_id: str, keys: list[str], *, now: str) -> AddOutcome | None:
         """Keys pushed while already waiting may be in a worker's hands, read from the MLS
         before this change: marked ``again`` (and put back in the set, in case that worker's
         ``done`` removed them in between), so its ``done`` leaves them for the next take. A
@@ -161,10 +173,15 @@ class PushInboxRepo:
             TableName=self.table_name,
             Key=_key(connection_id),
             UpdateExpression=(
-                "ADD again :keys, #keys :keys, againCount :one, pushes :one, pendingPushes :one"
+                "ADD again :keys, #keys :keys, againCount :one, pushes :one, pendingPushes :one "
+                "SET pendingSince = if_not_exists(pendingSince, :now)"
             ),
             ExpressionAttributeNames={"#keys": "keys"},
-            ExpressionAttributeValues={":keys": {"SS": keys}, ":one": {"N": "1"}},
+            ExpressionAttributeValues={
+                ":keys": {"SS": keys},
+                ":one": {"N": "1"},
+                ":now": {"S": now},
+            },
             ReturnValues="UPDATED_OLD",
         )
         old = dict(answer.get("Attributes", {}))
@@ -180,7 +197,7 @@ class PushInboxRepo:
             self._client.update_item(
                 TableName=self.table_name,
                 Key=_key(connection_id),
-                UpdateExpression="SET pendingPushes = :zero",
+                UpdateExpression="SET pendingPushes = :zero REMOVE pendingSince",
                 ConditionExpression=(
                     "pendingPushes > :zero AND (attribute_not_exists(takenAt) OR takenAt < :t)"
                 ),
@@ -200,7 +217,8 @@ class PushInboxRepo:
                 TableName=self.table_name,
                 Key=_key(connection_id),
                 UpdateExpression=(
-                    "SET pendingPushes = :zero, takenAt = pushes ADD takes :one REMOVE again"
+                    "SET pendingPushes = :zero, takenAt = pushes ADD takes :one "
+                    "REMOVE again, pendingSince"
                 ),
                 ConditionExpression="attribute_exists(pushes)",
                 ExpressionAttributeValues={":zero": {"N": "0"}, ":one": {"N": "1"}},
@@ -253,7 +271,22 @@ class PushInboxRepo:
                 return
         # Pushed again and again while we tried: leaving keys costs the next take a lookup.
 
-    def requeue(self, connection_id: str) -> InboxTicket | None:
+    def job_sent(self, connection_id: str, now: str) -> None:
+        """Records that the job owed since ``pendingSince`` was sent (``jobSentAt``), so no
+        later push takes it for lost."""
+        try:
+            self._client.update_item(
+                TableName=self.table_name,
+                Key=_key(connection_id),
+                UpdateExpression="SET jobSentAt = :now",
+                ConditionExpression="attribute_exists(pushes)",
+                ExpressionAttributeValues={":now": {"S": now}},
+            )
+        except ClientError as exc:
+            if not is_condition_failure(exc):
+                raise
+
+    def requeue(self, connection_id: str, *, now: str) -> InboxTicket | None:
         """For a worker that runs out of time with keys left: like a push of no new key. A
         ticket means the caller must send the job (``PushJobSender.send`` with its number);
         None means a push already did, or nothing is left."""
@@ -261,10 +294,14 @@ class PushInboxRepo:
             answer = self._client.update_item(
                 TableName=self.table_name,
                 Key=_key(connection_id),
-                UpdateExpression="ADD pushes :one, pendingPushes :one",
+                UpdateExpression="ADD pushes :one, pendingPushes :one SET pendingSince = :now",
                 ConditionExpression="attribute_exists(#keys) AND pendingPushes = :zero",
                 ExpressionAttributeNames={"#keys": "keys"},
-                ExpressionAttributeValues={":one": {"N": "1"}, ":zero": {"N": "0"}},
+                ExpressionAttributeValues={
+                    ":one": {"N": "1"},
+                    ":zero": {"N": "0"},
+                    ":now": {"S": now},
+                },
                 ReturnValues="UPDATED_NEW",
             )
         except ClientError as exc:
@@ -282,6 +319,17 @@ class PushInboxRepo:
         if not item:
             return InboxBatch(keys=[], take=None)
         return InboxBatch(keys=_keys(item), take=_number(item, "takes"))
+
+
+def _owed(old: dict[str, Any], before: str) -> bool:
+    """A job was owed (a push flipped at ``pendingSince``) before ``before`` and none was
+    recorded sent since (``jobSentAt``). Timestamps are fixed-width UTC text: they compare
+    as text."""
+    if _number(old, "pendingPushes") == 0:
+        return False
+    since = old.get("pendingSince", {}).get("S")
+    sent = old.get("jobSentAt", {}).get("S", "")
+    return since is not None and since < before and sent < since
 
 
 def _too_large(exc: ClientError) -> bool:

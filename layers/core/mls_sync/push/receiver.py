@@ -12,7 +12,7 @@ queued on any 4xx; a 5xx leaves keys in the inbox, which a retry or the next job
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from aws_lambda_powertools import Logger
 from botocore.exceptions import BotoCoreError, ClientError
@@ -34,6 +34,10 @@ INBOX_CAP = 1500
 longest (255 characters) still fit DynamoDB's 400 KB item."""
 RETRY_SATURATED_SECONDS = 30
 """After a 429: about the time a queued job takes to start and empty the inbox."""
+JOB_OWED_SECONDS = 900
+"""A job owed this long (its push flipped the inbox and none was recorded sent: the push's
+first write went in but its answer was lost, or the push died) is sent by the next push.
+Longer than a queued job takes to start, so a job merely waiting is not sent twice."""
 RETRY_UNAVAILABLE_SECONDS = 5
 """After a 503 (DynamoDB, SQS or Secrets Manager did not answer in time)."""
 
@@ -100,7 +104,13 @@ def receive(request: PushRequest, deps: PushDeps, *, now: datetime, correlation_
         return _accepted(connection_id, 0, found.ignored, job_sent=False)
 
     try:
-        added = deps.inbox.add(connection_id, found.keys, cap=deps.cap, now=format_utc(now))
+        added = deps.inbox.add(
+            connection_id,
+            found.keys,
+            cap=deps.cap,
+            now=format_utc(now),
+            owed_before=format_utc(now - timedelta(seconds=JOB_OWED_SECONDS)),
+        )
     except (ClientError, BotoCoreError) as exc:
         logger.error(  # noqa: TRY400 - the cause in one line, no traceback
             "push inbox unavailable", extra={"connectionId": connection_id, "error": str(exc)}
@@ -122,6 +132,7 @@ def receive(request: PushRequest, deps: PushDeps, *, now: datetime, correlation_
                 "push job not sent", extra={"connectionId": connection_id, "error": str(exc)}
             )
             return _unavailable(connection_id)
+        _sent(deps, connection_id, now)
     if added.incomplete:
         logger.error(
             "push inbox: keys pushed again not marked", extra={"connectionId": connection_id}
@@ -147,6 +158,17 @@ def _authenticate(request: PushRequest, connection_id: str, deps: PushDeps) -> R
         answer = refused(403, f"connection {connection_id} is disabled: nothing was queued")
         return Receipt(answer, "disabled", connection_id)
     return None
+
+
+def _sent(deps: PushDeps, connection_id: str, now: datetime) -> None:
+    """Best effort: without the record, a push after ``JOB_OWED_SECONDS`` sends one more
+    job, which finds the keys taken (harmless)."""
+    try:
+        deps.inbox.job_sent(connection_id, format_utc(now))
+    except (ClientError, BotoCoreError) as exc:
+        logger.warning(
+            "push job sent, not recorded", extra={"connectionId": connection_id, "error": str(exc)}
+        )
 
 
 def _put_back(deps: PushDeps, connection_id: str, ticket: int) -> None:
