@@ -233,7 +233,11 @@ class Detector(Reader):
 
     def _push_again(self, connection: Connection) -> None:
         inbox = self.deps.push_inbox
-        ticket = inbox.requeue(connection.connection_id) if inbox is not None else None
+        ticket = (
+            inbox.requeue(connection.connection_id, now=self.now_text)
+            if inbox is not None
+            else None
+        )
         if ticket is None:
             return  # a push since the opening has queued a job already (or none is left)
         job = SyncJob(
