@@ -50,11 +50,6 @@ EXEMPT: dict[tuple[str, str], str] = {
         for fn in ("WorkerFunction", "PublisherFunction")
         for action in ("sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:GetQueueAttributes")
     },
-    ("WorkerFunction", "dynamodb:UpdateItem@PushInbox"): (
-        "the worker's take of pushed keys (PushInboxRepo.open/done/requeue, issue 17): the "
-        "repository is tested on its own (tests/functional/push); remove this entry once the "
-        "worker handler calls it"
-    ),
     ("PublisherFunction", "dynamodb:GetItem@Idempotency"): (
         "Powertools reads an idempotency record when a duplicate's conditional put comes back "
         "without it (DynamoDB returns it, ReturnValuesOnConditionCheckFailure; moto may not)"
