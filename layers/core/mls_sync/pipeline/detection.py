@@ -233,11 +233,9 @@ class Detector(Reader):
 
     def _push_again(self, connection: Connection) -> None:
         inbox = self.deps.push_inbox
-        ticket = (
-            inbox.requeue(connection.connection_id, now=self.now_text)
-            if inbox is not None
-            else None
-        )
+        if inbox is None:
+            return
+        ticket = inbox.requeue(connection.connection_id, now=self.now_text)
         if ticket is None:
             return  # a push since the opening has queued a job already (or none is left)
         job = SyncJob(
@@ -255,4 +253,5 @@ class Detector(Reader):
                 )
             ]
         )
+        inbox.job_sent(connection.connection_id, self.now_text)  # not owed any more
         self.counts["pushRequeued"] += 1
