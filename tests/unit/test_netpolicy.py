@@ -6,12 +6,14 @@ resolved addresses (mls_sync.nettransport), with the resolver patched, never the
 from __future__ import annotations
 
 import socket
+import ssl
 from collections.abc import Sequence
 from typing import Any
 
 import httpcore
 import httpx
 import pytest
+from mls_sync import container
 from mls_sync.netpolicy import (
     BLOCKED_NETWORKS,
     OutboundRefusedError,
@@ -20,7 +22,7 @@ from mls_sync.netpolicy import (
     loopback_allowed_from_env,
     parse_host,
 )
-from mls_sync.nettransport import GuardedTransport
+from mls_sync.nettransport import GuardedTransport, shared_ssl_context
 
 # ----------------------------------------------------------------------------- the table
 
@@ -376,3 +378,19 @@ def test_production_clients_connect_through_the_guard(monkeypatch: pytest.Monkey
         assert isinstance(client._transport.http._transport, GuardedTransport)
     finally:
         client.close()
+
+
+def test_guarded_transports_of_a_container_share_one_verifying_ssl_context() -> None:
+    # Given two guarded transports made in one container (the worker makes one per job)
+    first = GuardedTransport(allow_loopback=False)
+    second = GuardedTransport(allow_loopback=True)
+    # Then they use one context (its CA bundle loaded once), and it verifies certificates
+    # and host names
+    context = first._pool._ssl_context
+    assert context is second._pool._ssl_context is shared_ssl_context()
+    assert context is not None
+    assert context.verify_mode == ssl.CERT_REQUIRED
+    assert context.check_hostname
+    # And a fresh container makes a new one
+    container.reset()
+    assert GuardedTransport(allow_loopback=False)._pool._ssl_context is not context

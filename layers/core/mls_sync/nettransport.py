@@ -17,17 +17,29 @@ from __future__ import annotations
 
 import ipaddress
 import socket
+import ssl
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 import httpcore
 import httpx
 
+from mls_sync.container import per_container
 from mls_sync.http.failures import FailureKind
 from mls_sync.netpolicy import IPAddress, address_refusal
 
 Resolver = Callable[[str, int], Sequence[tuple[Any, ...]]]
 """``(host, port) -> getaddrinfo``-shaped results."""
+
+
+@per_container
+def shared_ssl_context() -> ssl.SSLContext:
+    """One verifying context per container for every guarded transport: building one loads
+    the CA bundle (~25 ms CPU), and the worker makes a client per job. A context is made to
+    be shared by many connections; the only change httpcore makes to it, at each connect,
+    sets the same ALPN list (``http/1.1``: no guarded pool speaks HTTP/2), as it does when
+    one client's connections share its context."""
+    return httpx.create_ssl_context()
 
 
 def system_resolver(host: str, port: int) -> Sequence[tuple[Any, ...]]:
@@ -130,12 +142,12 @@ class GuardedTransport(httpx.HTTPTransport):
         limits: httpx.Limits | None = None,
         inner: httpcore.NetworkBackend | None = None,
     ) -> None:
-        # HTTPTransport.__init__ only builds a pool (and an SSL context: ~20 ms at cold
-        # start); this one builds its own, with the guarded backend.
+        # HTTPTransport.__init__ only builds a pool (and an SSL context); this one builds
+        # its own, with the guarded backend and the container's context.
         limits = limits or httpx.Limits(max_connections=100, max_keepalive_connections=20)
         self.backend = GuardedBackend(allow_loopback=allow_loopback, resolver=resolver, inner=inner)
         self._pool = httpcore.ConnectionPool(
-            ssl_context=httpx.create_ssl_context(),
+            ssl_context=shared_ssl_context(),
             max_connections=limits.max_connections,
             max_keepalive_connections=limits.max_keepalive_connections,
             keepalive_expiry=limits.keepalive_expiry,
