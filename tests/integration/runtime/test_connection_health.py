@@ -270,9 +270,11 @@ def test_health_of_a_healthy_a_down_and_a_refused_connection(env: Env) -> None:
     code, text = _status(late + timedelta(minutes=1))
     # Then it exits 1 and shows each connection's health, lag and cause
     assert code == 1
-    rows = {line.split()[0]: line for line in text.splitlines()[1:-1]}
-    assert rows[HEALTHY].split()[2] == "ok"
-    assert rows[DOWN].split()[2] == "stale,failing"
+    lines = text.splitlines()
+    health = lines[0].split().index("HEALTH")
+    rows = {line.split()[0]: line for line in lines[1:-1]}
+    assert rows[HEALTHY].split()[health] == "ok"
+    assert rows[DOWN].split()[health] == "stale,failing"
     assert rows[DOWN].endswith(f"{REFUSED}; circuit open, no request sent")
     assert rows[BAD_TOKEN].endswith(UNAUTHORISED)
     assert f"  {BLOCKED}" in rows[FAR]
