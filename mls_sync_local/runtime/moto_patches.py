@@ -14,6 +14,7 @@ from __future__ import annotations
 import copy
 import functools
 import threading
+from collections.abc import Callable
 from typing import Any
 
 _LOCK = threading.RLock()
@@ -52,3 +53,29 @@ def transactions_copy_tables_once() -> None:
 
     transact_write_items._copies_once = True  # type: ignore[attr-defined]
     backend.transact_write_items = transact_write_items  # type: ignore[method-assign]
+
+
+def serialise_dynamodb_writes(patch: Callable[[Any, str, Any], None] = setattr) -> None:
+    """DynamoDB applies each write atomically and answers ``ReturnValues`` with what that
+    write saw. moto checks a condition and then writes without a lock, and its UpdateItem
+    handler deep-copies the item for ``ReturnValues`` before the write: under threads two
+    writers can both pass a check, two updates be told the same old value, and a copy taken
+    while another thread writes fail ("dictionary changed size during iteration"). This puts
+    every DynamoDB write of this process's moto, and UpdateItem's answer, under one lock.
+    ``patch`` is how attributes are set (a test's ``monkeypatch.setattr`` undoes it)."""
+    from moto.dynamodb.models import DynamoDBBackend  # noqa: PLC0415 - moto only where it runs
+    from moto.dynamodb.responses import DynamoHandler  # noqa: PLC0415
+
+    lock = threading.RLock()
+
+    def atomic(method: Callable[..., Any]) -> Callable[..., Any]:
+        @functools.wraps(method)
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            with lock:
+                return method(*args, **kwargs)
+
+        return wrapper
+
+    for name in ("put_item", "update_item", "delete_item", "transact_write_items"):
+        patch(DynamoDBBackend, name, atomic(getattr(DynamoDBBackend, name)))
+    patch(DynamoHandler, "update_item", atomic(DynamoHandler.update_item))

@@ -1,12 +1,10 @@
 from __future__ import annotations
 
-import functools
-import threading
-from collections.abc import Callable, Iterator
-from typing import Any
+from collections.abc import Iterator
 
 import pytest
 
+from mls_sync_local.runtime.moto_patches import serialise_dynamodb_writes
 from tests.support.stack import LocalStack, moto_stack
 
 
@@ -22,26 +20,6 @@ def stack(monkeypatch: pytest.MonkeyPatch) -> Iterator[LocalStack]:
 
 @pytest.fixture
 def atomic_writes(monkeypatch: pytest.MonkeyPatch) -> None:
-    """DynamoDB applies each conditional write atomically; moto in-process checks the
-    condition and then writes without a lock, so two threads can both pass the check. Make
-    moto's write operations atomic, as the real service is, so that what the concurrent test
-    measures is our condition expressions rather than moto's race. UpdateItem's response
-    handler too: it deep-copies the item (for ``ReturnValues``) before the backend's write,
-    and a copy taken while another thread writes the item fails ("dictionary changed size
-    during iteration")."""
-    from moto.dynamodb.models import DynamoDBBackend  # noqa: PLC0415 - test-only
-    from moto.dynamodb.responses import DynamoHandler  # noqa: PLC0415 - test-only
-
-    lock = threading.RLock()
-
-    def atomic(method: Callable[..., Any]) -> Callable[..., Any]:
-        @functools.wraps(method)
-        def wrapper(*args: Any, **kwargs: Any) -> Any:
-            with lock:
-                return method(*args, **kwargs)
-
-        return wrapper
-
-    for name in ("put_item", "update_item", "delete_item", "transact_write_items"):
-        monkeypatch.setattr(DynamoDBBackend, name, atomic(getattr(DynamoDBBackend, name)))
-    monkeypatch.setattr(DynamoHandler, "update_item", atomic(DynamoHandler.update_item))
+    """moto's DynamoDB writes atomic, as the real service's are (``moto_patches``), so that
+    what a concurrent test measures is our condition expressions rather than moto's races."""
+    serialise_dynamodb_writes(monkeypatch.setattr)

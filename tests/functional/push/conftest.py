@@ -123,25 +123,3 @@ def http_event(
     event["body"] = base64.b64encode(text.encode()).decode() if b64 else text
     event["isBase64Encoded"] = b64
     return event
-
-
-@pytest.fixture
-def atomic_updates(monkeypatch: pytest.MonkeyPatch, atomic_writes: None) -> None:
-    """``atomic_writes``, and moto's UpdateItem *response* made atomic too: moto reads the
-    item for ``ReturnValues`` before it takes the write's lock, so two concurrent updates
-    could both be told the same old value. DynamoDB answers with the values its own atomic
-    write saw; so must the stand-in, for the test to measure our expressions."""
-    import functools  # noqa: PLC0415
-    import threading  # noqa: PLC0415
-
-    from moto.dynamodb.responses import DynamoHandler  # noqa: PLC0415 - test-only
-
-    lock = threading.RLock()
-    original = DynamoHandler.update_item
-
-    @functools.wraps(original)
-    def update_item(self: Any) -> Any:
-        with lock:
-            return original(self)
-
-    monkeypatch.setattr(DynamoHandler, "update_item", update_item)

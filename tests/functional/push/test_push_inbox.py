@@ -142,7 +142,7 @@ def test_add_refuses_an_empty_push(inbox: PushInboxRepo) -> None:
         inbox.add(C, [], cap=10, now=NOW)
 
 
-@pytest.mark.usefixtures("atomic_updates")
+@pytest.mark.usefixtures("atomic_writes")
 def test_concurrent_pushes_and_a_worker_leave_no_push_unread(inbox: PushInboxRepo) -> None:
     # Given 6 producers pushing 40 times each, from a pool of 25 keys (so keys are pushed
     # again while a worker holds them), and a worker taking and finishing in a loop

@@ -51,18 +51,10 @@ def _deployed(url: str) -> LocalRuntime:
 
 
 _MOTO = """
-import functools, logging, sys, threading
-from mls_sync_local.runtime.moto_patches import transactions_copy_tables_once
-transactions_copy_tables_once()
-from moto.dynamodb.responses import DynamoHandler
-# DynamoDB's UpdateItem is atomic; moto reads what it answers with before it takes its lock.
-lock = threading.RLock()
-original = DynamoHandler.update_item
-@functools.wraps(original)
-def update_item(self):
-    with lock:
-        return original(self)
-DynamoHandler.update_item = update_item
+import logging, threading
+from mls_sync_local.runtime import moto_patches
+moto_patches.transactions_copy_tables_once()
+moto_patches.serialise_dynamodb_writes()  # DynamoDB's writes, and their answers, are atomic
 logging.getLogger("werkzeug").setLevel(logging.ERROR)
 from moto.server import ThreadedMotoServer
 server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
@@ -133,24 +125,3 @@ class Producer:
 
     def close(self) -> None:
         self._http.close()
-
-
-@pytest.fixture
-def atomic_updates(monkeypatch: pytest.MonkeyPatch) -> None:
-    """moto's UpdateItem made atomic as DynamoDB's is: moto reads the item it answers
-    ``ReturnValues`` with before it writes, without a lock, so a push and a take racing in
-    two server threads could both be told an old value neither saw (a job never sent)."""
-    import functools  # noqa: PLC0415
-    import threading  # noqa: PLC0415
-
-    from moto.dynamodb.responses import DynamoHandler  # noqa: PLC0415 - test-only
-
-    lock = threading.RLock()
-    original = DynamoHandler.update_item
-
-    @functools.wraps(original)
-    def update_item(self: Any) -> Any:
-        with lock:
-            return original(self)
-
-    monkeypatch.setattr(DynamoHandler, "update_item", update_item)
