@@ -37,28 +37,15 @@ import tempfile
 import threading
 import time
 from collections import Counter
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from mls_sync import aws
 from mls_sync.dal import SyncRunsRepo
-from mls_sync.models import Platform, PostStatus
-from mls_sync.secrets import SecretStore
-from mls_sync.status import Status
-from pydantic import SecretStr
 
-from bench.sold_to_gone import _FAKE_AWS, _environment, _moto_process, quantile
-from mls_sync_local.portfolio import (
-    MlsCredentials,
-    PlatformToken,
-    Portfolio,
-    PortfolioAccount,
-    PortfolioConnection,
-    PortfolioListing,
-    PortfolioPost,
-    PortfolioUser,
-)
+from bench.sold_to_gone import _FAKE_AWS, STACK, _environment, _moto_process, build_world, quantile
+from bench.sold_to_gone import World as BenchWorld
+from bench.sold_to_gone import _seed as seed
 from mls_sync_local.push import set_push_token
 from mls_sync_local.runtime.context import make_context
 from mls_sync_local.runtime.deploy import deploy
@@ -66,14 +53,12 @@ from mls_sync_local.runtime.function_url import FunctionUrlFront
 from mls_sync_local.runtime.handlers import process_environment
 from mls_sync_local.runtime.local import LocalRuntime
 from mls_sync_local.runtime.tick import run_tick
-from mls_sync_local.seed import Seeder, stack_tables
+from mls_sync_local.seed import stack_tables
 from mls_sync_local.sim.mls import MlsSimulator
 from mls_sync_local.sim.platforms import PlatformSimulator
 from mls_sync_local.template import load_template
 
-STACK = "mls-sync-bench"
-CONNECTION = "c-push"
-USER = "u-push"
+CONNECTION = "c-00"  # bench.sold_to_gone.build_world's first connection
 LISTINGS = 60
 SALES = 40
 PLATFORM_LATENCY = 0.1
@@ -97,79 +82,13 @@ def batching_windows() -> dict[str, float]:
     return windows
 
 
-def build_portfolio(
-    mls: MlsSimulator, platforms: PlatformSimulator
-) -> tuple[Portfolio, dict[str, list[tuple[str, str]]]]:
-    """One agent in EntityEvent mode, ``LISTINGS`` listings each posted on 1-3 platforms;
-    returns the portfolio and, per MLS key, its posts as (platform, platform post id)."""
-    rng = random.Random(SEED)
-    accounts: list[PortfolioAccount] = []
-    for platform in Platform:
-        token = f"tok-push-{platform.value}"
-        account_id = f"a-push-{platform.value}"
-        platforms.add_token(platform.value, token, account=account_id)
-        accounts.append(
-            PortfolioAccount(
-                account_id=account_id,
-                user_id=USER,
-                platform=platform,
-                external_id="urn:li:organization:424242"
-                if platform is Platform.LINKEDIN
-                else str(10**9 + len(accounts)),
-                connected_via="facebook_login" if platform is Platform.INSTAGRAM else None,
-                token=PlatformToken(access_token=SecretStr(token)),
-            )
-        )
-    listings: list[PortfolioListing] = []
-    posts: list[PortfolioPost] = []
-    posts_of: dict[str, list[tuple[str, str]]] = {}
-    modified = mls.now - timedelta(days=1)
-    for i in range(LISTINGS):
-        key = f"P{i:05d}"
-        listing_id = f"l-push-{i:03d}"
-        modified += timedelta(seconds=rng.randint(1, 60))
-        mls.add_listing(key, "Active", modified=modified)
-        listings.append(
-            PortfolioListing(
-                listing_id=listing_id,
-                user_id=USER,
-                connection_id=CONNECTION,
-                listing_key=key,
-                status=Status.ACTIVE,
-            )
-        )
-        for platform in rng.sample(list(Platform), rng.randint(1, 3)):
-            post_id = f"p-{i:03d}-{platform.value}"
-            platform_post_id = f"pp-{i:03d}-{platform.value}"
-            platforms.add_post(platform.value, platform_post_id, token=f"tok-push-{platform.value}")
-            posts.append(
-                PortfolioPost(
-                    post_id=post_id,
-                    listing_id=listing_id,
-                    platform=platform,
-                    account_id=f"a-push-{platform.value}",
-                    platform_post_id=platform_post_id,
-                    status=PostStatus.PUBLISHED,
-                )
-            )
-            posts_of.setdefault(key, []).append((platform.value, platform_post_id))
-    portfolio = Portfolio(
-        users=[PortfolioUser(user_id=USER, name="Push Agent")],
-        connections=[
-            PortfolioConnection(
-                connection_id=CONNECTION,
-                user_id=USER,
-                vendor="reso",
-                base_url=mls.url,
-                credentials=MlsCredentials(token=SecretStr(next(iter(mls.static_tokens)))),
-                detection="entityEvent",
-            )
-        ],
-        platform_accounts=accounts,
-        listings=listings,
-        posts=posts,
-    )
-    return portfolio, posts_of
+def posts_by_key(world: BenchWorld) -> dict[str, list[tuple[str, str]]]:
+    """Each MLS key's posts, as (platform, platform post id) on the platform simulator."""
+    posts: dict[str, list[tuple[str, str]]] = {}
+    for post in world.portfolio.posts:
+        key = world.key_of[post.listing_id]
+        posts.setdefault(key, []).append((post.platform.value, post.platform_post_id))
+    return posts
 
 
 class _Polling:
@@ -233,17 +152,25 @@ def measure() -> dict[str, Any]:
         moto_log = stack.enter_context((log_dir / "moto.log").open("w", encoding="utf-8"))
         endpoint = stack.enter_context(_moto_process(moto_log))
         mls = stack.enter_context(MlsSimulator(vendor="reso", entity_events=True))
-        mls.set_time(datetime.now(UTC))
-        mls.follow(time.time)
         platforms = stack.enter_context(PlatformSimulator(latency=PLATFORM_LATENCY))
-        portfolio, posts_of = build_portfolio(mls, platforms)
+        world = build_world(
+            datetime.now(UTC),
+            random.Random(SEED),
+            mls,
+            platforms,
+            connection_count=1,
+            listings_per_connection=LISTINGS,
+            detection="entityEvent",
+        )
+        posts_of = posts_by_key(world)
+        mls.follow(time.time)  # the MLS's clock is the handlers' own from here on
         log = stack.enter_context((log_dir / "handlers.log").open("w", encoding="utf-8"))
         logging.basicConfig(stream=log, level=logging.WARNING, force=True)
         stack.enter_context(
             _environment({**_FAKE_AWS, "AWS_ENDPOINT_URL": endpoint, **platforms.env()})
         )
         deploy(endpoint, stack=STACK)
-        Seeder(stack_tables(STACK), SecretStore(aws.secrets()), STACK).seed(portfolio)
+        seed(world.portfolio)
         runtime = LocalRuntime.connect(endpoint, stack=STACK, overrides=platforms.env())
         first = run_tick(runtime, fired_at=datetime.now(UTC), handler_output=log)
         set_push_token(runtime, CONNECTION, PUSH_TOKEN)

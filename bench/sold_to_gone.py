@@ -63,7 +63,7 @@ from typing import Any, TextIO
 
 from mls_sync import aws
 from mls_sync.config import schedule_period_seconds
-from mls_sync.models import Listing, Platform, Post, PostStatus
+from mls_sync.models import Detection, Listing, Platform, Post, PostStatus
 from mls_sync.secrets import SecretStore
 from mls_sync.status import Status
 from mls_sync.timeutil import parse_utc
@@ -146,11 +146,18 @@ def _token(c: int, platform: Platform) -> str:
 
 
 def build_world(
-    start: datetime, rng: random.Random, mls: MlsSimulator, platforms: PlatformSimulator
+    start: datetime,
+    rng: random.Random,
+    mls: MlsSimulator,
+    platforms: PlatformSimulator,
+    *,
+    connection_count: int = CONNECTIONS,
+    listings_per_connection: int = LISTINGS_PER_CONNECTION,
+    detection: Detection = "auto",
 ) -> World:
     """Fills one MLS feed with every connection's listings (all Active, last modified during
     the day before ``start``) and the platform simulator with every post; the portfolio
-    names them."""
+    names them. ``detection`` is every connection's (bench/push_to_gone: ``entityEvent``)."""
     mls.set_time(start - timedelta(days=1))
     users: list[PortfolioUser] = []
     connections: list[PortfolioConnection] = []
@@ -160,7 +167,7 @@ def build_world(
     key_of: dict[str, str] = {}
     posts_of: dict[str, list[str]] = {}
     modified = start - timedelta(days=1)
-    for c in range(CONNECTIONS):
+    for c in range(connection_count):
         user_id = f"u-{c:02d}"
         users.append(PortfolioUser(user_id=user_id, name=f"Agent {c:02d}"))
         connections.append(
@@ -170,6 +177,7 @@ def build_world(
                 vendor="reso",
                 base_url=mls.url,
                 credentials=MlsCredentials(token=SecretStr(next(iter(mls.static_tokens)))),
+                detection=detection,
             )
         )
         for platform in Platform:
@@ -188,7 +196,7 @@ def build_world(
                     token=PlatformToken(access_token=SecretStr(_token(c, platform))),
                 )
             )
-        for i in range(LISTINGS_PER_CONNECTION):
+        for i in range(listings_per_connection):
             listing_id = f"l-{c:02d}-{i:03d}"
             key = f"B{c:02d}{i:04d}"
             modified += timedelta(seconds=rng.randint(1, 60))
