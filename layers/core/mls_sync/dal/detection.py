@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, Literal
 
-from mls_sync.dal.base import condition_failed_as, conditional
+from mls_sync.dal.base import Update, update_if, update_or_fail
 from mls_sync.models import ByKeyPhase
 
 if TYPE_CHECKING:
@@ -14,31 +14,36 @@ if TYPE_CHECKING:
 
 DetectedMode = Literal["replication", "entityEvent"]
 
+_EXISTS = "attribute_exists(connectionId)"
+
 
 class DetectionRepo:
     def __init__(self, table: Table) -> None:
         self._table = table
 
+    def _key(self, connection_id: str) -> dict[str, str]:
+        return {"connectionId": connection_id}
+
     def set_detected(self, connection_id: str, mode: DetectedMode, at: str) -> bool:
         """Records what the probe found, once: a concurrent run that recorded it first wins
         (both read the same ``$metadata``). False when it was already recorded."""
-        return conditional(
-            lambda: self._table.update_item(
-                Key={"connectionId": connection_id},
-                UpdateExpression="SET detected = :m, detectedAt = :t",
-                ConditionExpression=(
-                    "attribute_exists(connectionId) AND attribute_not_exists(detected)"
-                ),
-                ExpressionAttributeValues={":m": mode, ":t": at},
-            )
+        return update_if(
+            self._table,
+            self._key(connection_id),
+            Update(
+                "SET detected = :m, detectedAt = :t",
+                f"{_EXISTS} AND attribute_not_exists(detected)",
+                {":m": mode, ":t": at},
+            ),
         )
 
     def clear_detected(self, connection_id: str) -> None:
         """Forgets the probe's finding (the next run asks ``$metadata`` again)."""
-        self._table.update_item(
-            Key={"connectionId": connection_id},
-            UpdateExpression="REMOVE detected, detectedAt",
-            ConditionExpression="attribute_exists(connectionId)",
+        update_or_fail(
+            "connection missing",
+            self._table,
+            self._key(connection_id),
+            Update("REMOVE detected, detectedAt", _EXISTS),
         )
 
     def advance_anchor(
@@ -54,38 +59,33 @@ class DetectionRepo:
         ``sequence``/``key``. A concurrent writer that moved it first makes this fail with
         ConditionFailed('anchor moved') instead of rewinding it."""
         values: dict[str, Any] = {":s": sequence, ":t": synced_at}
-        sets = ["eventSequence = :s", "lastSyncedAt = :t"]
-        removes: list[str] = []
         if key is None:
-            removes.append("eventKey")
+            expression = "SET eventSequence = :s, lastSyncedAt = :t REMOVE eventKey"
         else:
-            sets.append("eventKey = :k")
+            expression = "SET eventSequence = :s, eventKey = :k, lastSyncedAt = :t"
             values[":k"] = key
         if expected is None:
-            condition = "attribute_exists(connectionId) AND attribute_not_exists(eventSequence)"
+            condition = f"{_EXISTS} AND attribute_not_exists(eventSequence)"
         else:
-            condition = "attribute_exists(connectionId) AND eventSequence = :expected"
+            condition = f"{_EXISTS} AND eventSequence = :expected"
             values[":expected"] = expected
-        expression = "SET " + ", ".join(sets)
-        if removes:
-            expression += " REMOVE " + ", ".join(removes)
-        with condition_failed_as("anchor moved"):
-            self._table.update_item(
-                Key={"connectionId": connection_id},
-                UpdateExpression=expression,
-                ConditionExpression=condition,
-                ExpressionAttributeValues=values,
-                ReturnValuesOnConditionCheckFailure="ALL_OLD",
-            )
+        update_or_fail(
+            "anchor moved",
+            self._table,
+            self._key(connection_id),
+            Update(expression, condition, values),
+            all_old=True,
+        )
 
     def drop_phase(self, connection_id: str, expected: ByKeyPhase) -> None:
         """Abandons a by-key phase under way (it starts again from the first key), unless a
         concurrent writer moved it: ConditionFailed('phase moved')."""
-        with condition_failed_as("phase moved"):
-            self._table.update_item(
-                Key={"connectionId": connection_id},
-                UpdateExpression="REMOVE byKeyPhase",
-                ConditionExpression="byKeyPhase = :expected",
-                ExpressionAttributeValues={":expected": expected.to_item()},
-                ReturnValuesOnConditionCheckFailure="ALL_OLD",
-            )
+        update_or_fail(
+            "phase moved",
+            self._table,
+            self._key(connection_id),
+            Update(
+                "REMOVE byKeyPhase", "byKeyPhase = :expected", {":expected": expected.to_item()}
+            ),
+            all_old=True,
+        )
