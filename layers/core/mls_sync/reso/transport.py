@@ -99,9 +99,6 @@ class Transport:
         self.allow_loopback = allow_loopback
         self.requests_made = 0
         self.token_requests = 0
-        self.retries = 0
-        """Failed attempts, token requests' included (each was followed by a retry or an
-        error)."""
         self._server_clock = ServerClock(clock, monotonic)
         if isinstance(tokens.credentials, ClientCredentials):
             check_url(tokens.credentials.token_url, allow_loopback=allow_loopback, what="token URL")
@@ -231,7 +228,6 @@ class Transport:
                     self.breaker.success()
                 return outcome
             failures += 1
-            self.retries += 1
             if outcome.kind is FailureKind.RATE_LIMITED:
                 throttled_for = outcome.retry_after
             if failures >= self.max_attempts:

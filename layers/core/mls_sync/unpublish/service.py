@@ -85,10 +85,6 @@ class UnpublishService:
             clock=self.clock,
         )
 
-    def process(self, job: UnpublishJob, attempt: Attempt | None = None) -> Result:
-        """Checks the job still applies, then takes the post down."""
-        return self.precheck(job) or self.take_down(job, attempt)
-
     def precheck(self, job: UnpublishJob) -> Result | None:
         """Why the job no longer applies, or None when the post must come down.
 
