@@ -235,42 +235,33 @@ def _json_entity_sets(text: str) -> set[str]:
 # ---------------------------------------------------------------------------- the reader
 
 
+@dataclass(kw_only=True)
 class EventReader:
     """The EntityEvent half of one connection's client; every request goes through the
     client's transport (budgets, rate limits, retries, deadline, auth, request counter)."""
 
-    def __init__(
-        self,
-        *,
-        get_json: GetJson,
-        get_text: GetText,
-        events_url: str,
-        metadata_url: str,
-        page_size: int,
-        host: str,
-        requests_made: Callable[[], int],
-    ) -> None:
-        self._get_json = get_json
-        self._get_text = get_text
-        self.events_url = events_url
-        self.metadata_url = metadata_url
-        self.page_size = page_size
-        self.host = host
-        self._requests_made = requests_made
-        self.requests = 0
-        """EntityEvent and ``$metadata`` requests sent (retries included)."""
-        self.skipped = 0
-        """Unreadable events met so far."""
+    get_json: GetJson
+    get_text: GetText
+    events_url: str
+    metadata_url: str
+    page_size: int
+    host: str
+    requests_made: Callable[[], int]
+    """The transport's MLS request count so far."""
+    requests: int = field(default=0, init=False)
+    """EntityEvent and ``$metadata`` requests sent (retries included)."""
+    skipped: int = field(default=0, init=False)
+    """Unreadable events met so far."""
 
     def _fetch(
         self, url: str, params: dict[str, str] | None, deadline: float | None
     ) -> tuple[list[Any], ParsedEvents, str | None]:
-        before = self._requests_made()
+        before = self.requests_made()
         try:
             headers = {"Prefer": f"odata.maxpagesize={self.page_size}"}
-            body, asked = self._get_json(url, params, deadline, headers)
+            body, asked = self.get_json(url, params, deadline, headers)
         finally:
-            self.requests += self._requests_made() - before
+            self.requests += self.requests_made() - before
         values = body.get("value")
         if not isinstance(values, list):
             raise MlsMalformedPage(f"{self.host}: EntityEvent page has no 'value' array")
@@ -287,15 +278,15 @@ class EventReader:
     def supports(self, deadline: float | None) -> bool:
         """One GET of ``$metadata``: does the server offer an ``EntityEvent`` entity set? A
         server without ``$metadata`` (404) offers nothing to read."""
-        before = self._requests_made()
+        before = self.requests_made()
         try:
-            document = self._get_text(self.metadata_url, deadline)
+            document = self.get_text(self.metadata_url, deadline)
         except MlsQueryRefused as exc:
             if exc.status == 404:
                 return False
             raise
         finally:
-            self.requests += self._requests_made() - before
+            self.requests += self.requests_made() - before
         return "EntityEvent" in entity_sets(document)
 
     def head(self, deadline: float | None) -> EventAnchor:
