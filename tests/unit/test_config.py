@@ -211,3 +211,12 @@ def test_every_setting_has_its_variable() -> None:
     for model in (Settings, PublisherSettings, PlatformSettings):
         for name, field in model.model_fields.items():
             assert isinstance(field.validation_alias, str) or name == "platforms", name
+
+
+def test_every_setting_is_one_scalar_read_from_text() -> None:
+    # read_settings hands each variable's text to pydantic as is: a list or dict field
+    # would need JSON decoding, which it does not do (pydantic-settings did).
+    scalars = {str, int, float, bool, str | None, int | None, float | None, bool | None}
+    for model in (RuntimeSettings, Settings, PublisherSettings, PlatformSettings):
+        for name, field in model.model_fields.items():
+            assert field.annotation in scalars or name == "platforms", (model, name)

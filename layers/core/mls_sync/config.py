@@ -1,5 +1,5 @@
-"""The service's configuration: one pydantic-settings model, read from the environment once
-per container, validated all at once, and passed down.
+"""The service's configuration: one pydantic model, read from the environment once per
+container, validated all at once, and passed down.
 
 This is the only module that reads ``os.environ`` (tests/unit/test_settings_sources.py
 checks the package and the handlers). The model is one hierarchy, each level readable on
@@ -25,27 +25,25 @@ import os
 from collections.abc import Mapping
 from typing import Annotated, Any, TypeVar, cast
 
-from pydantic import BeforeValidator, Field, ValidationError, field_validator
-from pydantic_settings import (
-    BaseSettings,
-    EnvSettingsSource,
-    PydanticBaseSettingsSource,
-    SettingsConfigDict,
-)
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, field_validator
 
 from mls_sync.container import per_container
 from mls_sync.policy import TransitionPolicy, parse_unpublish_on
 
-ENV_CONFIG = SettingsConfigDict(
+# A plain pydantic model filled by read_settings, not pydantic-settings' BaseSettings: that
+# package's __init__ imports every source it has (argparse CLI, dotenv, the cloud vaults,
+# asyncio), ~0.09 s of every cold start, for the one thing used here, reading each field
+# from its variable (docs/performance.md "Cold start").
+ENV_CONFIG = ConfigDict(
     frozen=True,
-    # Names exactly as the template writes them: ``listings_table`` in a shell is not
-    # LISTINGS_TABLE.
-    case_sensitive=True,
-    # An empty value counts as unset: CloudFormation writes "" for an empty parameter.
-    env_ignore_empty=True,
+    # Each value from its variable only (the field's validation_alias), named exactly as
+    # the template writes it: ``listings_table`` in a shell is not LISTINGS_TABLE.
+    validate_by_alias=True,
+    validate_by_name=False,
+    # A default goes through the same checks as a given value (the platform URLs).
+    validate_default=True,
     # Everything else in a Lambda environment (AWS_*, _HANDLER, PATH, ...) is not ours.
     extra="ignore",
-    validate_by_name=False,
 )
 
 
@@ -53,24 +51,12 @@ class ConfigError(RuntimeError):
     """A required environment variable is missing or invalid."""
 
 
-class EnvSettings(BaseSettings):
+class EnvSettings(BaseModel):
     """The base of every settings model here: filled from the environment by
     :func:`read_settings` alone. Built directly (``PlatformSettings()`` in a test) it holds
     its defaults and what is passed by variable name, and never reads the environment."""
 
     model_config = ENV_CONFIG
-
-    @classmethod
-    def settings_customise_sources(
-        cls,
-        settings_cls: type[BaseSettings],
-        init_settings: PydanticBaseSettingsSource,
-        env_settings: PydanticBaseSettingsSource,
-        dotenv_settings: PydanticBaseSettingsSource,
-        file_secret_settings: PydanticBaseSettingsSource,
-    ) -> tuple[PydanticBaseSettingsSource, ...]:
-        del settings_cls, env_settings, dotenv_settings, file_secret_settings
-        return (init_settings,)
 
 
 S = TypeVar("S", bound=EnvSettings)
@@ -219,15 +205,18 @@ def _group(annotation: object) -> type[EnvSettings] | None:
 
 
 def _values(cls: type[EnvSettings], environ: Mapping[str, str]) -> dict[str, Any]:
-    # pydantic-settings' own environment source (aliases, case, empty values as unset,
-    # JSON for complex types), pointed at ``environ`` instead of the process's.
-    source = EnvSettingsSource(cls)
-    source.env_vars = {k: v for k, v in environ.items() if v != ""}
-    values = source()
+    """What ``environ`` holds for ``cls``, keyed by variable name as validation expects; a
+    group's values under its field name. Every field here is a scalar (no JSON values)."""
+    values: dict[str, Any] = {}
     for name, field in cls.model_fields.items():
         group = _group(field.annotation)
         if group is not None:
             values[name] = _values(group, environ)
+        elif isinstance(field.validation_alias, str):
+            value = environ.get(field.validation_alias)
+            # An empty value counts as unset: CloudFormation writes "" for an empty parameter.
+            if value:
+                values[field.validation_alias] = value
     return values
 
 
