@@ -51,7 +51,6 @@ def test_the_layer_pins_its_runtime_dependencies() -> None:
     for name in (
         "pydantic",
         "pydantic-core",
-        "pydantic-settings",
         "httpx",
         "aws-lambda-powertools",
     ):

@@ -279,7 +279,7 @@ def check_url(url: str, *, allow_loopback: bool, what: str = "URL") -> str:
 def loopback_allowed_from_env(environ: Mapping[str, str] | None = None) -> bool:
     """Local mode (``MLS_SYNC_ALLOW_LOOPBACK``, exactly ``true``): from ``environ``, or
     this process's settings (``mls_sync.config``, read once per container)."""
-    # Here, not at the top: a module that only checks URLs need not load pydantic-settings.
+    # Here, not at the top: a module that only checks URLs need not build the settings models.
     from mls_sync.config import RuntimeSettings, read_settings, runtime_settings  # noqa: PLC0415
 
     runtime = runtime_settings() if environ is None else read_settings(RuntimeSettings, environ)
