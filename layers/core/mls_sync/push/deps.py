@@ -7,6 +7,7 @@ from mls_sync.config import ConfigError, Settings, get_settings
 from mls_sync.container import per_container
 from mls_sync.dal.push_access import PushAccessRepo
 from mls_sync.dal.push_inbox import PushInboxRepo
+from mls_sync.push.access_cache import CachedAccess
 from mls_sync.push.jobs import PushJobSender
 from mls_sync.push.receiver import PushDeps
 from mls_sync.secrets import SECRET_MAX_AGE_SECONDS, SecretStore
@@ -18,7 +19,9 @@ def build_push_deps(settings: Settings | None = None) -> PushDeps:
         raise ConfigError("invalid configuration: PUSH_INBOX_TABLE is not set")
     # Clients with short timeouts: the producer is waiting for the answer (aws.quick_*).
     return PushDeps(
-        connections=PushAccessRepo(aws.quick_dynamodb(), settings.connections_table),
+        # One DynamoDB request a push, not two: the access answer is kept a while (why:
+        # push/access_cache.py).
+        connections=CachedAccess(PushAccessRepo(aws.quick_dynamodb(), settings.connections_table)),
         inbox=PushInboxRepo(aws.quick_dynamodb(), settings.push_inbox_table),
         secrets=SecretStore(aws.quick_secrets(), max_age=SECRET_MAX_AGE_SECONDS),
         jobs=PushJobSender(aws.quick_sqs(), settings.sync_queue_url),

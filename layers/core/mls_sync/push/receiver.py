@@ -17,9 +17,9 @@ from datetime import datetime, timedelta
 from aws_lambda_powertools import Logger
 from botocore.exceptions import BotoCoreError, ClientError
 
-from mls_sync.dal.push_access import PushAccessRepo
 from mls_sync.dal.push_inbox import PushInboxRepo
 from mls_sync.inputs import InputError, decode_body, is_id, loads_object
+from mls_sync.push.access_cache import AccessSource
 from mls_sync.push.auth import SecretSource, Verdict, judge
 from mls_sync.push.bodies import BodyError, pushed_keys
 from mls_sync.push.http import UNAUTHORIZED, Answer, PushRequest, refused
@@ -46,7 +46,7 @@ logger = Logger(child=True)
 
 @dataclass(frozen=True)
 class PushDeps:
-    connections: PushAccessRepo
+    connections: AccessSource
     inbox: PushInboxRepo
     secrets: SecretSource
     jobs: PushJobSender
