@@ -45,8 +45,11 @@ if TYPE_CHECKING:
     from collections.abc import Collection
 
     from mypy_boto3_dynamodb.client import DynamoDBClient
+    from mypy_boto3_dynamodb.literals import ReturnValueType
 
 ITEM_TOO_LARGE = "Item size has exceeded the maximum allowed size"
+_ONE = {"N": "1"}
+_ZERO = {"N": "0"}
 _DONE_ROUNDS = 5
 
 
@@ -102,6 +105,37 @@ class PushInboxRepo:
         self._client = client
         self.table_name = table_name
 
+    def _update(
+        self,
+        connection_id: str,
+        expression: str,
+        values: dict[str, Any],
+        *,
+        condition: str | None = None,
+        returns: ReturnValueType = "NONE",
+    ) -> dict[str, Any] | None:
+        """One UpdateItem on the connection's inbox item: the attributes it returned (as
+        ``returns`` asks; empty for NONE), or None when ``condition`` did not hold."""
+        request: dict[str, Any] = {
+            "TableName": self.table_name,
+            "Key": _key(connection_id),
+            "UpdateExpression": expression,
+            "ExpressionAttributeValues": values,
+            "ReturnValues": returns,
+        }
+        if condition is not None:
+            request["ConditionExpression"] = condition
+        if "#keys" in f"{expression} {condition}":
+            # DynamoDB refuses a name map that an expression does not use.
+            request["ExpressionAttributeNames"] = {"#keys": "keys"}
+        try:
+            answer = self._client.update_item(**request)
+        except ClientError as exc:
+            if is_condition_failure(exc):
+                return None
+            raise
+        return dict(answer.get("Attributes", {}))
+
     def add(
         self,
         connection_id: str,
@@ -122,32 +156,29 @@ class PushInboxRepo:
         if room < 0:
             return AddOutcome(saturated=True)
         try:
-            answer = self._client.update_item(
-                TableName=self.table_name,
-                Key=_key(connection_id),
-                UpdateExpression=(
-                    "ADD #keys :keys, pushes :one, pendingPushes :one "
-                    "SET updatedAt = :now, pendingSince = if_not_exists(pendingSince, :now)"
-                ),
-                # Room for every key of this push even if none is in the set yet: the set
-                # never holds more than ``cap`` (and the item stays under 400 KB).
-                ConditionExpression="attribute_not_exists(#keys) OR size(#keys) <= :room",
-                ExpressionAttributeNames={"#keys": "keys"},
-                ExpressionAttributeValues={
+            old = self._update(
+                connection_id,
+                "ADD #keys :keys, pushes :one, pendingPushes :one "
+                "SET updatedAt = :now, pendingSince = if_not_exists(pendingSince, :now)",
+                {
                     ":keys": {"SS": wanted},
-                    ":one": {"N": "1"},
+                    ":one": _ONE,
                     ":now": {"S": now},
                     ":room": {"N": str(room)},
                 },
+                # Room for every key of this push even if none is in the set yet: the set
+                # never holds more than ``cap`` (and the item stays under 400 KB).
+                condition="attribute_not_exists(#keys) OR size(#keys) <= :room",
                 # The old set, to see which keys were already waiting (ALL_OLD: the set is
                 # most of the item anyway, and every attribute comes back changed or not).
-                ReturnValues="ALL_OLD",
+                returns="ALL_OLD",
             )
         except ClientError as exc:
-            if is_condition_failure(exc) or _too_large(exc):
+            if _too_large(exc):
                 return AddOutcome(saturated=True)
             raise
-        old = dict(answer.get("Attributes", {}))
+        if old is None:
+            return AddOutcome(saturated=True)
         flipped = _number(old, "pendingPushes") == 0
         outcome = AddOutcome(
             saturated=False,
@@ -169,23 +200,14 @@ class PushInboxRepo:
         ``done`` removed them in between), so its ``done`` leaves them for the next take. A
         second flip is possible here (a take came between the two writes): then this push
         sends the job (the outcome returned), else None."""
-        answer = self._client.update_item(
-            TableName=self.table_name,
-            Key=_key(connection_id),
-            UpdateExpression=(
-                "ADD again :keys, #keys :keys, againCount :one, pushes :one, pendingPushes :one "
-                "SET pendingSince = if_not_exists(pendingSince, :now)"
-            ),
-            ExpressionAttributeNames={"#keys": "keys"},
-            ExpressionAttributeValues={
-                ":keys": {"SS": keys},
-                ":one": {"N": "1"},
-                ":now": {"S": now},
-            },
-            ReturnValues="UPDATED_OLD",
+        old = self._update(
+            connection_id,
+            "ADD again :keys, #keys :keys, againCount :one, pushes :one, pendingPushes :one "
+            "SET pendingSince = if_not_exists(pendingSince, :now)",
+            {":keys": {"SS": keys}, ":one": _ONE, ":now": {"S": now}},
+            returns="UPDATED_OLD",
         )
-        old = dict(answer.get("Attributes", {}))
-        if _number(old, "pendingPushes") != 0:
+        if old is None or _number(old, "pendingPushes") != 0:
             return None
         return AddOutcome(saturated=False, send_job=True, ticket=_number(old, "pushes") + 1)
 
@@ -193,42 +215,26 @@ class PushInboxRepo:
         """Undoes the flip of a push whose job could not be sent: ``pendingPushes`` back to
         0, only while no worker has taken the keys since that push (``takenAt`` below its
         ticket). True when it was put back; the next push then sends the job."""
-        try:
-            self._client.update_item(
-                TableName=self.table_name,
-                Key=_key(connection_id),
-                UpdateExpression="SET pendingPushes = :zero REMOVE pendingSince",
-                ConditionExpression=(
-                    "pendingPushes > :zero AND (attribute_not_exists(takenAt) OR takenAt < :t)"
-                ),
-                ExpressionAttributeValues={":zero": {"N": "0"}, ":t": {"N": str(ticket)}},
-            )
-        except ClientError as exc:
-            if is_condition_failure(exc):
-                return False
-            raise
-        return True
+        put_back = self._update(
+            connection_id,
+            "SET pendingPushes = :zero REMOVE pendingSince",
+            {":zero": _ZERO, ":t": {"N": str(ticket)}},
+            condition="pendingPushes > :zero AND (attribute_not_exists(takenAt) OR takenAt < :t)",
+        )
+        return put_back is not None
 
     def open(self, connection_id: str) -> InboxBatch:
         """Takes the keys present now (ALL_NEW); keys pushed after this instant send a new
         job. No inbox item: no keys (and none is created)."""
-        try:
-            answer = self._client.update_item(
-                TableName=self.table_name,
-                Key=_key(connection_id),
-                UpdateExpression=(
-                    "SET pendingPushes = :zero, takenAt = pushes ADD takes :one "
-                    "REMOVE again, pendingSince"
-                ),
-                ConditionExpression="attribute_exists(pushes)",
-                ExpressionAttributeValues={":zero": {"N": "0"}, ":one": {"N": "1"}},
-                ReturnValues="ALL_NEW",
-            )
-        except ClientError as exc:
-            if is_condition_failure(exc):
-                return InboxBatch(keys=[], take=None)
-            raise
-        item = dict(answer.get("Attributes", {}))
+        item = self._update(
+            connection_id,
+            "SET pendingPushes = :zero, takenAt = pushes ADD takes :one REMOVE again, pendingSince",
+            {":zero": _ZERO, ":one": _ONE},
+            condition="attribute_exists(pushes)",
+            returns="ALL_NEW",
+        )
+        if item is None:
+            return InboxBatch(keys=[], take=None)
         return InboxBatch(
             keys=_keys(item), take=_number(item, "takes"), mark=_number(item, "againCount")
         )
@@ -274,41 +280,26 @@ class PushInboxRepo:
     def job_sent(self, connection_id: str, now: str) -> None:
         """Records that the job owed since ``pendingSince`` was sent (``jobSentAt``), so no
         later push takes it for lost."""
-        try:
-            self._client.update_item(
-                TableName=self.table_name,
-                Key=_key(connection_id),
-                UpdateExpression="SET jobSentAt = :now",
-                ConditionExpression="attribute_exists(pushes)",
-                ExpressionAttributeValues={":now": {"S": now}},
-            )
-        except ClientError as exc:
-            if not is_condition_failure(exc):
-                raise
+        # No inbox (condition failed): nothing is owed, so nothing to record.
+        self._update(
+            connection_id,
+            "SET jobSentAt = :now",
+            {":now": {"S": now}},
+            condition="attribute_exists(pushes)",
+        )
 
     def requeue(self, connection_id: str, *, now: str) -> InboxTicket | None:
         """For a worker that runs out of time with keys left: like a push of no new key. A
         ticket means the caller must send the job (``PushJobSender.send`` with its number);
         None means a push already did, or nothing is left."""
-        try:
-            answer = self._client.update_item(
-                TableName=self.table_name,
-                Key=_key(connection_id),
-                UpdateExpression="ADD pushes :one, pendingPushes :one SET pendingSince = :now",
-                ConditionExpression="attribute_exists(#keys) AND pendingPushes = :zero",
-                ExpressionAttributeNames={"#keys": "keys"},
-                ExpressionAttributeValues={
-                    ":one": {"N": "1"},
-                    ":zero": {"N": "0"},
-                    ":now": {"S": now},
-                },
-                ReturnValues="UPDATED_NEW",
-            )
-        except ClientError as exc:
-            if is_condition_failure(exc):
-                return None
-            raise
-        return InboxTicket(number=_number(dict(answer.get("Attributes", {})), "pushes"))
+        new = self._update(
+            connection_id,
+            "ADD pushes :one, pendingPushes :one SET pendingSince = :now",
+            {":one": _ONE, ":zero": _ZERO, ":now": {"S": now}},
+            condition="attribute_exists(#keys) AND pendingPushes = :zero",
+            returns="UPDATED_NEW",
+        )
+        return None if new is None else InboxTicket(number=_number(new, "pushes"))
 
     def peek(self, connection_id: str) -> InboxBatch:
         """The keys waiting and the takes so far, read consistently (tests, operators)."""
