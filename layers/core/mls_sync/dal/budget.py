@@ -29,7 +29,7 @@ from botocore.exceptions import ClientError
 
 from mls_sync import aws
 from mls_sync.config import Settings
-from mls_sync.dal.base import is_condition_failure
+from mls_sync.dal.base import conditional, is_condition_failure
 from mls_sync.reso.budget import BudgetSettings, BudgetState, SharedBudgets
 
 if TYPE_CHECKING:
@@ -151,8 +151,9 @@ class DynamoBudgetStore:
 
     def block(self, key: str, until: float) -> None:
         self._count(writes=1)
-        try:
-            self._client.update_item(
+        # A condition that fails means already blocked at least that long: nothing to do.
+        conditional(
+            lambda: self._client.update_item(
                 TableName=self._table,
                 Key={"budgetId": {"S": key}},
                 UpdateExpression="SET blockedUntil = :t, expiresAt = :e ADD version :one",
@@ -163,9 +164,7 @@ class DynamoBudgetStore:
                     ":one": _n(1),
                 },
             )
-        except ClientError as exc:
-            if not is_condition_failure(exc):  # already blocked at least that long
-                raise
+        )
 
 
 def budgets_from_settings(

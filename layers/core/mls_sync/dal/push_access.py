@@ -9,9 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from botocore.exceptions import ClientError
-
-from mls_sync.dal.base import ConditionFailed, is_condition_failure
+from mls_sync.dal.base import condition_failed_as
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb.client import DynamoDBClient
@@ -46,7 +44,7 @@ class PushAccessRepo:
     def set_secret(self, connection_id: str, secret_arn: str) -> None:
         """Enables push with the token in ``secret_arn`` (`mls-sync push set-token`).
         ConditionFailed('missing') when the connection does not exist."""
-        try:
+        with condition_failed_as("missing"):
             self._client.update_item(
                 TableName=self._table,
                 Key={"connectionId": {"S": connection_id}},
@@ -54,7 +52,3 @@ class PushAccessRepo:
                 ConditionExpression="attribute_exists(connectionId)",
                 ExpressionAttributeValues={":s": {"S": secret_arn}},
             )
-        except ClientError as exc:
-            if is_condition_failure(exc):
-                raise ConditionFailed("missing") from None
-            raise
