@@ -56,32 +56,17 @@ class SyncIncompleteError(RuntimeError):
 
 def _emit(result: SyncResult) -> None:
     counts = result.counts
-    metrics.add_metric(
-        name="StatusChanges", unit=MetricUnit.Count, value=counts.get("statusChanges", 0)
-    )
-    metrics.add_metric(
-        name="RecordsRead", unit=MetricUnit.Count, value=counts.get("recordsRead", 0)
-    )
-    metrics.add_metric(name="MlsRequests", unit=MetricUnit.Count, value=result.mls_requests)
-    metrics.add_metric(
-        name="UnpublishJobs", unit=MetricUnit.Count, value=counts.get("unpublishJobs", 0)
-    )
-    metrics.add_metric(
-        name="QuarantinedRecords", unit=MetricUnit.Count, value=counts.get("quarantined", 0)
-    )
-    metrics.add_metric(
-        name="FutureStampedRecords", unit=MetricUnit.Count, value=counts.get("futureStamped", 0)
-    )
-    metrics.add_metric(
-        name="DegradedPaging", unit=MetricUnit.Count, value=counts.get("degraded", 0)
-    )
-    metrics.add_metric(
-        name="MassChangeHeld", unit=MetricUnit.Count, value=counts.get("massChangeHeld", 0)
-    )
-    metrics.add_metric(
-        name="TakedownsHeld", unit=MetricUnit.Count, value=counts.get("takedownsHeld", 0)
-    )
-    metrics.add_metric(name=f"Sync_{result.outcome}", unit=MetricUnit.Count, value=1)
+    count = MetricUnit.Count
+    metrics.add_metric(name="StatusChanges", unit=count, value=counts.status_changes)
+    metrics.add_metric(name="RecordsRead", unit=count, value=counts.records_read)
+    metrics.add_metric(name="MlsRequests", unit=count, value=result.mls_requests)
+    metrics.add_metric(name="UnpublishJobs", unit=count, value=counts.unpublish_jobs)
+    metrics.add_metric(name="QuarantinedRecords", unit=count, value=counts.quarantined)
+    metrics.add_metric(name="FutureStampedRecords", unit=count, value=counts.future_stamped)
+    metrics.add_metric(name="DegradedPaging", unit=count, value=counts.degraded)
+    metrics.add_metric(name="MassChangeHeld", unit=count, value=counts.mass_change_held)
+    metrics.add_metric(name="TakedownsHeld", unit=count, value=counts.takedowns_held)
+    metrics.add_metric(name=f"Sync_{result.outcome}", unit=count, value=1)
 
 
 def _record_health(result: SyncResult, deps: SyncDeps) -> None:
@@ -92,7 +77,7 @@ def _record_health(result: SyncResult, deps: SyncDeps) -> None:
     try:
         quarantined = (
             deps.listings.count_quarantined(result.connection_id)
-            if counts.get("quarantined") or counts.get("quarantineCleared")
+            if counts.quarantined or counts.quarantine_cleared
             else None
         )
         record = deps.connections.record_outcome(
@@ -101,7 +86,7 @@ def _record_health(result: SyncResult, deps: SyncDeps) -> None:
             at=deps.clock(),
             run_key=result.run_key,
             errors=result.errors,
-            failed_listings=counts.get("failed", 0),
+            failed_listings=counts.failed,
             quarantined=quarantined,
         )
     except Exception as exc:  # noqa: BLE001 - health is observability, never the job's fate
@@ -183,7 +168,7 @@ def handle(event: dict[str, Any], context: LambdaContext, deps: SyncDeps | None 
         if result.retry:
             raise SyncIncompleteError(
                 f"sync of {job.connection_id} {result.outcome}: "
-                f"{result.counts.get('failed', 0)} listing(s) failed; "
+                f"{result.counts.failed} listing(s) failed; "
                 + ("; ".join(result.errors[:3]) or "see the sync run")
             )
         return result.outcome

@@ -13,6 +13,7 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validat
 from pydantic.alias_generators import to_camel
 
 from mls_sync.inputs import ID_PATTERN, check_id
+from mls_sync.run_counts import RunCounts
 from mls_sync.status import Status, parse_status
 from mls_sync.timeutil import TimestampError, format_utc, parse_utc
 
@@ -292,7 +293,8 @@ class SyncRun(ItemModel):
     finished_at: UtcText | None = None
     # "queued": a manual job recorded at request time, not started yet (pipeline.manual).
     outcome: Literal["queued", "running", "succeeded", "partial", "failed", "continued"] = "running"
-    counts: dict[str, int] = Field(default_factory=dict)
+    # Stored as a plain map: camelCase names, zeros left out (mls_sync.run_counts).
+    counts: RunCounts = Field(default_factory=RunCounts)
     errors: list[str] = Field(default_factory=list)
     mls_requests: int = 0
     duration_ms: int = 0

@@ -31,6 +31,7 @@ from mls_sync.models import (
     StatusChange,
     SyncRun,
 )
+from mls_sync.run_counts import RunCounts
 from mls_sync.status import Status
 from mls_sync.timeutil import Instant
 
@@ -402,7 +403,7 @@ def test_a_run_finishes_only_while_running(stack: LocalStack) -> None:
     repo = SyncRunsRepo(stack.tables.sync_runs)
     repo.start(_run())
     done = _run().model_copy(
-        update={"outcome": "succeeded", "finished_at": LATER, "counts": {"read": 3}}
+        update={"outcome": "succeeded", "finished_at": LATER, "counts": RunCounts(records_read=3)}
     )
     repo.finish(done)
     assert repo.get("c-1", _run().run_key) == done

@@ -48,7 +48,7 @@ class Feed:
         run = world.runs.list_for_connection(CONNECTION, limit=1)[0]
         assert run.run_key.startswith(slot[:19])
         return {
-            **run.counts,
+            **run.counts.to_stored(),
             "mlsRequests": run.mls_requests,
             "retried": int(bool(response["batchItemFailures"])),
             run.outcome: 1,

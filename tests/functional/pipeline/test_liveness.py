@@ -87,7 +87,7 @@ def test_first_sync_larger_than_one_invocation_finishes_across_continuations(
     assert connection.last_reconciled_at is not None
     # And no listing was read by key twice: each continuation resumed after the last chunk
     # (the rest of what was read is the change feed's overlap, read by every run)
-    by_key = sum(r.counts.get("readByKey", 0) for r in runs)
+    by_key = sum(r.counts.read_by_key for r in runs)
     assert by_key <= 100 + 2 * len(outcomes)
 
 
@@ -141,7 +141,7 @@ def test_reconciliation_resumes_and_scheduled_runs_keep_reading_changes(world: W
     assert connection is not None
     assert connection.by_key_phase is None
     runs = world.runs.list_for_connection(CONNECTION, limit=100)
-    assert any(r.counts.get("phaseResumed") for r in runs)
+    assert any(r.counts.phase_resumed for r in runs)
 
 
 # ---------------------------------------------------------------------------- case 4
@@ -167,7 +167,7 @@ def test_a_record_the_table_refuses_is_quarantined_and_the_cursor_moves_on(
     assert world.status("l-2") is Status.SOLD
     run = world.runs.list_for_connection(CONNECTION, limit=1)[0]
     assert run.outcome == "succeeded"
-    assert run.counts["quarantined"] == 1
+    assert run.counts.quarantined == 1
     l1 = world.listings.get("l-1")
     assert l1 is not None
     assert l1.status is Status.ACTIVE

@@ -24,7 +24,7 @@ def _run(world: World, slot: str, **deps: int) -> dict[str, int]:
     assert response == {"batchItemFailures": []}
     run = world.runs.list_for_connection(CONNECTION, limit=1)[0]
     assert run.outcome == "succeeded", run.errors
-    return {**run.counts, "mlsRequests": run.mls_requests}
+    return {**run.counts.to_stored(), "mlsRequests": run.mls_requests}
 
 
 def test_a_newly_tracked_listing_gets_its_status_on_the_next_run(world: World) -> None:

@@ -45,7 +45,7 @@ def _synced(world: World, count: int = 5) -> None:
 
 def _last_run(world: World) -> dict[str, Any]:
     run = world.runs.list_for_connection(CONNECTION, limit=1)[0]
-    return {**run.counts, "mlsRequests": run.mls_requests, run.outcome: 1}
+    return {**run.counts.to_stored(), "mlsRequests": run.mls_requests, run.outcome: 1}
 
 
 def test_pushed_keys_are_read_by_key_and_leave_the_inbox_once_applied(world: World) -> None:

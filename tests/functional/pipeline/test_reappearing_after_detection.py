@@ -14,6 +14,7 @@ from mls_sync import aws
 from mls_sync.dal import ListingsRepo
 from mls_sync.dal.listings import ApplyResult, MlsUpdate
 from mls_sync.models import Listing, PostStatus, StatusChange
+from mls_sync.run_counts import RunCounts
 from mls_sync.status import Status
 from mls_sync.timeutil import Instant, format_utc
 
@@ -69,7 +70,7 @@ def _pairs(world: World) -> Counter[tuple[str | None, str]]:
     return Counter((e["detail"]["from"], e["detail"]["to"]) for e in world.events())
 
 
-def _last_run_counts(world: World) -> dict[str, int]:
+def _last_run_counts(world: World) -> RunCounts:
     run = world.runs.list_for_connection(CONNECTION, limit=1)[0]
     assert run.outcome == "succeeded", run.errors
     return run.counts
@@ -131,7 +132,7 @@ def test_a_listing_back_with_its_old_timestamp_is_restored(world: World, path: s
     _assert_restored_once(world)
     assert _pairs(world) == Counter({("deleted", "active"): 1})
     assert world.unpublish_jobs() == []
-    assert _last_run_counts(world)["statusChanges"] == 1
+    assert _last_run_counts(world).status_changes == 1
     # And reading the same record again changes nothing
     world.run_worker([world.job("reconcile", slot="2026-11-28T12:45:00Z")])
     _assert_restored_once(world)
@@ -197,7 +198,7 @@ def test_a_deletion_by_detection_never_overwrites_a_newer_record(world: World) -
     assert world.status("l-1") is Status.ACTIVE
     assert world.changes("l-1") == []
     assert world.events() == []
-    assert _last_run_counts(world)["deletionRefused"] == 1
+    assert _last_run_counts(world).deletion_refused == 1
     listing = world.listings.get("l-1")
     assert listing is not None
     assert not listing.deleted_by_detection

@@ -8,6 +8,7 @@ from collections.abc import Iterator
 from datetime import datetime, timedelta
 
 import pytest
+from mls_sync.run_counts import RunCounts
 from mls_sync.status import Status
 
 from mls_sync_local.sim.mls import MlsSimulator
@@ -42,7 +43,7 @@ def _asked_by(world: World, field: str) -> int:
     return sum(field in entry.params.get("$filter", "") for entry in world.sim.log)
 
 
-def _last_run_counts(world: World) -> dict[str, int]:
+def _last_run_counts(world: World) -> RunCounts:
     run = world.runs.list_for_connection(CONNECTION, limit=1)[0]
     assert run.outcome == "succeeded", run.errors
     return run.counts
@@ -96,7 +97,7 @@ def test_reconcile_asks_by_listing_id_and_deletes_only_what_left_the_feed(grid: 
     # alone (not deleted), and counted as not reconcilable
     assert grid.status("l-1") is Status.ACTIVE
     assert grid.status("l-4") is Status.ACTIVE
-    assert counts["notReconcilable"] == 1
+    assert counts.not_reconcilable == 1
     assert grid.changes("l-4") == []
 
 
@@ -120,7 +121,7 @@ def test_listing_id_is_learned_from_applied_records_then_used_to_reconcile(grid:
     grid.sim.advance(60)
     grid.sim.remove_listing("K1")
     grid.run_worker([grid.job("reconcile", slot="2026-11-28T12:30:00Z")])
-    assert _last_run_counts(grid).get("notReconcilable", 0) == 0
+    assert _last_run_counts(grid).not_reconcilable == 0
     assert grid.status("l-1") is Status.DELETED
     assert transitions(grid.events()) == {("ListingDeleted", "pending", "deleted"): 1}
 
@@ -139,7 +140,7 @@ def test_a_listing_id_that_now_names_another_listing_is_never_a_deletion(grid: W
     grid.run_worker([grid.job("reconcile", slot="2026-11-28T12:15:00Z")])
     # Then our listing is neither given K9's status nor deleted
     assert grid.status("l-1") is Status.ACTIVE
-    assert _last_run_counts(grid)["lookupMismatch"] == 1
+    assert _last_run_counts(grid).lookup_mismatch == 1
     assert grid.events() == []
 
 
@@ -159,7 +160,7 @@ def test_newly_tracked_mls_grid_listings_are_looked_up_by_listing_id(grid: World
     # Then the one we can ask about is read by ListingId and sold; the other waits for a
     # record of its own (no request by ListingKey, no deletion)
     counts = _last_run_counts(grid)
-    assert counts["newlyTracked"] == 1
+    assert counts.newly_tracked == 1
     assert grid.status("l-1") is Status.SOLD
     assert grid.status("l-2") is Status.ACTIVE
     assert _asked_by(grid, "ListingKey") == 0

@@ -139,7 +139,7 @@ def test_one_failing_listing_does_not_stop_the_others_and_is_retried(world: Worl
     assert world.status("l-3") is Status.SOLD
     run = world.runs.list_for_connection(CONNECTION, limit=1)[0]
     assert run.outcome == "partial"
-    assert run.counts["failed"] == 1
+    assert run.counts.failed == 1
     assert any("K2" in e and "bus unavailable" in e for e in run.errors)
     # And the cursor did not pass the page holding the failure
     after = world.connections.get(CONNECTION)
@@ -227,9 +227,9 @@ def test_untracked_records_cost_nothing_but_the_read(world: World) -> None:
     world.run_worker([world.job(slot="2026-11-28T12:15:00Z")])
     # Then they were read and counted, nothing else
     run = world.runs.list_for_connection(CONNECTION, limit=1)[0]
-    assert run.counts["untracked"] == 200
-    assert run.counts["recordsRead"] - run.counts.get("unchanged", 0) == 200
-    assert "statusChanges" not in run.counts
+    assert run.counts.untracked == 200
+    assert run.counts.records_read - run.counts.unchanged == 200
+    assert run.counts.status_changes == 0
     assert world.events() == []
 
 
@@ -251,7 +251,7 @@ def test_first_sync_reads_tracked_listings_by_key_never_the_feed(world: World) -
     assert connection is not None
     assert connection.cursor is not None
     run = world.runs.list_for_connection(CONNECTION, limit=1)[0]
-    assert run.counts["recordsRead"] < 300
+    assert run.counts.records_read < 300
 
 
 def test_a_body_that_does_not_parse_fails_alone(world: World) -> None:

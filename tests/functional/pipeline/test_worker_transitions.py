@@ -81,7 +81,7 @@ def test_transition_end_to_end(
     assert sorted(j["postId"] for j in jobs) == (["p-fb", "p-li"] if unpublished else [])
     run = world.runs.list_for_connection(CONNECTION, limit=1)[0]
     assert run.outcome == "succeeded"
-    assert run.counts[f"{ours.value}>{to.value}"] == 1
+    assert run.counts.transitions == {(ours, to): 1}
     assert run.mls_requests >= 1
 
 

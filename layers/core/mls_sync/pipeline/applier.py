@@ -51,7 +51,7 @@ class Applier(Outbox):
     ) -> None:
         listing_id = tracked.ids.get(record.listing_key)
         if listing_id is None:
-            self.counts["untracked"] += 1
+            self.counts.untracked += 1
             return
         if self.sample_timestamp is None and record.modification.raw:
             self.sample_timestamp = record.modification.raw
@@ -64,7 +64,7 @@ class Applier(Outbox):
             or listing.connection_id != self.job.connection_id
         ):
             # The key map is behind: the listing now names another key (or connection).
-            self.counts["untracked"] += 1
+            self.counts.untracked += 1
             return
         if self._guarded(
             record.listing_key, listing_id, lambda: self._apply(listing_id, update, listing)
@@ -75,7 +75,10 @@ class Applier(Outbox):
         raw = self.deps.listings.get_raw(listing_id)
         listing = Listing.model_validate(raw) if raw else None
         if raw is None or listing is None or listing.sync_excluded:
-            self.counts["excluded" if listing else "vanished"] += 1
+            if listing:
+                self.counts.excluded += 1
+            else:
+                self.counts.vanished += 1
             return
         if listing.status is Status.DELETED:
             # Already deleted: finish the deletion's effects if a crash left them pending
@@ -83,7 +86,7 @@ class Applier(Outbox):
             latest = self._latest_change(listing)
             if latest is not None and latest.pending_effects:
                 self._deliver(latest)
-            self.counts["unchanged"] += 1
+            self.counts.unchanged += 1
             return
         update = deletion_update(self.now)
         self._finish_pending(listing, update)
@@ -93,13 +96,15 @@ class Applier(Outbox):
             listing, update, change, raw.get("mlsModifiedKey")
         )
         if result.applied:
-            self.counts["statusChanges"] += 1
-            self.counts[f"{change.from_status}>{change.to_status}"] += 1
+            self.counts.status_changed(change.from_status, change.to_status)
             self._deliver(change)
             return
         # Not retried here: a record applied since the read (``stale``) means the MLS spoke
         # after all; any other refusal is decided again by the next reconciliation.
-        self.counts["deletionRefused" if result.reason == "stale" else "unchanged"] += 1
+        if result.reason == "stale":
+            self.counts.deletion_refused += 1
+        else:
+            self.counts.unchanged += 1
 
     def _apply(
         self,
@@ -112,15 +117,15 @@ class Applier(Outbox):
         current = listing or self.deps.listings.get(listing_id)
         for _ in range(3):
             if current is None:
-                self.counts["vanished"] += 1
+                self.counts.vanished += 1
                 return
             if current.sync_excluded:
-                self.counts["excluded"] += 1
+                self.counts.excluded += 1
                 return
             if is_stale(current, update):
                 # Decided in memory: no write, and the change's pending effects (if a
                 # delivery crashed) are looked up with the page's others in one read.
-                self.counts["unchanged"] += 1
+                self.counts.unchanged += 1
                 self._cleared(current)
                 self._seen(listing_id, update, current)
                 return
@@ -135,22 +140,24 @@ class Applier(Outbox):
             if result.applied:
                 self._cleared(current)
                 if change is None:
-                    self.counts["updated"] += 1
+                    self.counts.updated += 1
                 else:
-                    self.counts["statusChanges"] += 1
-                    self.counts[f"{change.from_status}>{change.to_status}"] += 1
+                    self.counts.status_changed(change.from_status, change.to_status)
                     self._deliver(change, now=False)
                 return
             if result.reason == "status_moved":
                 current = result.current  # decide again from what is there now
                 continue
             if result.reason in ("stale", "duplicate_change"):
-                self.counts["unchanged"] += 1
+                self.counts.unchanged += 1
                 self._cleared(result.current)
                 if result.current is not None:
                     self._seen(listing_id, update, result.current)
                 return
-            self.counts["excluded" if result.reason == "excluded" else "vanished"] += 1
+            if result.reason == "excluded":
+                self.counts.excluded += 1
+            else:
+                self.counts.vanished += 1
             return
         raise RuntimeError(f"listing {listing_id} kept changing under the sync")
 
@@ -215,10 +222,10 @@ class Applier(Outbox):
             applied = False
         if applied:
             for listing, _update in writes:
-                self.counts["updated"] += 1
+                self.counts.updated += 1
                 self._cleared(listing)
             return
-        self.counts["batchesRetried"] += 1
+        self.counts.batches_retried += 1
         for listing, update in writes:
             self._guarded(
                 listing.listing_key,

@@ -66,7 +66,7 @@ class Detector(Reader):
                 # The server no longer offers the log ``auto`` found: forget the finding
                 # (the next run asks $metadata again) and replicate this run.
                 self.deps.connections.detection.clear_detected(connection.connection_id)
-                self.counts["detectionReset"] += 1
+                self.counts.detection_reset += 1
                 logger.warning(
                     "EntityEvent log gone: replicating, $metadata asked again next run",
                     extra={"connectionId": connection.connection_id, "status": exc.status},
@@ -83,7 +83,7 @@ class Detector(Reader):
             return known
         offered = client.supports_entity_events(deadline=self.deadline)
         found: Mode = "entityEvent" if offered else "replication"
-        self.counts["detectionProbed"] += 1
+        self.counts.detection_probed += 1
         self.deps.connections.detection.set_detected(connection.connection_id, found, self.now_text)
         logger.info(
             "detection mode found",
@@ -104,7 +104,7 @@ class Detector(Reader):
         try:
             self._events_from(connection, client, anchor)
         except EventLogBroken as exc:
-            self.counts["eventLogBroken"] += 1
+            self.counts.event_log_broken += 1
             if len(self.errors) < 10:
                 self.errors.append(f"event log {exc.reason}: {exc}"[:300])
             logger.warning(
@@ -121,18 +121,18 @@ class Detector(Reader):
         cid = connection.connection_id
         expected = anchor.sequence
         for page in client.events_after(anchor, deadline=self.deadline):
-            self.counts["eventPages"] += 1
-            self.counts["events"] += len(page.keys)
+            self.counts.event_pages += 1
+            self.counts.events += len(page.keys)
             if page.skipped:
                 # Unreadable events (no usable sequence or key): counted and named, never
                 # fatal; the daily reconciliation reads whatever they stood for.
-                self.counts["eventsSkipped"] += page.skipped
+                self.counts.events_skipped += page.skipped
                 if len(self.errors) < 10:
                     self.errors.append(f"{page.skipped} unreadable EntityEvent record(s) skipped")
-            failed_before = self.counts["failed"]
+            failed_before = self.counts.failed
             self._resolve(page.keys)
             wanted = [k for k in page.keys if k in self.tracked.ids]
-            self.counts["eventsTracked"] += len(wanted)
+            self.counts.events_tracked += len(wanted)
             for chunk in chunks(wanted, self.deps.by_key_chunk):
                 if self._short_of_time():
                     raise OutOfTime
@@ -141,7 +141,7 @@ class Detector(Reader):
                 # reading them is everyday work, not a bulk read of everything tracked.
                 with named_reads():
                     self._by_key(client, chunk, self.tracked, expect_missing=True)
-            if self.counts["failed"] > failed_before:
+            if self.counts.failed > failed_before:
                 # Not all applied: the anchor stays before this page; the next delivery
                 # reads it again (what was applied is then a no-op).
                 return
@@ -168,7 +168,7 @@ class Detector(Reader):
             expected=expected,
             synced_at=self.now_text,
         )
-        self.counts["anchored"] += 1
+        self.counts.anchored += 1
 
     def _full_pass(self, connection: Connection, client: MlsClient) -> None:
         """Every tracked listing read by key (durably, in chunks): a first sync for a
@@ -206,21 +206,21 @@ class Detector(Reader):
         cid = connection.connection_id
         batch = inbox.open(cid)
         keys = sorted(set(batch.keys))
-        self.counts["pushedKeys"] += len(keys)
+        self.counts.pushed_keys += len(keys)
         if not keys:
             return
         self._resolve(keys)
         untracked = [k for k in keys if k not in self.tracked.ids]
-        self.counts["notTracked"] += len(untracked)
+        self.counts.not_tracked += len(untracked)
         if untracked:
             inbox.done(cid, untracked, opened=batch)
         wanted = [k for k in keys if k in self.tracked.ids]
         try:
             for chunk in chunks(wanted, self.deps.by_key_chunk):
                 self._check_time()
-                failed_before = self.counts["failed"]
+                failed_before = self.counts.failed
                 self._by_key(client, chunk, self.tracked, expect_missing=True)
-                if self.counts["failed"] > failed_before:
+                if self.counts.failed > failed_before:
                     return  # kept in the inbox; the redelivered job opens it again
                 inbox.done(cid, chunk, opened=batch)
         except OutOfTime:
@@ -254,4 +254,4 @@ class Detector(Reader):
             ]
         )
         inbox.job_sent(connection.connection_id, self.now_text)  # not owed any more
-        self.counts["pushRequeued"] += 1
+        self.counts.push_requeued += 1

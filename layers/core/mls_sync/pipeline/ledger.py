@@ -62,7 +62,7 @@ class Ledger(RunState):
                 "connectionId": result.connection_id,
                 "runKey": result.run_key,
                 "outcome": result.outcome,
-                "counts": result.counts,
+                "counts": result.counts.to_stored(),
                 "mlsRequests": result.mls_requests,
                 "durationMs": result.duration_ms,
                 "correlationId": self.job.correlation_id,
@@ -90,6 +90,6 @@ class Ledger(RunState):
                 )
             ]
         )
-        self.counts["continuations"] += 1
+        self.counts.continuations += 1
         logger.info("continuation enqueued", extra={"connectionId": connection_id})
         return "continued"

@@ -31,7 +31,7 @@ class Outbox(RunState):
             logger.exception(
                 "takedowns not settled", extra={"connectionId": self.job.connection_id}
             )
-            self.counts["failed"] += 1
+            self.counts.failed += 1
             self.errors.insert(0, f"takedowns not settled: {describe_error(exc)}"[:300])
             return False
         return True
@@ -46,7 +46,7 @@ class Outbox(RunState):
             return
         current = deps.connections.get(cid) or connection
         if current.braked is not None:
-            self.counts["takedownsHeld"] += len(pending)
+            self.counts.takedowns_held += len(pending)
             logger.warning(
                 "takedowns held: the connection is braked",
                 extra={"connectionId": cid, "held": len(pending), "since": current.braked.run_key},
@@ -62,7 +62,7 @@ class Outbox(RunState):
             self._brake(current, pending, len(affected), tracked)
             return
         sent = takedowns.deliver(pending, self.job.correlation_id)
-        self.counts["unpublishJobs"] += sent
+        self.counts.unpublish_jobs += sent
 
     def _brake(
         self, connection: Connection, pending: list[Pending], affected: int, tracked: int
@@ -76,10 +76,10 @@ class Outbox(RunState):
         brake = BrakeState(
             run_key=self.run_key, at=self.now_text, listings=affected, share=round(share, 4)
         )
-        self.counts["takedownsHeld"] += len(pending)
+        self.counts.takedowns_held += len(pending)
         if not self.deps.connections.set_braked(connection.connection_id, brake):
             return  # tripped meanwhile by another run: that one told the operator
-        self.counts["massChangeHeld"] = 1
+        self.counts.mass_change_held = 1
         detail = MassChangeHeldDetail(
             connection_id=connection.connection_id,
             user_id=connection.user_id,
@@ -94,7 +94,7 @@ class Outbox(RunState):
             self.deps.events.publish([Event(detail_type="MassChangeHeld", detail=detail)])
         except Exception:  # the brake holds regardless; the metric and alarm still fire
             logger.exception("MassChangeHeld event not delivered")
-            self.counts["eventsFailed"] += 1
+            self.counts.events_failed += 1
 
     def _finish_pending(self, listing: Listing, update: MlsUpdate) -> None:
         """A newer record is about to be applied: first deliver what a crashed delivery left
@@ -116,7 +116,7 @@ class Outbox(RunState):
             return
         latest = self._latest_change(listing)
         if latest is not None and latest.pending_effects:
-            self.counts["effectsResumed"] += 1
+            self.counts.effects_resumed += 1
             self._deliver(latest)
 
     def _latest_change(self, listing: Listing) -> StatusChange | None:
@@ -166,7 +166,7 @@ class Outbox(RunState):
             if entry is None:
                 entry = entries.get((listing_id, change_key(update.modified, update.status)))
             if entry is not None and entry.pending_effects:
-                self.counts["effectsResumed"] += 1
+                self.counts.effects_resumed += 1
                 self._guarded(seen.listing_key, listing_id, functools.partial(self._deliver, entry))
 
     def _flush_events(self) -> None:
@@ -188,15 +188,15 @@ class Outbox(RunState):
                     )
                 continue
             for change in batch:
-                self.counts["events"] += 1
+                self.counts.events += 1
                 try:
                     self.deps.history.complete_effect(
                         change.listing_id, change.change_key, EFFECT_EVENT
                     )
                 except Exception as exc:  # delivered again by a redelivery: at least once
                     logger.exception("event delivered, not ticked off")
-                    self.counts["failed"] += 1
-                    self.counts["effectsPending"] += 1
+                    self.counts.failed += 1
+                    self.counts.effects_pending += 1
                     self.errors.append(f"{change.listing_id}: {describe_error(exc)}"[:300])
 
     def _deliver(self, change: StatusChange, *, now: bool = True) -> None:
@@ -221,4 +221,4 @@ class Outbox(RunState):
             self.deps.history.complete_effect(change.listing_id, change.change_key, EFFECT_EVENT)
         except Exception as exc:
             raise EffectsPendingError(f"event not delivered yet: {describe_error(exc)}") from exc
-        self.counts["events"] += 1
+        self.counts.events += 1

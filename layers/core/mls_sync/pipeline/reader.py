@@ -45,7 +45,7 @@ class Reader(Applier):
         if self.job.listing_keys:
             self._resolve(self.job.listing_keys)
             wanted = [k for k in self.job.listing_keys if k in tracked.ids]
-            self.counts["notTracked"] += len(self.job.listing_keys) - len(wanted)
+            self.counts.not_tracked += len(self.job.listing_keys) - len(wanted)
             self._by_key(client, wanted, tracked)
             return
         phase = connection.by_key_phase
@@ -85,18 +85,21 @@ class Reader(Applier):
         cid = connection.connection_id
         if resumed is None:
             phase = ByKeyPhase(kind=kind, started_at=self.now_text)
-            self.counts["reconciled" if kind == "reconcile" else "firstSync"] += 1
+            if kind == "reconcile":
+                self.counts.reconciled += 1
+            else:
+                self.counts.first_sync += 1
             # Listings written to the table without their key-map entry (not through
             # ListingsRepo.create) are tracked from here on.
             repaired = self.deps.listings.repair_keys(cid)
             if repaired:
-                self.counts["keysRepaired"] += repaired
+                self.counts.keys_repaired += repaired
         else:
             phase = resumed
-            self.counts["phaseResumed"] += 1
+            self.counts.phase_resumed += 1
         expected = resumed
         cursor = connection.cursor
-        self.counts["tracked"] = self._tracked_count()
+        self.counts.tracked = self._tracked_count()
         after = phase.after
         while True:
             if self._short_of_time():
@@ -107,15 +110,15 @@ class Reader(Applier):
             chunk = [e.listing_key for e in entries]
             tracked.add(chunk, entries)
             after = chunk[-1]
-            failed_before = self.counts["failed"]
+            failed_before = self.counts.failed
             try:
                 self._by_key(client, chunk, tracked)
             except ImplausibleAnswerError as exc:
-                self.counts["failed"] += 1
-                self.counts["implausibleAnswers"] += 1
+                self.counts.failed += 1
+                self.counts.implausible_answers += 1
                 self.errors.insert(0, str(exc))
                 logger.warning(str(exc), extra={"connectionId": cid})
-            if self.counts["failed"] > failed_before:
+            if self.counts.failed > failed_before:
                 # Progress stops before this chunk; the run is partial and retried.
                 if cursor is None:
                     raise ChunkFailed
@@ -136,7 +139,7 @@ class Reader(Applier):
                 cid, cursor, expected=None, synced_at=self.now_text
             )
         self.deps.connections.finish_phase(cid, expected=expected, reconciled_at=phase.started_at)
-        self.counts["phaseCompleted"] += 1
+        self.counts.phase_completed += 1
         return cursor
 
     def _first_cursor(self, phase: ByKeyPhase, client: MlsClient) -> Cursor:
@@ -164,7 +167,7 @@ class Reader(Applier):
         for chunk in chunks(keys, self.deps.by_key_chunk):
             # Counted as asked: those the MLS cannot be asked about (no ListingId yet on
             # MLS Grid) wait for a record of their own and cost no request.
-            self.counts["newlyTracked"] += self._by_key(client, chunk, tracked)
+            self.counts.newly_tracked += self._by_key(client, chunk, tracked)
 
     def _by_key(
         self, client: MlsClient, keys: list[str], tracked: Tracked, *, expect_missing: bool = False
@@ -178,7 +181,7 @@ class Reader(Applier):
             return 0
         prefetched = self._prefetch_ids([tracked.ids[k] for k in keys if k in tracked.ids])
         asked = tracked.lookup_values(keys, client.lookup_field)
-        self.counts["notReconcilable"] += len(keys) - len(asked)
+        self.counts.not_reconcilable += len(keys) - len(asked)
         unaskable = set(keys) - set(asked.values())
         self._confirm([k for k in keys if k in unaskable])
         if not asked:
@@ -198,8 +201,8 @@ class Reader(Applier):
                 f"the MLS returned none of {len(asked)} listings asked for by key: "
                 "taken as a server failure, nothing deleted"
             )
-        self.counts["recordsRead"] += len(lookup.found) + len(lookup.skipped)
-        self.counts["readByKey"] += len(lookup.found) + len(lookup.skipped)
+        self.counts.records_read += len(lookup.found) + len(lookup.skipped)
+        self.counts.read_by_key += len(lookup.found) + len(lookup.skipped)
         self._note_skipped(lookup.skipped, tracked)
         self._note_clock(client)
         self._resolve(r.listing_key for r in lookup.found.values())
@@ -210,7 +213,7 @@ class Reader(Applier):
             self._record(record, tracked, prefetched)
             key = asked.get(value)
             if key is not None and record.listing_key != key:
-                self.counts["lookupMismatch"] += 1
+                self.counts.lookup_mismatch += 1
                 if len(self.errors) < 10:
                     self.errors.append(f"{key}: ListingId {value} is now {record.listing_key}")
         for value in lookup.missing:
@@ -230,21 +233,21 @@ class Reader(Applier):
             cursor, overlap_seconds=connection.overlap_seconds, deadline=self.deadline
         )
         for page in pages:
-            self.counts["pages"] += 1
-            self.counts["recordsRead"] += len(page.records) + len(page.skipped)
+            self.counts.pages += 1
+            self.counts.records_read += len(page.records) + len(page.skipped)
             self._resolve(
                 [r.listing_key for r in page.records]
                 + [k.listing_key for k in page.skipped if k.listing_key]
             )
             self._note_skipped(page.skipped, tracked)
             self._note_page(page)
-            failed_before = self.counts["failed"]
+            failed_before = self.counts.failed
             self._note_clock(client)
             prefetched = self._prefetch(page.records, tracked)
             for record in page.records:
                 self._record(record, tracked, prefetched)
             self._flush()
-            if self.counts["failed"] > failed_before:
+            if self.counts.failed > failed_before:
                 # Not durably applied: the cursor stays before this page, so the next
                 # delivery reads it again (applied records are then no-ops).
                 held = True
@@ -266,13 +269,13 @@ class Reader(Applier):
         that clock (so one bad stamp cannot blind the connection): counted and named. A page
         read in the client's slower safe mode (the server did not order as asked) too."""
         if page.future:
-            self.counts["futureStamped"] += len(page.future)
+            self.counts.future_stamped += len(page.future)
             logger.warning(
                 "records stamped in the future: applied, cursor held at the MLS's clock",
                 extra={"connectionId": self.job.connection_id, "listingKeys": page.future[:20]},
             )
-        if page.degraded and not self.counts["degraded"]:
-            self.counts["degraded"] = 1
+        if page.degraded and not self.counts.degraded:
+            self.counts.degraded = 1
             if len(self.errors) < 10:
                 self.errors.append(f"degraded paging: {page.degraded}"[:300])
 
@@ -280,7 +283,7 @@ class Reader(Applier):
         """Records the client could not read. One naming a listing we track is quarantined
         on it, so the agent's listing shows why it is not in step (``dump``, ``report``)."""
         for item in skipped:
-            self.counts["skipped"] += 1
+            self.counts.skipped += 1
             if len(self.errors) < 10:
                 self.errors.append(f"skipped {item.listing_key or '?'}: {item.reason}"[:300])
             listing_id = tracked.ids.get(item.listing_key or "")

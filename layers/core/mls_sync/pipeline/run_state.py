@@ -4,7 +4,6 @@ part of it shares: one listing's failure is counted, named, or quarantined, neve
 from __future__ import annotations
 
 import time
-from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Literal
@@ -34,6 +33,7 @@ from mls_sync.pipeline.mls_client import (
 from mls_sync.pipeline.takedowns import Pending
 from mls_sync.policy import TransitionPolicy
 from mls_sync.queues import QueueSender
+from mls_sync.run_counts import RunCounts
 from mls_sync.timeutil import Clock, Instant, format_utc, utc_now
 
 logger = Logger(child=True)
@@ -93,7 +93,7 @@ class SyncResult:
     connection_id: str
     run_key: str
     outcome: Outcome
-    counts: dict[str, int] = field(default_factory=dict)
+    counts: RunCounts = field(default_factory=RunCounts)
     errors: list[str] = field(default_factory=list)
     mls_requests: int = 0
     duration_ms: int = 0
@@ -139,7 +139,7 @@ class RunState:
         self.deps = deps
         self.job = job
         self.remaining_ms = remaining_ms
-        self.counts: Counter[str] = Counter()
+        self.counts = RunCounts()
         self.errors: list[str] = []
         self.now = deps.clock()
         self.now_text = format_utc(self.now)
@@ -181,8 +181,8 @@ class RunState:
         try:
             work()
         except EffectsPendingError as exc:  # the change is recorded; the outbox finishes it
-            self.counts["failed"] += 1
-            self.counts["effectsPending"] += 1
+            self.counts.failed += 1
+            self.counts.effects_pending += 1
             self.errors.append(f"{listing_key}: {exc}"[:300])
             logger.warning(
                 "effects pending",
@@ -195,7 +195,7 @@ class RunState:
                 extra={"connectionId": self.job.connection_id, "listingKey": listing_key},
             )
             if not self._quarantine(listing_key, listing_id, reason, permanent=is_permanent(exc)):
-                self.counts["failed"] += 1
+                self.counts.failed += 1
                 self.errors.append(f"{listing_key}: {reason}"[:300])
         else:
             return True
@@ -218,7 +218,7 @@ class RunState:
             return False
         if attempts == 0 or not (permanent or attempts >= self.deps.quarantine_after):
             return False
-        self.counts["quarantined"] += 1
+        self.counts.quarantined += 1
         if len(self.errors) < 10:
             self.errors.append(f"quarantined {listing_key}: {reason}"[:300])
         logger.warning(
@@ -236,7 +236,7 @@ class RunState:
         """A quarantined listing's record applied (or was already held): lift the quarantine."""
         if listing is not None and (listing.quarantined or listing.quarantine_reason):
             self.deps.listings.clear_quarantine(listing.listing_id)
-            self.counts["quarantineCleared"] += 1
+            self.counts.quarantine_cleared += 1
 
     def _resolve(self, keys: Iterable[str]) -> None:
         """Looks the keys not seen yet this run up in the key map (one call per 100)."""

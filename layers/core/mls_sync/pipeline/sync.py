@@ -85,7 +85,7 @@ class _Sync(Detector, Ledger):
             logger.info(
                 "connection not synced", extra={"connectionId": job.connection_id, "state": state}
             )
-            return SyncResult(job.connection_id, "", "skipped", {state: 1})
+            return SyncResult(job.connection_id, "", "skipped")  # the log names why
         key = run_key(job, connection.cursor, progress(connection))
         self.run_key = key
         if not self._claim(key):
@@ -99,7 +99,7 @@ class _Sync(Detector, Ledger):
         try:
             client = deps.client_factory(connection)
             self._work(connection, client)
-            outcome = "partial" if self.counts["failed"] else "succeeded"
+            outcome = "partial" if self.counts.failed else "succeeded"
         except (OutOfTime, DeadlineReached):
             continued = True
             outcome = "continued"
@@ -125,7 +125,7 @@ class _Sync(Detector, Ledger):
             connection_id=job.connection_id,
             run_key=key,
             outcome=outcome,
-            counts=dict(self.counts),
+            counts=self.counts,
             errors=self.errors[:10],
             mls_requests=requests,
             duration_ms=int((deps.monotonic() - started) * 1000),
