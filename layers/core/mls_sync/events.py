@@ -4,13 +4,11 @@ entries that fail individually resent, so the app can tell the agent what happen
 from __future__ import annotations
 
 import json
-import random
-import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from mls_sync.http.retry import resend_rejected
+from mls_sync.http.retry import BatchSender
 from mls_sync.models import EventType, Model
 
 if TYPE_CHECKING:
@@ -18,7 +16,6 @@ if TYPE_CHECKING:
     from mypy_boto3_events.type_defs import PutEventsRequestEntryTypeDef
 
 SOURCE = "mls-sync"
-_BATCH = 10  # PutEvents takes at most 10 entries
 
 
 class EventDeliveryError(RuntimeError):
@@ -31,19 +28,10 @@ class Event:
     detail: Model
 
 
-class EventPublisher:
-    def __init__(
-        self,
-        client: EventBridgeClient,
-        bus_name: str,
-        *,
-        sleep: Callable[[float], None] = time.sleep,
-        rng: random.Random | None = None,
-    ) -> None:
-        self._client = client
-        self._bus = bus_name
-        self._sleep = sleep
-        self._rng = rng or random.Random()  # noqa: S311 - jitter, not cryptography
+@dataclass
+class EventPublisher(BatchSender):
+    client: EventBridgeClient
+    bus_name: str
 
     def publish(self, events: Sequence[Event]) -> None:
         entries: list[PutEventsRequestEntryTypeDef] = [
@@ -51,16 +39,16 @@ class EventPublisher:
                 "Source": SOURCE,
                 "DetailType": e.detail_type,
                 "Detail": json.dumps(e.detail.to_item(), separators=(",", ":")),
-                "EventBusName": self._bus,
+                "EventBusName": self.bus_name,
             }
             for e in events
         ]
-        for start in range(0, len(entries), _BATCH):
-            self._put(entries[start : start + _BATCH])
+        for batch in self.batches(entries):
+            self._put(batch)
 
     def _put(self, batch: list[PutEventsRequestEntryTypeDef]) -> None:
         def send(pending: list[PutEventsRequestEntryTypeDef]) -> list[PutEventsRequestEntryTypeDef]:
-            result: Any = self._client.put_events(Entries=pending)
+            result: Any = self.client.put_events(Entries=pending)
             if not result.get("FailedEntryCount"):
                 return []
             return [
@@ -69,11 +57,6 @@ class EventPublisher:
                 if outcome.get("ErrorCode")
             ]
 
-        left, _ = resend_rejected(
-            send,
-            batch,
-            draw=self._rng.random,
-            sleep=self._sleep,
-        )
+        left, _ = self.resend(send, batch)
         if left:
-            raise EventDeliveryError(f"{len(left)} event(s) not accepted by bus {self._bus}")
+            raise EventDeliveryError(f"{len(left)} event(s) not accepted by bus {self.bus_name}")

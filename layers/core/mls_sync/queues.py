@@ -2,20 +2,16 @@
 
 from __future__ import annotations
 
-import random
-import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from mls_sync.http.retry import resend_rejected
+from mls_sync.http.retry import BatchSender
 from mls_sync.models import Model
 
 if TYPE_CHECKING:
     from mypy_boto3_sqs.client import SQSClient
     from mypy_boto3_sqs.type_defs import SendMessageBatchRequestEntryTypeDef
-
-_BATCH = 10
 
 
 class QueueSendError(RuntimeError):
@@ -29,26 +25,14 @@ class OutgoingMessage:
     dedup_id: str | None = None  # FIFO queues: same id within 5 minutes = one message
 
 
-class QueueSender:
-    def __init__(
-        self,
-        client: SQSClient,
-        queue_url: str,
-        *,
-        sleep: Callable[[float], None] = time.sleep,
-        rng: random.Random | None = None,
-    ) -> None:
-        self._client = client
-        self._url = queue_url
-        self._sleep = sleep
-        self._rng = rng or random.Random()  # noqa: S311 - jitter, not cryptography
+@dataclass
+class QueueSender(BatchSender):
+    client: SQSClient
+    queue_url: str
 
     def send(self, messages: Sequence[OutgoingMessage]) -> int:
         """Sends every message; returns how many SendMessageBatch calls it took."""
-        calls = 0
-        for start in range(0, len(messages), _BATCH):
-            calls += self._send_batch(list(messages[start : start + _BATCH]))
-        return calls
+        return sum(self._send_batch(batch) for batch in self.batches(messages))
 
     def _send_batch(self, batch: list[OutgoingMessage]) -> int:
         entries: dict[str, SendMessageBatchRequestEntryTypeDef] = {}
@@ -64,8 +48,8 @@ class QueueSender:
             entries[entry["Id"]] = entry
 
         def send(ids: list[str]) -> list[str]:
-            result = self._client.send_message_batch(
-                QueueUrl=self._url, Entries=[entries[i] for i in ids]
+            result = self.client.send_message_batch(
+                QueueUrl=self.queue_url, Entries=[entries[i] for i in ids]
             )
             failed = result.get("Failed", [])
             permanent = [f for f in failed if f.get("SenderFault")]
@@ -74,12 +58,7 @@ class QueueSender:
                 raise QueueSendError(f"SQS refused messages ({refused})")
             return [f["Id"] for f in failed]
 
-        left, calls = resend_rejected(
-            send,
-            list(entries),
-            draw=self._rng.random,
-            sleep=self._sleep,
-        )
+        left, calls = self.resend(send, list(entries))
         if left:
-            raise QueueSendError(f"{len(left)} message(s) not accepted by {self._url}")
+            raise QueueSendError(f"{len(left)} message(s) not accepted by {self.queue_url}")
         return calls

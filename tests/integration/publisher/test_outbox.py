@@ -45,8 +45,8 @@ class FlakyBus:
 
 def _flaky_bus(pub: Publisher, monkeypatch: pytest.MonkeyPatch, failures: int | None) -> FlakyBus:
     publisher: Any = pub.deps.service._delivery.events
-    bus = FlakyBus(publisher._client, failures)
-    monkeypatch.setattr(publisher, "_client", bus)
+    bus = FlakyBus(publisher.client, failures)
+    monkeypatch.setattr(publisher, "client", bus)
     return bus
 
 

@@ -9,8 +9,10 @@ arriving together. Randomness, sleep and the monotonic clock are always injected
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+import random
+import time
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
 from typing import TypeVar
 
 T = TypeVar("T")
@@ -98,4 +100,36 @@ def resend_rejected(
     return pending, attempts
 
 
-__all__ = ["BATCH_ATTEMPTS", "BATCH_BACKOFF", "Backoff", "Deadline", "Draw", "resend_rejected"]
+@dataclass(kw_only=True)
+class BatchSender:
+    """What a sender to an AWS batch API (SQS SendMessageBatch, EventBridge PutEvents) is
+    made of besides its client: calls of at most ten entries, and the entries a call rejects
+    sent again after a jittered pause (:func:`resend_rejected`)."""
+
+    sleep: Callable[[float], None] = time.sleep
+    rng: random.Random = field(default_factory=random.Random)  # jitter, not security
+
+    BATCH = 10
+    """Entries per call: the most either API takes."""
+
+    @classmethod
+    def batches(cls, items: Sequence[T]) -> Iterator[list[T]]:
+        for start in range(0, len(items), cls.BATCH):
+            yield list(items[start : start + cls.BATCH])
+
+    def resend(
+        self, send: Callable[[list[T]], Sequence[T]], items: Sequence[T]
+    ) -> tuple[list[T], int]:
+        """:func:`resend_rejected` with this sender's pauses."""
+        return resend_rejected(send, items, draw=self.rng.random, sleep=self.sleep)
+
+
+__all__ = [
+    "BATCH_ATTEMPTS",
+    "BATCH_BACKOFF",
+    "Backoff",
+    "BatchSender",
+    "Deadline",
+    "Draw",
+    "resend_rejected",
+]
