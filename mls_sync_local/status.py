@@ -2,7 +2,7 @@
 
 Read from the Connections table, as the worker records it after each run (last success,
 lag, last error, failures in a row, quarantined records) and as the dispatcher counts it
-(``mls_sync.health.assess``: stale after 2 schedule periods without a success, failing while
+(``mls_sync.health.HealthFacts``: stale after 2 schedule periods without a success, failing while
 the last run failed, braked while the mass-change brake holds takedowns). Exit 1 when any
 connection is stale or failing (CONTRACT section 2).
 """

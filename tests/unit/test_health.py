@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from mls_sync.health import (
     CIRCUIT_NOTE,
-    assess,
+    HealthFacts,
     describe_failure,
     format_lag,
     through_open_circuit,
@@ -117,7 +117,7 @@ def _health(**fields: object) -> tuple[tuple[str, ...], int | None]:
         "braked": False,
     }
     values.update(fields)
-    health = assess(now=NOW, period_seconds=PERIOD, **values)  # type: ignore[arg-type]
+    health = HealthFacts(**values).health(NOW, PERIOD)  # type: ignore[arg-type]
     return health.flags, health.lag_seconds
 
 

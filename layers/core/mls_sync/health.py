@@ -5,9 +5,9 @@ Two jobs:
   line naming the cause: ``MlsUnavailable`` / ``MLS unreachable: connection refused (5
   attempts)``. The cause is read from the run's typed failure (``mls_sync.run_failure``:
   the error's category, the last attempt's kind, the attempt count), not from its words.
-- ``assess``: a connection's recorded outcome fields become its health flags (``stale``,
-  ``failing``, ``braked``, ``disabled``) and its lag, as the dispatcher counts them for the
-  metrics and ``mls-sync status`` prints them.
+- ``HealthFacts.health``: a connection's recorded outcome fields become its health flags
+  (``stale``, ``failing``, ``braked``, ``disabled``) and its lag, as the dispatcher counts
+  them for the metrics and ``mls-sync status`` prints them.
 """
 
 from __future__ import annotations
@@ -170,33 +170,36 @@ def _parse(value: object) -> datetime | None:
         return None
 
 
-def assess(
-    *,
-    enabled: bool,
-    last_success_at: str | None,
-    failing_since: str | None,
-    last_attempt_at: str | None,
-    consecutive_failures: int,
-    braked: bool,
-    now: datetime,
-    period_seconds: int,
-) -> Health:
-    """Health flags and lag of one connection. A connection never attempted is neither
-    stale nor failing (it waits for its first sync); a disabled one is only ``disabled``."""
-    if not enabled:
-        return Health(("disabled",), None)
-    flags: list[str] = []
-    if braked:
-        flags.append("braked")
-    since = _parse(last_success_at) or _parse(failing_since)
-    lag = max(0, int((now - since).total_seconds())) if since is not None else None
-    if lag is None and _parse(last_attempt_at) is not None and consecutive_failures:
-        lag = 0
-    if lag is not None and lag > STALE_PERIODS * period_seconds:
-        flags.append("stale")
-    if consecutive_failures > 0:
-        flags.append("failing")
-    return Health(tuple(flags), lag)
+@dataclass(frozen=True, slots=True)
+class HealthFacts:
+    """The outcome fields recorded on a connection that its health is judged from (the
+    dispatcher's and ``mls-sync status``'s :class:`~mls_sync.dal.connections.ConnectionHealthFields`
+    add what they print)."""
+
+    enabled: bool
+    braked: bool
+    last_attempt_at: str | None
+    last_success_at: str | None
+    failing_since: str | None
+    consecutive_failures: int
+
+    def health(self, now: datetime, period_seconds: int) -> Health:
+        """Health flags and lag at ``now``. A connection never attempted is neither stale nor
+        failing (it waits for its first sync); a disabled one is only ``disabled``."""
+        if not self.enabled:
+            return Health(("disabled",), None)
+        flags: list[str] = []
+        if self.braked:
+            flags.append("braked")
+        since = _parse(self.last_success_at) or _parse(self.failing_since)
+        lag = max(0, int((now - since).total_seconds())) if since is not None else None
+        if lag is None and _parse(self.last_attempt_at) is not None and self.consecutive_failures:
+            lag = 0
+        if lag is not None and lag > STALE_PERIODS * period_seconds:
+            flags.append("stale")
+        if self.consecutive_failures > 0:
+            flags.append("failing")
+        return Health(tuple(flags), lag)
 
 
 def format_lag(seconds: int | None) -> str:
@@ -222,7 +225,7 @@ __all__ = [
     "SUCCESS_OUTCOMES",
     "Failure",
     "Health",
-    "assess",
+    "HealthFacts",
     "describe_failure",
     "format_lag",
     "through_open_circuit",

@@ -26,8 +26,7 @@ from mls_sync.health import (
     FAILURE_OUTCOMES,
     SUCCESS_OUTCOMES,
     Failure,
-    Health,
-    assess,
+    HealthFacts,
     describe_failure,
     through_open_circuit,
 )
@@ -67,16 +66,11 @@ class HealthRecord:
 
 
 @dataclass(frozen=True, slots=True)
-class ConnectionHealthFields:
-    """The health attributes of one connection, as the dispatcher reads them."""
+class ConnectionHealthFields(HealthFacts):
+    """The health attributes of one connection, as the dispatcher reads them: what its
+    health is judged from (:meth:`health`), and what names it and its last error."""
 
     connection_id: str
-    enabled: bool
-    braked: bool
-    last_attempt_at: str | None
-    last_success_at: str | None
-    failing_since: str | None
-    consecutive_failures: int
     error_class: str | None
     cause: str | None
     quarantined_records: int
@@ -97,18 +91,6 @@ class ConnectionHealthFields:
             error_class=error.get("errorClass"),
             cause=error.get("message"),
             quarantined_records=int(item.get("quarantinedRecords") or 0),
-        )
-
-    def health(self, now: datetime, period_seconds: int) -> Health:
-        return assess(
-            enabled=self.enabled,
-            last_success_at=self.last_success_at,
-            failing_since=self.failing_since,
-            last_attempt_at=self.last_attempt_at,
-            consecutive_failures=self.consecutive_failures,
-            braked=self.braked,
-            now=now,
-            period_seconds=period_seconds,
         )
 
 
