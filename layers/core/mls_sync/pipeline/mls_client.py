@@ -80,13 +80,8 @@ def credentials_from_secret(value: dict[str, Any]) -> Credentials:
 
 
 def target_of(connection: Connection) -> ReplicationTarget:
-    return ReplicationTarget(
-        vendor=connection.vendor,
-        base_url=connection.base_url,
-        resource=connection.resource,
-        dataset=connection.dataset,
-        originating_system_name=connection.originating_system_name,
-    )
+    """Where the connection's listings live: its fields of the same names."""
+    return ReplicationTarget.model_validate(connection, from_attributes=True)
 
 
 def replication_client_factory(
