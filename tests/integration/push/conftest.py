@@ -12,6 +12,7 @@ from contextlib import contextmanager
 from typing import Any
 from urllib.parse import urlsplit
 
+import boto3
 import pytest
 from mls_sync import aws
 from mls_sync.dal import ConnectionsRepo
@@ -22,10 +23,12 @@ from mls_sync_local.runtime.deploy import deploy
 from mls_sync_local.runtime.handlers import process_environment
 from mls_sync_local.runtime.local import LocalRuntime
 from mls_sync_local.runtime.moto_server import moto_server
+from tests.support.dynalite import dynalite_server, mirror_tables
 
 STACK = "mls-sync-push-test"
 CONNECTION = "c-flood"
 TOKEN = "flood-token-7f3c9a"
+DYNAMODB_ENDPOINT = "AWS_ENDPOINT_URL_DYNAMODB"
 
 
 @pytest.fixture
@@ -42,9 +45,35 @@ def runtime_apart() -> Iterator[LocalRuntime]:
         yield _deployed(url)
 
 
-def _deployed(url: str) -> LocalRuntime:
+@pytest.fixture
+def runtime_dynalite() -> Iterator[LocalRuntime]:
+    """As ``runtime_apart``, with DynamoDB served by dynalite (tests/support/dynalite.py):
+    the functions' DynamoDB requests go there (``AWS_ENDPOINT_URL_DYNAMODB``, which boto3
+    prefers to ``AWS_ENDPOINT_URL``), everything else to moto."""
+    with moto_process() as url, dynalite_server() as dynamodb_url:
+        yield _deployed(url, dynamodb_url=dynamodb_url)
+
+
+def dynamodb_client(runtime: LocalRuntime) -> Any:
+    """A client of the DynamoDB the functions use (moto's, or dynalite's when set)."""
+    return boto3.client(
+        "dynamodb",
+        endpoint_url=runtime.overrides.get(DYNAMODB_ENDPOINT, runtime.deployed.endpoint_url),
+        region_name=runtime.deployed.region,
+        aws_access_key_id="testing",
+        aws_secret_access_key="testing",
+    )
+
+
+def _deployed(url: str, *, dynamodb_url: str | None = None) -> LocalRuntime:
     deploy(url, stack=STACK)
     runtime = LocalRuntime.connect(url, stack=STACK)
+    if dynamodb_url is not None:
+        environment = runtime.function_environment(PUSH)
+        moto = dynamodb_client(runtime)
+        runtime.overrides[DYNAMODB_ENDPOINT] = dynamodb_url
+        tables = [environment["CONNECTIONS_TABLE"], environment["PUSH_INBOX_TABLE"]]
+        mirror_tables(moto, dynamodb_client(runtime), tables)
     add_connection(runtime, CONNECTION)
     set_push_token(runtime, CONNECTION, TOKEN)
     return runtime
