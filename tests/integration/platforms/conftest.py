@@ -8,6 +8,7 @@ from datetime import UTC, datetime
 
 import httpx
 import pytest
+from mls_sync.http.retry import Backoff
 from mls_sync.platforms.base import AccountRef
 from mls_sync.platforms.http import PlatformHttp, RetryPolicy
 from mls_sync.platforms.linkedin import OAuthApp
@@ -36,7 +37,7 @@ def rig() -> Iterator[Rig]:
         http = PlatformHttp(
             allow_loopback=True,  # the simulator listens on 127.0.0.1
             timeout=httpx.Timeout(0.5, connect=0.5),
-            retry=RetryPolicy(attempts=3, base_delay=0.2, max_delay=2.0),
+            retry=RetryPolicy(attempts=3, backoff=Backoff(base=0.2, cap=2.0)),
             sleep=sleeps.append,
             clock=lambda: NOW,
             rng=lambda: 0.5,

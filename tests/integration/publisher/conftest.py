@@ -23,6 +23,7 @@ from mls_sync.config import read_settings
 from mls_sync.dal.accounts import AccountsRepo
 from mls_sync.dal.listings import ListingsRepo
 from mls_sync.dal.posts import PostsRepo
+from mls_sync.http.retry import Backoff
 from mls_sync.models import (
     Listing,
     Platform,
@@ -313,7 +314,7 @@ def make_publisher(
     http = PlatformHttp(
         allow_loopback=True,  # the simulator listens on 127.0.0.1
         timeout=httpx.Timeout(0.5, connect=0.5),
-        retry=RetryPolicy(attempts=3, base_delay=0.2, max_delay=2.0),
+        retry=RetryPolicy(attempts=3, backoff=Backoff(base=0.2, cap=2.0)),
         sleep=recorded.append,
         clock=lambda: NOW,
         rng=lambda: 0.5,

@@ -9,6 +9,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import httpx
+from mls_sync.http.retry import Backoff
 from mls_sync.platforms.base import AccountRef, PostRef
 from mls_sync.platforms.http import PlatformHttp, RetryPolicy
 from mls_sync.platforms.settings import PlatformSettings
@@ -41,7 +42,7 @@ class Recorder:
     def http(self, *, attempts: int = 3, rng: float = 1.0) -> PlatformHttp:
         return PlatformHttp(
             transport=httpx.MockTransport(self.handler),
-            retry=RetryPolicy(attempts=attempts, base_delay=0.2, max_delay=2.0),
+            retry=RetryPolicy(attempts=attempts, backoff=Backoff(base=0.2, cap=2.0)),
             sleep=self.sleeps.append,
             clock=lambda: NOW,
             rng=lambda: rng,

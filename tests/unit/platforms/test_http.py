@@ -105,10 +105,10 @@ def test_meta_wait_falls_back_to_retry_after_then_default() -> None:
 
 @pytest.mark.parametrize("attempt", range(8))
 def test_backoff_is_full_jitter_under_the_cap(attempt: int) -> None:
-    policy = RetryPolicy(base_delay=0.2, max_delay=2.0)
+    backoff = RetryPolicy().backoff
     ceiling = min(2.0, 0.2 * 2**attempt)
-    assert policy.backoff(attempt, lambda: 0.0) == 0.0
-    assert policy.backoff(attempt, lambda: 0.999) == pytest.approx(0.999 * ceiling)
+    assert backoff.delay(attempt, lambda: 0.0) == 0.0
+    assert backoff.delay(attempt, lambda: 0.999) == pytest.approx(0.999 * ceiling)
 
 
 def _classify(response: httpx.Response) -> Deleted | Transient | RateLimited:

@@ -22,7 +22,7 @@ import httpx
 from pydantic import SecretStr
 
 from mls_sync.http.redact import install_log_scrubbing, scrub
-from mls_sync.http.retry import Backoff, Deadline, Draw
+from mls_sync.http.retry import Backoff, Deadline
 from mls_sync.http.retry_after import clamp_wait, parse_retry_after
 from mls_sync.netpolicy import loopback_allowed_from_env
 from mls_sync.platforms.base import Transient
@@ -33,6 +33,8 @@ logger = logging.getLogger(__name__)
 R = TypeVar("R")
 
 DEFAULT_TIMEOUT = httpx.Timeout(10.0, connect=3.0)
+PLATFORM_BACKOFF = Backoff(base=0.2, cap=2.0)
+"""Between two attempts at one platform call: 0.2 s, 0.4 s ... up to 2 s, fully jittered."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,18 +42,13 @@ class RetryPolicy:
     """In-process retries of transient failures. Longer waits belong to the queue."""
 
     attempts: int = 3
-    base_delay: float = 0.2
-    max_delay: float = 2.0
+    backoff: Backoff = PLATFORM_BACKOFF
     # A platform that asks for a longer pause than this is not waited for in-process.
     max_in_process_wait: float = 5.0
     # Wall-clock budget for one logical call, all attempts and pauses included. Without it a
     # server that accepts connections and never answers holds us 3 x 10 s + backoff, longer
     # than the publisher's 30 s Lambda timeout. Each attempt's timeouts shrink to what is left.
     deadline: float = 12.0
-
-    def backoff(self, attempt: int, rng: Draw) -> float:
-        """Full jitter: uniform in [0, min(max_delay, base_delay * 2**attempt)]."""
-        return Backoff(base=self.base_delay, cap=self.max_delay).delay(attempt, rng)
 
 
 # --- Bodies ----------------------------------------------------------------------------
@@ -310,7 +307,7 @@ class PlatformHttp:
         """The pause before the next attempt, or None when that attempt is the queue's to
         make: the platform asked for a longer wait than is worth holding a Lambda for, or no
         time would be left after the pause."""
-        delay = self.retry.backoff(attempt, self.rng)
+        delay = self.retry.backoff.delay(attempt, self.rng)
         if result.retry_after is not None:
             if result.retry_after > self.retry.max_in_process_wait:
                 return None
