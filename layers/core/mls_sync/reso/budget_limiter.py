@@ -23,7 +23,7 @@ from mls_sync.reso.budget_plan import Hold, give_back, plan, raise_floor
 from mls_sync.reso.budget_policy import DAY, HOUR, BudgetPolicy, BudgetState
 from mls_sync.reso.budget_store import BudgetStore
 from mls_sync.reso.budget_work import current_work
-from mls_sync.reso.limits import quota_wait
+from mls_sync.reso.limits import hold_while_exhausted
 from mls_sync.reso.profiles import QuotaHeader
 
 _EARLY = 0.001
@@ -165,9 +165,8 @@ class SharedBudget:
     def note_headers(
         self, headers: Mapping[str, str], quota_headers: tuple[QuotaHeader, ...], now: datetime
     ) -> None:
-        hold = quota_wait(headers, quota_headers, now)
-        if hold:
-            self.block_for(hold)
+        hold_while_exhausted(self, headers, quota_headers, now)
+        # Then what is left, where it says less than we counted, raises our count.
         for qh in quota_headers:
             limit = {"hour": self.policy.per_hour, "day": self.policy.per_day}.get(qh.period or "")
             value = headers.get(qh.remaining)

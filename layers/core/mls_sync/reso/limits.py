@@ -100,6 +100,19 @@ class Limiter(Protocol):
         ...
 
 
+def hold_while_exhausted(
+    limiter: Limiter,
+    headers: Mapping[str, str],
+    quota_headers: tuple[QuotaHeader, ...],
+    now: datetime,
+) -> None:
+    """What every limiter does with an answer's quota headers first: when one says nothing
+    is left, nobody on the credential sends until its reset."""
+    hold = quota_wait(headers, quota_headers, now)
+    if hold:
+        limiter.block_for(hold)
+
+
 class TokenBucket:
     """A token bucket that hands out reservations: a taker may drive it negative and is told
     how long to wait, so concurrent takers queue fairly and no one spins."""
@@ -180,9 +193,7 @@ class RateLimiter:
         self, headers: Mapping[str, str], quota_headers: tuple[QuotaHeader, ...], now: datetime
     ) -> None:
         """:class:`Limiter`: an exhausted quota header holds off until its reset."""
-        hold = quota_wait(headers, quota_headers, now)
-        if hold:
-            self.block_for(hold)
+        hold_while_exhausted(self, headers, quota_headers, now)
 
 
 _LIMITERS: dict[str, RateLimiter] = {}
