@@ -6,8 +6,8 @@ budget is one DynamoDB item per credential (``mls_sync.dal.budget``). The logic 
 job: the policy and the item (``budget_policy``), the planning maths, pure (``budget_plan``:
 :func:`plan`, :func:`give_back`, :func:`raise_floor`), the store protocol (``budget_store``),
 the job's lane (``budget_work``) and the per-client handle the transport asks before each
-request (``budget_limiter``: :class:`SharedBudget`). This module wraps a replication client in
-the budget and re-exports the rest. In short:
+request (``budget_limiter``: :class:`SharedBudget`). This module's :class:`BudgetedClient` is
+a replication client whose requests take permits; the rest is re-exported. In short:
 
 - **Slots.** Requests go out on slots of one timeline per credential, ``spacing`` apart: the
   tightest of the per-second and per-minute quotas (per hour or day when there is no
@@ -41,7 +41,7 @@ from __future__ import annotations
 import random
 import time
 from collections.abc import Callable, Iterator, Sequence
-from datetime import datetime
+from functools import partial
 from typing import Any, TypeVar
 
 from mls_sync.models import Cursor
@@ -88,25 +88,21 @@ __all__ = [
 _T = TypeVar("_T")
 
 
-class BudgetedClient:
-    """A :class:`ReplicationClient` whose requests take permits from the shared budget:
-    by-key reads count as bulk (unless the job names its listings); unused permits are
-    given back on :meth:`close`. Everything else is the client's."""
+class BudgetedClient(ReplicationClient):
+    """A :class:`ReplicationClient` whose requests take permits from the shared budget (its
+    limiter): by-key reads count as bulk (unless the job names its listings); unused permits
+    are given back on :meth:`close`."""
 
-    def __init__(self, inner: ReplicationClient, budget: SharedBudget) -> None:
-        self.inner = inner
+    def __init__(
+        self,
+        target: ReplicationTarget,
+        credentials: Credentials,
+        *,
+        budget: SharedBudget,
+        **options: Any,
+    ) -> None:
+        super().__init__(target, credentials, **{**options, "limiter": budget})
         self.budget = budget
-
-    @property
-    def requests_made(self) -> int:
-        return self.inner.requests_made
-
-    @property
-    def lookup_field(self) -> str:
-        return self.inner.lookup_field
-
-    def server_now(self) -> datetime:
-        return self.inner.server_now()
 
     def changes(
         self,
@@ -115,13 +111,13 @@ class BudgetedClient:
         overlap_seconds: float | None = None,
         deadline: float | None = None,
     ) -> Iterator[ChangePage]:
-        pages = self.inner.changes(cursor, overlap_seconds=overlap_seconds, deadline=deadline)
+        pages = super().changes(cursor, overlap_seconds=overlap_seconds, deadline=deadline)
         yield from self._everyday(pages)
 
     def fetch_by_keys(self, keys: Sequence[str], *, deadline: float | None = None) -> KeyLookup:
         self.budget.bulk = not current_work().targeted
         try:
-            return self.inner.fetch_by_keys(keys, deadline=deadline)
+            return super().fetch_by_keys(keys, deadline=deadline)
         except DeadlineReached:
             self.budget.keep_place = True  # a continuation follows: it keeps the place
             raise
@@ -130,18 +126,18 @@ class BudgetedClient:
 
     def supports_entity_events(self, *, deadline: float | None = None) -> bool:
         self.budget.bulk = False
-        return self._kept(lambda: self.inner.supports_entity_events(deadline=deadline))
+        return self._kept(partial(super().supports_entity_events, deadline=deadline))
 
     def event_head(self, *, deadline: float | None = None) -> EventAnchor:
         self.budget.bulk = False
-        return self._kept(lambda: self.inner.event_head(deadline=deadline))
+        return self._kept(partial(super().event_head, deadline=deadline))
 
     def events_after(
         self, anchor: EventAnchor, *, deadline: float | None = None
     ) -> Iterator[EventPage]:
         """The log is read like the feed: everyday work, and a continuation keeps the
         place in line when the deadline stops it."""
-        yield from self._everyday(self.inner.events_after(anchor, deadline=deadline))
+        yield from self._everyday(super().events_after(anchor, deadline=deadline))
 
     def _everyday(self, pages: Iterator[_T]) -> Iterator[_T]:
         """``pages`` read as everyday work (not bulk, even after a by-key read between two
@@ -168,10 +164,7 @@ class BudgetedClient:
         try:
             self.budget.release()
         finally:
-            self.inner.close()
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self.inner, name)
+            super().close()
 
 
 class SharedBudgets:
@@ -224,11 +217,10 @@ class SharedBudgets:
         *,
         holder: str | None = None,
         **options: Any,
-    ) -> ReplicationClient | BudgetedClient:
+    ) -> ReplicationClient:
         """A client for one connection (``holder``: its id) whose requests take permits."""
         profile = options.get("profile") or profile_for(target.vendor)
         handle = self.limiter(target.vendor, credentials, profile, holder=holder)
         if handle is None:
             return ReplicationClient(target, credentials, **options)
-        inner = ReplicationClient(target, credentials, **{**options, "limiter": handle})
-        return BudgetedClient(inner, handle)
+        return BudgetedClient(target, credentials, budget=handle, **options)
