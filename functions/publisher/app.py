@@ -17,14 +17,6 @@ from typing import Any, cast
 
 from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import MetricUnit
-
-# Before anything imports pydantic: Powertools' batch package imports every parser model
-# (~0.1-0.25 s) when it finds pydantic already imported (tests/unit/test_cold_start.py).
-from aws_lambda_powertools.utilities.batch import (
-    BatchProcessor,
-    EventType,
-    process_partial_response,
-)
 from aws_lambda_powertools.utilities.idempotency import IdempotencyConfig, idempotent_function
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from mls_sync import aws
@@ -37,8 +29,9 @@ from mls_sync.inputs import (
     require_object,
     sqs_batch_problem,
 )
-from mls_sync.lambda_events import SqsRecord, batch_model
+from mls_sync.lambda_events import SqsRecord
 from mls_sync.models import UnpublishJob
+from mls_sync.sqs_batch import process_sqs_batch
 from mls_sync.unpublish.deps import PublisherDeps, default_deps
 from mls_sync.unpublish.reauth import ADMIN_ACTION, ReauthorizationError
 from mls_sync.unpublish.service import Attempt, GaveUp, RetryLater
@@ -62,10 +55,8 @@ class UnpublishRecord(SqsRecord):
         return check_body_size(body)  # fails this record alone, before parsing
 
 
-class _Processor(BatchProcessor):
-    def failure_handler(self, record: Any, exception: Any) -> Any:
-        log_refused(logger, record, exception)  # a record that does not parse, logged
-        return super().failure_handler(record, exception)
+def _failed(record: Any, exc: Exception) -> None:
+    log_refused(logger, record, exc)  # a record that does not parse, logged
 
 
 def _count(name: str) -> None:
@@ -189,14 +180,7 @@ def handle(event: dict[str, Any], context: LambdaContext, deps: PublisherDeps | 
 
     # A batch whose every record must wait (one throttled account) is not a function error:
     # report each record failed rather than raise, so the Errors alarm stays for real faults.
-    processor = _Processor(
-        event_type=EventType.SQS,
-        model=batch_model(UnpublishRecord),
-        raise_on_entire_batch_failure=False,
-    )
-    return process_partial_response(
-        event=event, record_handler=record_handler, processor=processor, context=context
-    )
+    return process_sqs_batch(event["Records"], UnpublishRecord, record_handler, on_failure=_failed)
 
 
 @logger.inject_lambda_context(clear_state=True)

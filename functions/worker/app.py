@@ -1,10 +1,9 @@
 """WorkerFunction: SQS SyncQueue (FIFO) → sync one connection per job.
 
 Thin: parse each record into a SyncJob, run the pipeline's domain, report the records that
-must be delivered again. SqsFifoPartialProcessor (a BatchProcessor) with
-``skip_group_on_error``: a failed job also fails the later jobs of the same connection in
-the batch (FIFO order), while other connections' jobs go on; a body that does not parse
-fails alone.
+must be delivered again (``mls_sync.sqs_batch``, ``skip_group_on_error``): a failed job also
+fails the later jobs of the same connection in the batch (FIFO order), while other
+connections' jobs go on; a body that does not parse fails alone.
 """
 
 from __future__ import annotations
@@ -14,18 +13,15 @@ from typing import Any
 
 from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import MetricUnit
-
-# Before anything imports pydantic: Powertools' batch package imports every parser model
-# (~0.1-0.25 s) when it finds pydantic already imported (tests/unit/test_cold_start.py).
-from aws_lambda_powertools.utilities.batch import SqsFifoPartialProcessor, process_partial_response
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from mls_sync.inputs import check_body_size, log_refused, not_a_batch, sqs_batch_problem
-from mls_sync.lambda_events import SqsRecord, batch_model
+from mls_sync.lambda_events import SqsRecord
 from mls_sync.models import SyncJob
 from mls_sync.pipeline.deps import default_sync_deps
 from mls_sync.pipeline.sync import SyncDeps, SyncResult, sync_connection
 from mls_sync.quota import quota_use
 from mls_sync.reso.budget import work_for
+from mls_sync.sqs_batch import process_sqs_batch
 from mls_sync.tracing import handler_tracer
 from pydantic import Json, field_validator
 
@@ -44,10 +40,8 @@ class SyncJobRecord(SqsRecord):
         return check_body_size(body)
 
 
-class _Processor(SqsFifoPartialProcessor):
-    def failure_handler(self, record: Any, exception: Any) -> Any:
-        log_refused(logger, record, exception)  # a record that does not parse, logged
-        return super().failure_handler(record, exception)
+def _failed(record: Any, exc: Exception) -> None:
+    log_refused(logger, record, exc)  # a record that does not parse, logged
 
 
 class SyncIncompleteError(RuntimeError):
@@ -173,12 +167,14 @@ def handle(event: dict[str, Any], context: LambdaContext, deps: SyncDeps | None 
             )
         return result.outcome
 
-    processor = _Processor(model=batch_model(SyncJobRecord), skip_group_on_error=True)
     # Every record failed is still a partial response: SQS retries exactly those messages,
     # and the invocation does not count as a function error.
-    processor.raise_on_entire_batch_failure = False
-    return process_partial_response(
-        event=event, record_handler=record_handler, processor=processor, context=context
+    return process_sqs_batch(
+        event["Records"],
+        SyncJobRecord,
+        record_handler,
+        on_failure=_failed,
+        skip_group_on_error=True,
     )
 
 
