@@ -17,10 +17,11 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from collections import Counter
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, TextIO
+
+from mls_sync.run_counts import RunCounts
 
 from mls_sync_local.errors import EXIT_FAILED, CommandError, UsageError
 from mls_sync_local.runtime.handlers import handler_output_to
@@ -42,7 +43,7 @@ class BrakeSummary:
     tick: TickSummary
     outcomes: list[str] = field(default_factory=list)
     """Outcome of each sync run of the connection after the decision (a discard's re-read)."""
-    counts: dict[str, int] = field(default_factory=dict)
+    counts: RunCounts = field(default_factory=RunCounts)
 
     @property
     def posts_sent(self) -> int:
@@ -50,7 +51,7 @@ class BrakeSummary:
 
     @property
     def listings_reread(self) -> int:
-        return self.counts.get("readByKey", 0)
+        return self.counts.read_by_key
 
     @property
     def failed(self) -> bool:
@@ -145,11 +146,9 @@ def run_brake(
         accelerate=accelerate,
     )
     summary = BrakeSummary(connection_id=connection_id, decision=decision, detail=detail, tick=tick)
-    counts: Counter[str] = Counter()
     for run in sorted(summary.runs(), key=lambda r: str(r.get("startedAt", ""))):
         summary.outcomes.append(str(run.get("outcome")))
-        counts.update({k: int(v) for k, v in (run.get("counts") or {}).items()})
-    summary.counts = dict(counts)
+        summary.counts += RunCounts.from_stored(run.get("counts") or {})
     return summary
 
 

@@ -265,7 +265,7 @@ def _observe_held(scene: BrakeScene, stack: str) -> None:
     repo = PostsRepo(tables.posts)
     posts = [post for lid in scene.lost for post in repo.list_by_listing(lid)]
     scene.posts_held = sum(1 for post in posts if post.status is PostStatus.PUBLISHED)
-    held = scene.reconcile.counts.get("massChangeHeld", 0) if scene.reconcile else 0
+    held = scene.reconcile.counts.mass_change_held if scene.reconcile else 0
     if scene.reconcile is not None and scene.reconcile.failed:
         scene.problems.append(
             f"{scene.connection_id}: the reconciliation {scene.reconcile.outcome}"

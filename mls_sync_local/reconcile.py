@@ -12,10 +12,11 @@ from __future__ import annotations
 import argparse
 import json
 import uuid
-from collections import Counter
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, TextIO
+
+from mls_sync.run_counts import RunCounts
 
 from mls_sync_local.errors import EXIT_FAILED, UsageError
 from mls_sync_local.runtime.local import LocalRuntime
@@ -32,7 +33,8 @@ class ReconcileSummary:
     tick: TickSummary
     outcomes: list[str] = field(default_factory=list)
     """Outcome of each run the reconciliation made (a long one hands over to continuations)."""
-    counts: dict[str, int] = field(default_factory=dict)
+    counts: RunCounts = field(default_factory=RunCounts)
+    """The runs' counts, added up."""
 
     @property
     def outcome(self) -> str:
@@ -49,7 +51,7 @@ class ReconcileSummary:
         return {
             "connectionId": self.connection_id,
             "outcome": self.outcome,
-            "counts": dict(sorted(self.counts.items())),
+            "counts": dict(sorted(self.counts.to_stored().items())),
             **self.tick.to_json(),
         }
 
@@ -58,8 +60,8 @@ class ReconcileSummary:
         changes = ", ".join(f"{k} {v}" for k, v in sorted(tick.status_changes.items())) or "none"
         lines = [
             f"reconcile {self.connection_id}: {self.outcome}, "
-            f"{self.counts.get('tracked', 0)} tracked listing(s), "
-            f"{self.counts.get('notReconcilable', 0)} not reconcilable, "
+            f"{self.counts.tracked} tracked listing(s), "
+            f"{self.counts.not_reconcilable} not reconcilable, "
             f"{tick.records_read} record(s) read, {tick.mls_requests} MLS request(s), "
             f"{tick.duration_ms} ms",
             f"  status changes: {changes}",
@@ -120,12 +122,10 @@ def run_reconcile(
     )
     request = requested[0]
     summary = ReconcileSummary(connection_id=connection_id, slot=request.slot, tick=tick)
-    counts: Counter[str] = Counter()
     runs = sorted(summary.runs(), key=lambda r: str(r.get("startedAt", "")))
     for run in runs:
         summary.outcomes.append(str(run.get("outcome")))
-        counts.update({k: int(v) for k, v in (run.get("counts") or {}).items()})
-    summary.counts = dict(counts)
+        summary.counts += RunCounts.from_stored(run.get("counts") or {})
     return summary
 
 

@@ -33,6 +33,7 @@ from typing import Any
 
 from mls_sync.config import stack_environment
 from mls_sync.dal.base import plain
+from mls_sync.run_counts import RunCounts
 
 from mls_sync_local.errors import UsageError
 from mls_sync_local.runtime.clients import client
@@ -489,6 +490,10 @@ def _accounts_table(data: RunData) -> str:
     return "".join(parts)
 
 
+def _records_read(run: dict[str, Any]) -> int:
+    return RunCounts.from_stored(run.get("counts") or {}).records_read
+
+
 def render(data: RunData, *, stack: str, now: datetime | None = None) -> str:
     now = now or datetime.now(UTC)
     when = now.strftime("%Y-%m-%d %H:%M:%S UTC")
@@ -496,7 +501,7 @@ def render(data: RunData, *, stack: str, now: datetime | None = None) -> str:
     post_status = Counter(f"{i.get('platform')}: {i.get('status')}" for i in data.posts)
     transitions = Counter(f"{i.get('from') or 'new'} → {i.get('to')}" for i in data.history)
     mls_requests = sum(int(r.get("mlsRequests", 0)) for r in data.runs)
-    records = sum(int(r.get("counts", {}).get("recordsRead", 0)) for r in data.runs)
+    records = sum(_records_read(r) for r in data.runs)
     failures = sum(1 for r in data.runs if r.get("outcome") in ("failed", "partial"))
     per_connection = []
     for conn in sorted(data.connections, key=lambda c: str(c.get("connectionId"))):
@@ -508,7 +513,7 @@ def render(data: RunData, *, stack: str, now: datetime | None = None) -> str:
                 conn.get("vendor"),
                 len(runs),
                 sum(int(r.get("mlsRequests", 0)) for r in runs),
-                sum(int(r.get("counts", {}).get("recordsRead", 0)) for r in runs),
+                sum(_records_read(r) for r in runs),
                 sum(len(r.get("errors", [])) for r in runs),
                 max((int(r.get("durationMs", 0)) for r in runs), default=0),
                 sum(

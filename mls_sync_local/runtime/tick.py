@@ -20,6 +20,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, TextIO
 
+from mls_sync.run_counts import RunCounts
+
 from mls_sync_local.errors import EXIT_FAILED, UsageError
 from mls_sync_local.runtime.context import make_context
 from mls_sync_local.runtime.dlq import dead_letter_counts
@@ -177,12 +179,10 @@ def summarise(
     transitions: Counter[str] = Counter()
     records = requests = 0
     for item in runs:
-        counts = item.get("counts") or {}
-        records += int(counts.get("recordsRead", 0))
+        counts = RunCounts.from_stored(item.get("counts") or {})
+        records += counts.records_read
         requests += int(item.get("mlsRequests", 0))
-        for key, value in counts.items():
-            if ">" in key:
-                transitions[key] += int(value)
+        transitions.update(counts.named_transitions())
     changed = [
         post
         for post_id, post in posts_after.items()
@@ -231,7 +231,7 @@ def failure_lines(
         else:
             cause = describe_failure(
                 [str(e) for e in run.get("errors") or []],
-                failed_listings=int((run.get("counts") or {}).get("failed", 0)),
+                failed_listings=RunCounts.from_stored(run.get("counts") or {}).failed,
             ).cause
         lines.append(f"{run.get('connectionId')}: {cause}")
     for post in sorted(posts, key=lambda p: str(p.get("postId"))):

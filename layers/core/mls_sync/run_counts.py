@@ -93,14 +93,26 @@ class RunCounts:
     def __repr__(self) -> str:  # the counts that are not zero: what a log or test reads
         return f"RunCounts({self.to_stored()})"
 
+    def __iadd__(self, other: RunCounts) -> RunCounts:
+        """Adds another run's counts (the CLI totals the runs of one command)."""
+        for attr in _STORED:
+            setattr(self, attr, getattr(self, attr) + getattr(other, attr))
+        self.transitions.update(other.transitions)
+        return self
+
+    def named_transitions(self) -> dict[str, int]:
+        """The transitions that happened, as history spells them: ``{"active>sold": 2}``."""
+        return {
+            f"{from_status or _NO_STATUS}{_ARROW}{to_status}": value
+            for (from_status, to_status), value in self.transitions.items()
+            if value
+        }
+
     def to_stored(self) -> dict[str, int]:
         """The SyncRuns item's ``counts``: non-zero counts by camelCase name, and
         transitions as ``"active>sold"``."""
         stored = {name: value for attr, name in _STORED.items() if (value := getattr(self, attr))}
-        for (from_status, to_status), value in self.transitions.items():
-            if value:
-                stored[f"{from_status or _NO_STATUS}{_ARROW}{to_status}"] = value
-        return stored
+        return stored | self.named_transitions()
 
     @classmethod
     def from_stored(cls, stored: object) -> RunCounts:

@@ -128,8 +128,8 @@ def test_reconcile_deletes_what_left_the_feed_and_nothing_else(env: Env) -> None
     assert env.status("l-4") is Status.ACTIVE
     # And the summary says so, from what the worker wrote
     assert summary.tick.status_changes == {"active>deleted": 2}
-    assert summary.counts["tracked"] == 4
-    assert summary.counts["notReconcilable"] == 1
+    assert summary.counts.tracked == 4
+    assert summary.counts.not_reconcilable == 1
     assert summary.tick.connections == 1
     assert summary.tick.mls_requests >= 1
 

@@ -106,3 +106,17 @@ def test_a_known_count_that_is_not_a_whole_number_is_refused(value: object) -> N
 def test_counts_that_are_not_a_map_are_refused() -> None:
     with pytest.raises(ValidationError, match="mapping"):
         _run([("failed", 1)])
+
+
+def test_runs_add_up_field_by_field_and_by_transition() -> None:
+    # Given two runs' counts, as the CLI reads them from the runs of one command
+    total = RunCounts.from_stored({"tracked": 4, "recordsRead": 2, "active>sold": 1})
+    total += RunCounts.from_stored({"recordsRead": 3, "active>sold": 1, "sold>active": 1})
+    # Then each count is the sum, and so is each transition
+    assert total.to_stored() == {
+        "tracked": 4,
+        "recordsRead": 5,
+        "active>sold": 2,
+        "sold>active": 1,
+    }
+    assert total.named_transitions() == {"active>sold": 2, "sold>active": 1}
