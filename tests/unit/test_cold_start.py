@@ -1,6 +1,6 @@
 """Cold start: with tracing off a handler imports neither the X-Ray SDK nor Powertools'
-parser models, and its import + init leave out what only some jobs need (the guarded HTTP
-transport, Powertools' secrets provider, other handlers' modules);
+parser models or batch utility, and its import + init leave out what only some jobs need
+(the guarded HTTP transport, Powertools' secrets provider, other handlers' modules);
 ``RuntimeSettings.tracing_enabled`` decides tracing as Powertools does; models built on
 first use are safe to first use from several threads (bench/cold_start.py measures the
 cost)."""
@@ -21,7 +21,13 @@ from mls_sync.tracing import NoTracer, handler_tracer
 
 ROOT = Path(__file__).resolve().parents[2]
 HANDLERS = sorted(p.parent.name for p in (ROOT / "functions").glob("*/app.py"))
-HEAVY = ("aws_xray_sdk", "aws_lambda_powertools.utilities.parser")
+# The X-Ray SDK (tracing off), Powertools' parser models and its batch utility (the data
+# classes of every event source, asyncio; mls_sync.sqs_batch answers SQS batches).
+HEAVY = (
+    "aws_xray_sdk",
+    "aws_lambda_powertools.utilities.parser",
+    "aws_lambda_powertools.utilities.batch",
+)
 
 # What each handler's import + first init must not load (the first job that needs it does):
 # httpcore (the guarded transport of the MLS and platform clients), Powertools' parameters
@@ -108,11 +114,11 @@ def handler_modules() -> dict[str, tuple[list[str], list[str]]]:
     return loaded
 
 
-def test_every_handler_imports_without_the_xray_sdk_or_parser_models(
+def test_every_handler_imports_without_the_xray_sdk_parser_models_or_batch_utility(
     handler_modules: dict[str, tuple[list[str], list[str]]],
 ) -> None:
     # Given each handler imported in a fresh interpreter, tracing off (fixture)
-    # Then none of them loaded the X-Ray SDK or Powertools' parser models
+    # Then none of them loaded the X-Ray SDK, Powertools' parser models or batch utility
     assert {name: loaded[0] for name, loaded in handler_modules.items()} == {
         name: [] for name in HANDLERS
     }

@@ -5,19 +5,16 @@ The same fields and validation as Powertools' parser models (``SqsRecordModel``,
 importing ``aws_lambda_powertools.utilities.parser``: any module of that package imports
 every model and envelope it has (0.1-0.25 s of a cold start).
 
-Subclass :class:`SqsRecord` with ``body: Json[YourModel]`` and pass it to Powertools'
-``BatchProcessor(model=...)``; it reads ``messageId`` of a failed record, like its own.
+Subclass :class:`SqsRecord` with ``body: Json[YourModel]`` and pass it to
+``mls_sync.sqs_batch.process_sqs_batch``.
 """
 
 from __future__ import annotations
 
 from datetime import datetime
-from typing import TYPE_CHECKING, Any, Literal, cast
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
-
-if TYPE_CHECKING:
-    from aws_lambda_powertools.utilities.parser.models import SqsRecordModel
 
 
 class SqsAttributes(BaseModel):
@@ -53,13 +50,6 @@ class SqsRecord(BaseModel):
     eventSource: Literal["aws:sqs"]  # noqa: N815
     eventSourceARN: str  # noqa: N815
     awsRegion: str  # noqa: N815
-
-
-def batch_model(model: type[SqsRecord]) -> type[SqsRecordModel]:
-    """``model`` typed as Powertools' ``BatchProcessor(model=...)`` declares it (its own
-    parser model; the processor itself only calls ``model_validate`` and reads
-    ``messageId``)."""
-    return cast("type[SqsRecordModel]", model)
 
 
 class ScheduledEvent(BaseModel):
