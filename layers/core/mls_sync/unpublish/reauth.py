@@ -24,16 +24,16 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from aws_lambda_powertools import Logger
-from pydantic import ValidationError
+from pydantic import Field, ValidationError
 
 from mls_sync.dal.accounts import AccountsRepo
 from mls_sync.dal.listings import ListingsRepo
 from mls_sync.dal.posts import PostsRepo, SettledPost
-from mls_sync.models import PostStatus, UnpublishJob
+from mls_sync.models import Model, PostStatus, UnpublishJob
 from mls_sync.policy import TransitionPolicy
 from mls_sync.queues import OutgoingMessage, QueueSender
 from mls_sync.secrets import SecretError
@@ -51,27 +51,20 @@ class ReauthorizationError(ValueError):
     """The request cannot be carried out as asked (unknown account, no usable token)."""
 
 
-@dataclass
-class Reauthorized:
-    """What a re-authorisation did."""
+class Reauthorized(Model):
+    """What a re-authorisation did: the admin invoke's answer (camelCase on the wire)."""
 
     account_id: str
     correlation_id: str
-    requeued: list[str] = field(default_factory=list)
+    requeued: list[str] = Field(default_factory=list)
     """Posts put back to ``published`` with an unpublish job sent."""
-    restored: list[str] = field(default_factory=list)
+    restored: list[str] = Field(default_factory=list)
     """Posts put back to ``published`` and left up: their listing was relisted since."""
-    skipped: list[str] = field(default_factory=list)
+    skipped: list[str] = Field(default_factory=list)
     """Posts that changed under us (another delivery settled them meanwhile)."""
 
     def to_json(self) -> dict[str, Any]:
-        return {
-            "accountId": self.account_id,
-            "correlationId": self.correlation_id,
-            "requeued": self.requeued,
-            "restored": self.restored,
-            "skipped": self.skipped,
-        }
+        return self.model_dump(by_alias=True)
 
 
 @dataclass(kw_only=True)
@@ -98,7 +91,9 @@ class Reauthorization:
             raise ReauthorizationError(
                 f"account {account_id}: no usable token in its secret ({type(exc).__name__})"
             ) from None
-        result = Reauthorized(account_id, correlation_id or f"reauth-{uuid.uuid4()}")
+        result = Reauthorized(
+            account_id=account_id, correlation_id=correlation_id or f"reauth-{uuid.uuid4()}"
+        )
         # The account's posts awaiting re-authorisation, each with its listing's verdict.
         found: list[tuple[SettledPost, bool]] = []
         for listing in self.listings.list_by_user(account.user_id):
