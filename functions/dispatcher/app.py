@@ -20,7 +20,7 @@ from mls_sync.dal import ConnectionsRepo
 from mls_sync.dal.base import Tables
 from mls_sync.inputs import InputError, require_object
 from mls_sync.lambda_events import ScheduledEvent
-from mls_sync.pipeline.dispatch import dispatch, health_census
+from mls_sync.pipeline.dispatch import TimeLeft, dispatch, health_census
 from mls_sync.queues import QueueSender
 from mls_sync.timeutil import Clock, utc_now
 from mls_sync.tracing import handler_tracer
@@ -71,7 +71,7 @@ def handle(
         period_seconds=deps.period_seconds,
         # A duplicate delivery of a firing carries the same event id.
         correlation_id=scheduled.id,
-        remaining_ms=context.get_remaining_time_in_millis,
+        time_left=TimeLeft(context.get_remaining_time_in_millis),
     )
     metrics.add_metric(name="SyncJobsDispatched", unit=MetricUnit.Count, value=result.messages)
     summary = {
@@ -99,7 +99,7 @@ def _report_health(deps: DispatcherDeps, context: LambdaContext) -> None:
             deps.connections.iter_health(),
             now=deps.clock(),
             period_seconds=deps.period_seconds,
-            remaining_ms=context.get_remaining_time_in_millis,
+            time_left=TimeLeft(context.get_remaining_time_in_millis),
         )
     except Exception as exc:  # noqa: BLE001 - observability must not fail the dispatch
         logger.warning("connection health not counted", extra={"error": type(exc).__name__})

@@ -37,6 +37,18 @@ RESERVE_MS = 30_000
 
 
 @dataclass(frozen=True, slots=True)
+class TimeLeft:
+    """The invocation's remaining time (Lambda's ``get_remaining_time_in_millis``) and the
+    part of it kept in reserve: a loop stops taking more work once it runs short."""
+
+    remaining_ms: Callable[[], int]
+    reserve_ms: int = RESERVE_MS
+
+    def short(self) -> bool:
+        return self.remaining_ms() < self.reserve_ms
+
+
+@dataclass(frozen=True, slots=True)
 class DispatchResult:
     slot: str
     connections: int
@@ -68,9 +80,8 @@ def dispatch(
     fired_at: datetime,
     period_seconds: int,
     correlation_id: str,
-    remaining_ms: Callable[[], int] | None = None,
+    time_left: TimeLeft | None = None,
     threads: int = SEND_THREADS,
-    reserve_ms: int = RESERVE_MS,
 ) -> DispatchResult:
     """Enqueues one ``schedule`` job per connection id for the slot of ``fired_at``.
 
@@ -92,7 +103,7 @@ def dispatch(
 
     with ThreadPoolExecutor(max_workers=max(1, threads)) as pool:
         for chunk in _chunks(connection_ids, 10):
-            if remaining_ms is not None and remaining_ms() < reserve_ms:
+            if time_left is not None and time_left.short():
                 complete = False
                 logger.warning("dispatch stopped before the deadline", extra={"slot": slot})
                 break
@@ -149,8 +160,7 @@ def health_census(
     *,
     now: datetime,
     period_seconds: int,
-    remaining_ms: Callable[[], int] | None = None,
-    reserve_ms: int = RESERVE_MS,
+    time_left: TimeLeft | None = None,
     detail_limit: int = DETAIL_LIMIT,
 ) -> HealthCensus:
     """Counts stale, failing, braked and disabled connections (low-cardinality figures for
@@ -160,7 +170,7 @@ def health_census(
     counts = {"connections": 0, "stale": 0, "failing": 0, "braked": 0, "disabled": 0}
     worst: list[tuple[int, str, Unhealthy]] = []  # a min-heap on lag: the top N survive
     for index, fields in enumerate(connections):
-        if remaining_ms is not None and index % 1000 == 0 and remaining_ms() < reserve_ms:
+        if time_left is not None and index % 1000 == 0 and time_left.short():
             return HealthCensus(complete=False)
         health = fields.health(now, period_seconds)
         counts["connections"] += 1
