@@ -82,7 +82,7 @@ def status_rows(
     items: Iterable[dict[str, Any]], *, now: datetime, period_seconds: int
 ) -> list[StatusRow]:
     """One row per connection item (plain attribute values), sorted: unhealthy first."""
-    from mls_sync.dal.connections import ConnectionHealthFields  # noqa: PLC0415
+    from mls_sync.dal.connection_health import ConnectionHealthFields  # noqa: PLC0415
 
     rows = []
     for item in items:

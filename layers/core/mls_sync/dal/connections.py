@@ -20,13 +20,13 @@ from mls_sync.dal.base import (
     read,
     storable,
 )
+from mls_sync.dal.connection_health import HEALTH_ATTRIBUTES, ConnectionHealthFields
 from mls_sync.dal.detection import DetectionRepo
 from mls_sync.dal.item_repo import ItemRepo
 from mls_sync.health import (
     FAILURE_OUTCOMES,
     SUCCESS_OUTCOMES,
     Failure,
-    HealthFacts,
     describe_failure,
     through_open_circuit,
 )
@@ -63,35 +63,6 @@ class HealthRecord:
     consecutive_failures: int
     lag_seconds: int
     vendor: str
-
-
-@dataclass(frozen=True, slots=True)
-class ConnectionHealthFields(HealthFacts):
-    """The health attributes of one connection, as the dispatcher reads them: what its
-    health is judged from (:meth:`health`), and what names it and its last error."""
-
-    connection_id: str
-    error_class: str | None
-    cause: str | None
-    quarantined_records: int
-
-    @classmethod
-    def from_item(cls, item: dict[str, Any]) -> ConnectionHealthFields:
-        raw_error = item.get("lastError")
-        error: dict[str, Any] = raw_error if isinstance(raw_error, dict) else {}
-        return cls(
-            connection_id=str(item["connectionId"]),
-            enabled=bool(item.get("enabled", True)),
-            braked=bool(item.get("braked")),
-            last_attempt_at=item.get("lastAttemptAt"),
-            # Connections synced before health was recorded have only lastSyncedAt.
-            last_success_at=item.get("lastSuccessAt") or item.get("lastSyncedAt"),
-            failing_since=item.get("failingSince"),
-            consecutive_failures=int(item.get("consecutiveFailures") or 0),
-            error_class=error.get("errorClass"),
-            cause=error.get("message"),
-            quarantined_records=int(item.get("quarantinedRecords") or 0),
-        )
 
 
 class ConnectionsRepo(ItemRepo[Connection]):
@@ -344,13 +315,7 @@ class ConnectionsRepo(ItemRepo[Connection]):
         the dispatcher counts for the health metrics. At 100,000 connections of ~1 KB,
         ~12,500 read request units (an eventually consistent scan is billed by the size
         read, not per item) and ~100 pages."""
-        kwargs: dict[str, Any] = {
-            "ProjectionExpression": (
-                "connectionId, enabled, braked, lastAttemptAt, lastSuccessAt, lastSyncedAt, "
-                "failingSince, consecutiveFailures, lastError, quarantinedRecords"
-            ),
-            "Limit": page_size,
-        }
+        kwargs: dict[str, Any] = {"ProjectionExpression": HEALTH_ATTRIBUTES, "Limit": page_size}
         while True:
             page = self._table.scan(**kwargs)
             for raw in page.get("Items", []):

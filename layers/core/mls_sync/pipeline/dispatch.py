@@ -20,7 +20,7 @@ from datetime import datetime
 
 from aws_lambda_powertools import Logger
 
-from mls_sync.dal.connections import ConnectionHealthFields
+from mls_sync.dal.connection_health import ConnectionHealthFields
 from mls_sync.health import Health
 from mls_sync.models import SyncJob
 from mls_sync.pipeline.keys import dedup_id, group_id, slot_of
