@@ -43,9 +43,11 @@ import contextlib
 import json
 import os
 import select
+import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -121,7 +123,37 @@ def _child(args: list[str], env: dict[str, str]) -> Iterator[Child]:
             child.stop()
 
 
-def _worker_env(stack_env: dict[str, str], moto_url: str) -> dict[str, str]:
+class XraySink:
+    """A UDP socket on loopback standing in for the X-Ray daemon: counts what the SDK sends,
+    so a tracing-on run shows that segments were recorded (and drops them)."""
+
+    def __init__(self) -> None:
+        self.socket = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self.socket.bind(("127.0.0.1", 0))
+        self.socket.settimeout(0.5)
+        self.address = f"127.0.0.1:{self.socket.getsockname()[1]}"
+        self.datagrams = 0
+        self.bytes = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._drain, name="xray-sink", daemon=True)
+        self._thread.start()
+
+    def _drain(self) -> None:
+        while not self._stop.is_set():
+            try:
+                data = self.socket.recv(65536)
+            except TimeoutError:
+                continue
+            self.datagrams += 1
+            self.bytes += len(data)
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=5)
+        self.socket.close()
+
+
+def _worker_env(stack_env: dict[str, str], moto_url: str, xray: str | None) -> dict[str, str]:
     """The worker's Lambda environment: the template's variables for this stack, what the
     Lambda runtime sets (``cold_start.child_env``), the moto endpoint, loopback allowed."""
     env = cold_start.child_env(tracing=TRACING)
@@ -139,11 +171,10 @@ def _worker_env(stack_env: dict[str, str], moto_url: str) -> dict[str, str]:
     )
     if TRACEMALLOC:
         env["BENCH_RSS_TRACEMALLOC"] = "1"
-    if TRACING:
-        # A sampled trace header per invocation; segments go over UDP to a loopback port
-        # where no daemon listens (the SDK sends and forgets, as it does to Lambda's).
+    if xray is not None:
+        # A sampled trace header per invocation, segments sent over UDP as to Lambda's daemon.
         env["BENCH_RSS_TRACING"] = "1"
-        env["AWS_XRAY_DAEMON_ADDRESS"] = "127.0.0.1:2000"
+        env["AWS_XRAY_DAEMON_ADDRESS"] = xray
     if not BUDGET:
         # Without the table each process keeps its own per-token limiter (budgets_from_settings).
         env["BUDGETS_TABLE"] = ""
@@ -312,7 +343,11 @@ def measure(size: int) -> dict[str, Any]:
         stack = create_stack_resources(worker_cost.STACK)
         _seed(stack, world)
         keys: list[str] = world.pop("keys")
-        with _child(["worker"], _worker_env(stack.env, moto_url)) as worker:
+        xray = XraySink() if TRACING else None
+        env = _worker_env(stack.env, moto_url, xray.address if xray else None)
+        with contextlib.ExitStack() as stop, _child(["worker"], env) as worker:
+            if xray is not None:
+                stop.callback(xray.close)
             imported = worker.read(120)["imported"]
             cycles = Cycles(stack, worker, sim)
             rows.append(cycles.run("first sync"))
@@ -343,6 +378,8 @@ def measure(size: int) -> dict[str, Any]:
         "largest_rise_mb": max(r["rise_mb"] for r in rows),
         "simulator_rss_mb": simulator["rss_mb"],
         "goal_mb": GOAL_MB,
+        "xray_datagrams": xray.datagrams if xray else None,
+        "xray_bytes": xray.bytes if xray else None,
     }
 
 
@@ -360,6 +397,7 @@ def _print(row: dict[str, Any]) -> None:
 
 def run(out: Path) -> dict[str, Any]:
     del out  # bench/__main__ writes the returned figures
+    commit = _commit()
     figures = measure(SIZE)
     verdict = "within" if figures["sequence_peak_mb"] <= GOAL_MB else "OVER"
     print(
@@ -370,5 +408,24 @@ def run(out: Path) -> dict[str, Any]:
         " the simulator's process:"
         f" {figures['simulator_rss_mb']} MB)"
     )
+    if figures["xray_datagrams"] is not None:
+        print(f"  X-Ray: {figures['xray_datagrams']} datagrams, {figures['xray_bytes']:,} bytes")
     figures["load_average"] = os.getloadavg()
+    figures["commit"] = commit if commit == _commit() else f"{commit}, then {_commit()}"
     return figures
+
+
+def _commit() -> str:
+    """HEAD, with ``+changes`` when layers/ or functions/ differ from it (other engineers
+    share this working tree: the worker measured is the tree's, not only HEAD's)."""
+    git = ["git", "-C", str(ROOT)]
+    head = subprocess.run(
+        [*git, "rev-parse", "--short", "HEAD"], capture_output=True, text=True, timeout=10
+    ).stdout.strip()
+    dirty = subprocess.run(
+        [*git, "status", "--porcelain", "--", "layers", "functions"],
+        capture_output=True,
+        text=True,
+        timeout=10,
+    ).stdout.strip()
+    return f"{head}+changes" if dirty else head
