@@ -31,15 +31,14 @@ _CONFIG = Config(
     retries={"mode": "standard", "max_attempts": 5},
 )
 
-
 _QUICK_CONFIG = Config(
     connect_timeout=1,
     read_timeout=2,
     retries={"mode": "standard", "max_attempts": 3},
 )
-"""For a handler that answers an HTTP caller while it waits (PushFunction): a slow call fails
-within seconds and the caller is told to retry, instead of the function timing out after
-it has half acted."""
+"""``quick=True``: for a handler that answers an HTTP caller while it waits (PushFunction): a
+slow call fails within seconds and the caller is told to retry, instead of the function
+timing out after it has half acted."""
 
 _LOCK = threading.Lock()
 
@@ -50,9 +49,10 @@ def _session() -> boto3.session.Session:
 
 
 @per_container
-def _client(service: str) -> Any:
+def _client(service: str, quick: bool) -> Any:  # both positional: one cache key a client
+    config = _QUICK_CONFIG if quick else _CONFIG
     with _LOCK:
-        return _session().client(service, config=_CONFIG)  # type: ignore[call-overload]
+        return _session().client(service, config=config)  # type: ignore[call-overload]
 
 
 @per_container
@@ -61,47 +61,28 @@ def _resource(service: str) -> Any:
         return _session().resource(service, config=_CONFIG)  # type: ignore[call-overload]
 
 
-@per_container
-def _quick_client(service: str) -> Any:
-    with _LOCK:
-        return _session().client(service, config=_QUICK_CONFIG)  # type: ignore[call-overload]
-
-
-def quick_dynamodb() -> DynamoDBClient:
-    return cast("DynamoDBClient", _quick_client("dynamodb"))
-
-
-def quick_sqs() -> SQSClient:
-    return cast("SQSClient", _quick_client("sqs"))
-
-
-def quick_secrets() -> SecretsManagerClient:
-    return cast("SecretsManagerClient", _quick_client("secretsmanager"))
-
-
-def dynamodb() -> DynamoDBClient:
-    return cast("DynamoDBClient", _client("dynamodb"))
+def dynamodb(*, quick: bool = False) -> DynamoDBClient:
+    return cast("DynamoDBClient", _client("dynamodb", quick))
 
 
 def dynamodb_resource() -> DynamoDBServiceResource:
     return cast("DynamoDBServiceResource", _resource("dynamodb"))
 
 
-def sqs() -> SQSClient:
-    return cast("SQSClient", _client("sqs"))
+def sqs(*, quick: bool = False) -> SQSClient:
+    return cast("SQSClient", _client("sqs", quick))
 
 
 def events() -> EventBridgeClient:
-    return cast("EventBridgeClient", _client("events"))
+    return cast("EventBridgeClient", _client("events", False))
 
 
-def secrets() -> SecretsManagerClient:
-    return cast("SecretsManagerClient", _client("secretsmanager"))
+def secrets(*, quick: bool = False) -> SecretsManagerClient:
+    return cast("SecretsManagerClient", _client("secretsmanager", quick))
 
 
 def reset_clients() -> None:
     """Forget cached clients (tests start a fresh moto between cases)."""
     _client.cache_clear()
-    _quick_client.cache_clear()
     _resource.cache_clear()
     _session.cache_clear()

@@ -22,7 +22,7 @@ the environment is the only source.
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from typing import Annotated, Any, TypeVar, cast
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, field_validator
@@ -172,28 +172,25 @@ def schedule_period_seconds(expression: str) -> int:
 # ------------------------------------------------------------------------------ reading
 
 
-def env_names(cls: type[EnvSettings]) -> dict[str, str]:
-    """Field name -> environment variable, groups included (``platforms.X`` for a group)."""
-    names: dict[str, str] = {}
+def _variables(cls: type[EnvSettings]) -> Iterator[tuple[str, str, bool]]:
+    """(field, variable, required) for every value ``cls`` reads, groups included
+    (``platforms.X`` for a group's field)."""
     for name, field in cls.model_fields.items():
         group = _group(field.annotation)
         if group is not None:
-            names.update({f"{name}.{k}": v for k, v in env_names(group).items()})
+            yield from ((f"{name}.{sub}", var, req) for sub, var, req in _variables(group))
         elif isinstance(field.validation_alias, str):
-            names[name] = field.validation_alias
-    return names
+            yield name, field.validation_alias, field.is_required()
+
+
+def env_names(cls: type[EnvSettings]) -> dict[str, str]:
+    """Field name -> environment variable, groups included (``platforms.X`` for a group)."""
+    return {name: variable for name, variable, _ in _variables(cls)}
 
 
 def required_env_names(cls: type[EnvSettings]) -> set[str]:
     """The variables ``cls`` cannot do without (no default), groups included."""
-    names: set[str] = set()
-    for field in cls.model_fields.values():
-        group = _group(field.annotation)
-        if group is not None:
-            names |= required_env_names(group)
-        elif field.is_required() and isinstance(field.validation_alias, str):
-            names.add(field.validation_alias)
-    return names
+    return {variable for _, variable, required in _variables(cls) if required}
 
 
 def _group(annotation: object) -> type[EnvSettings] | None:

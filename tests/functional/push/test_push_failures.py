@@ -125,7 +125,7 @@ def test_a_failed_second_write_still_sends_the_job_and_asks_for_a_retry(
     # When K1 is pushed again and the write that marks it fails after the first went in
     table = inbox.table_name
     flaky = dataclasses.replace(
-        push.deps, inbox=PushInboxRepo(cast(Any, AgainFails(aws.quick_dynamodb())), table)
+        push.deps, inbox=PushInboxRepo(cast(Any, AgainFails(aws.dynamodb(quick=True))), table)
     )
     answer = push.post(_keys("K1"), flaky)
     # Then the flip's job was sent all the same, and the producer is told to retry

@@ -17,14 +17,16 @@ def build_push_deps(settings: Settings | None = None) -> PushDeps:
     settings = settings or get_settings()
     if not settings.push_inbox_table:
         raise ConfigError("invalid configuration: PUSH_INBOX_TABLE is not set")
-    # Clients with short timeouts: the producer is waiting for the answer (aws.quick_*).
+    # Clients with short timeouts: the producer is waiting for the answer (quick=True).
     return PushDeps(
         # One DynamoDB request a push, not two: the access answer is kept a while (why:
         # push/access_cache.py).
-        connections=CachedAccess(PushAccessRepo(aws.quick_dynamodb(), settings.connections_table)),
-        inbox=PushInboxRepo(aws.quick_dynamodb(), settings.push_inbox_table),
-        secrets=SecretStore(aws.quick_secrets(), max_age=SECRET_MAX_AGE_SECONDS),
-        jobs=PushJobSender(aws.quick_sqs(), settings.sync_queue_url),
+        connections=CachedAccess(
+            PushAccessRepo(aws.dynamodb(quick=True), settings.connections_table)
+        ),
+        inbox=PushInboxRepo(aws.dynamodb(quick=True), settings.push_inbox_table),
+        secrets=SecretStore(aws.secrets(quick=True), max_age=SECRET_MAX_AGE_SECONDS),
+        jobs=PushJobSender(aws.sqs(quick=True), settings.sync_queue_url),
     )
 
 
