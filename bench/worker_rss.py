@@ -420,10 +420,15 @@ def _commit() -> str:
     share this working tree: the worker measured is the tree's, not only HEAD's)."""
     git = ["git", "-C", str(ROOT)]
     head = subprocess.run(
-        [*git, "rev-parse", "--short", "HEAD"], capture_output=True, text=True, timeout=10
+        [*git, "rev-parse", "--short", "HEAD"],
+        check=True,
+        capture_output=True,
+        text=True,
+        timeout=10,
     ).stdout.strip()
     dirty = subprocess.run(
         [*git, "status", "--porcelain", "--", "layers", "functions"],
+        check=True,
         capture_output=True,
         text=True,
         timeout=10,
