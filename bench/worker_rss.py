@@ -4,8 +4,8 @@ Three processes, as in AWS: moto server in one (``worker_cost._moto_process``), 
 simulator in another (``bench/_rss_children.py sim``, on loopback HTTP, its clock following
 real time), and the **worker in a process of its own** (``bench/_rss_children.py worker``):
 a fresh interpreter that imports ``functions.worker.app`` as Lambda does, with the
-worker's environment from the template (every table, the queues, the shared MLS budget,
-tracing off unless ``BENCH_RSS_TRACING=1``), and is handed each job as the SQS event
+worker's environment from the template (``cold_start.child_env`` and this stack's tables and
+queues) and the Lambda runtime's variables, and is handed each job as the SQS event
 Lambda's event source mapping would build from the message the dispatcher sent
 (``dispatch.jobs_for`` through ``QueueSender``, received with every attribute, shaped by
 ``mls_sync_local.runtime.pollers.sqs_event``). Continuations the worker queues are handed
@@ -31,6 +31,14 @@ allocator keeps it), so a cycle after a larger one rises only above what that on
 Earlier figures (kept in docs/performance.md for their meaning): ``worker_cost``'s RSS is
 worker, simulator and harness in one process; this module used to run those cycles in one
 process with the simulator and report each cycle's rise, an upper bound of the worker's.
+
+Two choices, both switchable. Tracing is off, as in the local runtime and cold_start's goal;
+``BENCH_RSS_TRACING=1`` runs as in AWS (``Tracing: Active``): the X-Ray SDK loaded, a sampled
+trace header set before each invocation as the Lambda runtime does, segments sent over UDP
+to a loopback sink that counts them (``xray_datagrams``: that tracing did record). The shared
+MLS budget is off (``BUDGETS_TABLE`` empty: each process keeps its own per-token limiter, the
+template's documented fallback), because pacing at the trestle quota (~1.9 requests/s) adds
+about two minutes of waiting to the run and little memory; ``BENCH_RSS_BUDGET=1`` puts it back.
 
 ``BENCH_RSS_SIZE`` overrides the tracked listings (default 10,000);
 ``BENCH_RSS_TRACEMALLOC=1`` traces the worker's allocations (slower, and tracemalloc's own
