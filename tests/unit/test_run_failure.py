@@ -10,14 +10,20 @@ from datetime import UTC, datetime
 import httpx
 import pytest
 from mls_sync.health import describe_failure
-from mls_sync.http.failures import FailureKind
+from mls_sync.http.failures import FailureKind, Problem
 from mls_sync.pipeline.decisions import describe_error
 from mls_sync.reso.auth import BearerToken, TokenCache, TokenState
-from mls_sync.reso.errors import CircuitOpen, MlsError, MlsMalformedPage, MlsUnavailable
+from mls_sync.reso.errors import (
+    CircuitOpen,
+    MlsAuthError,
+    MlsError,
+    MlsMalformedPage,
+    MlsUnavailable,
+)
 from mls_sync.reso.limits import CircuitBreaker, RateLimiter
 from mls_sync.reso.profiles import Quotas, profile_for
 from mls_sync.reso.transport import Transport
-from mls_sync.run_failure import Category, FailureText, failure_of, read_failure
+from mls_sync.run_failure import Category, FailureText, Refusal, failure_of, read_failure
 from pydantic import SecretStr
 
 NOW = datetime(2026, 12, 1, 9, 0, tzinfo=UTC)
@@ -116,10 +122,32 @@ def test_text_recorded_before_types_reads_back_into_the_same_type() -> None:
         "Connection refused) after 5 attempts"
     )
     assert read is not None
-    assert (read.category, read.kind, read.attempts, read.error) == (
-        Category.UNAVAILABLE,
+    assert (read.category, read.attempts) == (Category.UNAVAILABLE, 5)
+    # the problem the transport wrote the text from: its own words, kind and class
+    assert read.problem == Problem(
         FailureKind.REFUSED,
-        5,
-        "ConnectError",
+        "connection failed (ConnectError: [Errno 111] Connection refused)",
+        error="ConnectError",
+        detail="[Errno 111] Connection refused",
     )
     assert read_failure("no type here") is None
+
+
+def test_a_live_error_and_its_recorded_text_carry_the_same_types() -> None:
+    # A transport error's failure holds the very problem the error carried
+    error = _failing(httpx.MockTransport(lambda _r: httpx.Response(503, text="down")), 2)
+    assert failure_of(error).problem == error.problem
+    # and a refused credential reads back from its text to the refusal it was raised with
+    refused = MlsAuthError(
+        "token endpoint of auth.mls.com refused the credentials (400, invalid_client: no)",
+        endpoint="token endpoint",
+        status=400,
+        error_code="invalid_client",
+    )
+    read = read_failure(describe_error(refused))
+    assert read is not None
+    assert (
+        read.refusal
+        == failure_of(refused).refusal
+        == Refusal("token endpoint", 400, "invalid_client")
+    )

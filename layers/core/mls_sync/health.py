@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from mls_sync.http.failures import FailureKind
-from mls_sync.run_failure import Category, RunFailure, typed_failure
+from mls_sync.run_failure import Category, Refusal, RunFailure, typed_failure
 from mls_sync.timeutil import TimestampError, parse_utc
 
 STALE_PERIODS = 2
@@ -58,22 +58,22 @@ _REACHED_NOT = {
 
 
 def _unavailable(failure: RunFailure) -> str:
-    kind = failure.kind
-    if kind is FailureKind.NOT_LOOPBACK:
+    problem = failure.problem
+    if problem is None:
+        words = f"MLS unavailable: {failure.message}"
+    elif problem.kind is FailureKind.NOT_LOOPBACK:
         return "blocked: not a loopback host"  # the local runtime's guard
-    if kind is FailureKind.BLOCKED:
+    elif problem.kind is FailureKind.BLOCKED:
         # A refusal by policy is not retried into success: the count says nothing new.
-        return f"blocked: {failure.detail}"  # the outbound URL policy
-    if kind is FailureKind.SERVER_ERROR:
-        words = f"MLS failing: HTTP {failure.status}"
-    elif kind is FailureKind.CONNECT:
-        words = f"MLS unreachable: {failure.error}" + (
-            f" ({_one_line(failure.detail)})" if failure.detail else ""
+        return f"blocked: {problem.detail}"  # the outbound URL policy
+    elif problem.kind is FailureKind.SERVER_ERROR:
+        words = f"MLS failing: HTTP {problem.status}"
+    elif problem.kind is FailureKind.CONNECT:
+        words = f"MLS unreachable: {problem.error}" + (
+            f" ({_one_line(problem.detail)})" if problem.detail else ""
         )
-    elif kind is not None:
-        words = _REACHED_NOT[kind]
     else:
-        words = f"MLS unavailable: {failure.detail or failure.message}"
+        words = _REACHED_NOT[problem.kind]
     return words + (f" ({failure.attempts} attempts)" if failure.attempts else "")
 
 
@@ -81,11 +81,10 @@ def _cause(failure: RunFailure) -> str:
     """The on-call engineer's words for a typed failure."""
     match failure.category:
         case Category.AUTH:
-            code = " ".join(
-                str(part) for part in (failure.status, failure.error_code) if part is not None
-            )
-            where = failure.endpoint or "MLS"
-            return f"{where} refused the credentials" + (f" ({code})" if code else "")
+            refusal = failure.refusal or Refusal("MLS", None, None)
+            said = (refusal.status, refusal.error_code)
+            code = " ".join(str(part) for part in said if part is not None)
+            return f"{refusal.endpoint} refused the credentials" + (f" ({code})" if code else "")
         case Category.UNAVAILABLE:
             return _unavailable(failure)
         case Category.CIRCUIT:

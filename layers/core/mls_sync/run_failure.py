@@ -1,7 +1,7 @@
 """Why a run failed, as a type: the error's class, its category and what the error itself
-carried (the last attempt's :class:`~mls_sync.http.failures.FailureKind`, the attempt
-count, the HTTP status and OAuth error code, the breaker's wait). Health names the cause
-from these fields (``mls_sync.health``), never from the message.
+carried (the last attempt's :class:`~mls_sync.http.failures.Problem` and the attempt count,
+the refused credential's HTTP status and OAuth error code, the breaker's wait). Health names
+the cause from these fields (``mls_sync.health``), never from the message.
 
 A run's errors are recorded as text (the SyncRun item, the worker's log); the run's own
 error is a :class:`FailureText`, a ``str`` that also carries its :class:`RunFailure`, so
@@ -15,7 +15,7 @@ import re
 from dataclasses import dataclass, replace
 from enum import StrEnum
 
-from mls_sync.http.failures import FailureKind
+from mls_sync.http.failures import FailureKind, Problem
 from mls_sync.reso.errors import CircuitOpen, MlsAuthError, MlsError
 
 
@@ -51,24 +51,32 @@ def _category(names: list[str]) -> Category:
 
 
 @dataclass(frozen=True, slots=True)
+class Refusal:
+    """Credentials refused: by whom, with the HTTP status and the OAuth error code (RFC 6749
+    §5.2 / RFC 6750 §3.1) when the server said them."""
+
+    endpoint: str
+    """``MLS`` or ``token endpoint``."""
+    status: int | None
+    error_code: str | None
+
+
+@dataclass(frozen=True, slots=True)
 class RunFailure:
     error_class: str
     category: Category
     message: str
-    kind: FailureKind | None = None
-    """The last attempt's kind, for a request that ran out of retries."""
+    problem: Problem | None = None
+    """The last attempt's, for a request that ran out of retries: the error carries it."""
     attempts: int | None = None
-    status: int | None = None
-    error_code: str | None = None
-    """The OAuth error code (RFC 6749 §5.2 / RFC 6750 §3.1) of a refused credential."""
-    endpoint: str | None = None
-    """Who refused the credentials: ``MLS`` or ``token endpoint``."""
+    refusal: Refusal | None = None
+    """Who refused the credentials, and what they said."""
     retry_in: float | None = None
     """Seconds until an open circuit's trial request."""
-    error: str | None = None
-    """The class name of a failure to connect (``ConnectError``)."""
-    detail: str | None = None
-    """Its own words (a guard's refusal, the OS's reason)."""
+
+    @property
+    def kind(self) -> FailureKind | None:
+        return self.problem.kind if self.problem is not None else None
 
 
 def failure_of(exc: BaseException) -> RunFailure:
@@ -76,23 +84,18 @@ def failure_of(exc: BaseException) -> RunFailure:
     names = [cls.__name__ for cls in type(exc).__mro__]
     base = RunFailure(type(exc).__name__, _category(names), str(exc))
     if isinstance(exc, MlsAuthError):
-        return replace(base, status=exc.status, error_code=exc.error_code, endpoint=exc.endpoint)
+        return replace(base, refusal=Refusal(exc.endpoint, exc.status, exc.error_code))
     if isinstance(exc, CircuitOpen):
         return replace(base, retry_in=exc.retry_in)
     if not isinstance(exc, MlsError):
         return base
     problem = exc.problem
     if problem is None:
+        # An error raised without a request's problem (a page or $metadata we cannot read):
+        # its class says the kind, its message the words
         kind = next((_KIND_OF_CLASS[n] for n in names if n in _KIND_OF_CLASS), None)
-        return replace(base, kind=kind, attempts=exc.attempts)
-    return replace(
-        base,
-        kind=problem.kind,
-        attempts=exc.attempts,
-        status=problem.status,
-        error=problem.error,
-        detail=problem.detail,
-    )
+        problem = Problem(kind, str(exc)) if kind is not None else None
+    return replace(base, problem=problem, attempts=exc.attempts)
 
 
 class FailureText(str):
@@ -135,24 +138,27 @@ def _connect_kind(detail: str) -> FailureKind:
 
 
 def _read_unavailable(failure: RunFailure) -> RunFailure:
+    """The transport wrote ``"<host>: <problem's text> after <n> attempts"``: the problem is
+    read back from its text."""
     attempts = _ATTEMPTS.search(failure.message)
-    body = failure.message[: attempts.start()] if attempts else failure.message
-    body = _HOST_PREFIX.sub("", body, count=1)
-    count = int(attempts.group(1)) if attempts else None
-    connect = _CONNECT.search(body)
+    text = failure.message[: attempts.start()] if attempts else failure.message
+    text = _HOST_PREFIX.sub("", text, count=1)
+    read = replace(failure, attempts=int(attempts.group(1)) if attempts else None)
+    connect = _CONNECT.search(text)
     if connect:
         detail = connect.group(2)
         kind = _connect_kind(detail or "")
-        return replace(failure, kind=kind, attempts=count, error=connect.group(1), detail=detail)
-    if body.startswith("timed out") or "slow server" in body:
-        return replace(failure, kind=FailureKind.TIMED_OUT, attempts=count)
-    if body.startswith(("HTTP 5", "HTTP 429")):
-        status = int(body[5:8])
+        return replace(read, problem=Problem(kind, text, error=connect.group(1), detail=detail))
+    if text.startswith("timed out") or "slow server" in text:
+        return replace(read, problem=Problem(FailureKind.TIMED_OUT, text))
+    if text.startswith(("HTTP 5", "HTTP 429")):
+        status = int(text[5:8])
         kind = FailureKind.RATE_LIMITED if status == 429 else FailureKind.SERVER_ERROR
-        return replace(failure, kind=kind, attempts=count, status=status)
-    if "JSON" in body:
-        return replace(failure, kind=FailureKind.UNREADABLE, attempts=count)
-    return replace(failure, attempts=count, detail=body)
+        return replace(read, problem=Problem(kind, text, status=status))
+    if "JSON" in text:
+        return replace(read, problem=Problem(FailureKind.UNREADABLE, text))
+    # No kind to read: the words, less the host and the count the cause states itself
+    return replace(read, message=text)
 
 
 def read_failure(text: str) -> RunFailure | None:
@@ -167,9 +173,7 @@ def read_failure(text: str) -> RunFailure | None:
         refused = _REFUSED_BY.search(message)
         status, code = refused.groups() if refused else (None, None)
         endpoint = "token endpoint" if message.startswith("token endpoint") else "MLS"
-        return replace(
-            failure, status=int(status) if status else None, error_code=code, endpoint=endpoint
-        )
+        return replace(failure, refusal=Refusal(endpoint, int(status) if status else None, code))
     if failure.category is Category.CIRCUIT:
         wait = _NEXT_TRY.search(message)
         return replace(failure, retry_in=float(wait.group(1)) if wait else None)
@@ -186,6 +190,7 @@ def typed_failure(text: str) -> RunFailure | None:
 __all__ = [
     "Category",
     "FailureText",
+    "Refusal",
     "RunFailure",
     "failure_of",
     "read_failure",
