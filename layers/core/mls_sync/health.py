@@ -15,6 +15,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Literal, get_args
 
 from mls_sync.http.failures import FailureKind
 from mls_sync.run_failure import Category, Refusal, RunFailure, typed_failure
@@ -140,12 +141,18 @@ def through_open_circuit(failure: Failure, previous: Failure | None) -> Failure:
 # ------------------------------------------------------------------------------ assessment
 
 
+Flag = Literal["stale", "failing", "braked", "disabled"]
+FLAGS: tuple[Flag, ...] = get_args(Flag)
+"""Every health flag, in the order the dispatcher reports them."""
+
+
 @dataclass(frozen=True, slots=True)
 class Health:
     """A connection's health at one instant."""
 
-    flags: tuple[str, ...]
-    """Among ``disabled``, ``braked``, ``stale``, ``failing``; empty when all is well."""
+    flags: tuple[Flag, ...]
+    """Its flags (``disabled`` alone, or among ``braked``, ``stale``, ``failing``); empty
+    when all is well."""
     lag_seconds: int | None
     """Seconds since the last success (or since the first failed attempt of a connection
     that never succeeded); None before any attempt."""
@@ -187,7 +194,7 @@ class HealthFacts:
         failing (it waits for its first sync); a disabled one is only ``disabled``."""
         if not self.enabled:
             return Health(("disabled",), None)
-        flags: list[str] = []
+        flags: list[Flag] = []
         if self.braked:
             flags.append("braked")
         since = _parse(self.last_success_at) or _parse(self.failing_since)
@@ -220,9 +227,11 @@ def format_lag(seconds: int | None) -> str:
 __all__ = [
     "CIRCUIT_NOTE",
     "FAILURE_OUTCOMES",
+    "FLAGS",
     "STALE_PERIODS",
     "SUCCESS_OUTCOMES",
     "Failure",
+    "Flag",
     "Health",
     "HealthFacts",
     "describe_failure",

@@ -13,15 +13,16 @@ from __future__ import annotations
 
 import heapq
 import itertools
+from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 
 from aws_lambda_powertools import Logger
 
 from mls_sync.dal.connection_health import ConnectionHealthFields
-from mls_sync.health import Health
+from mls_sync.health import FLAGS, Flag, Health
 from mls_sync.models import SyncJob
 from mls_sync.pipeline.keys import dedup_id, group_id, slot_of
 from mls_sync.queues import OutgoingMessage, QueueSender
@@ -146,13 +147,15 @@ class HealthCensus:
     """Every connection's health at one firing, counted: the dispatcher's metrics."""
 
     connections: int = 0
-    stale: int = 0
-    failing: int = 0
-    braked: int = 0
-    disabled: int = 0
+    flagged: Counter[Flag] = field(default_factory=Counter)
+    """Connections by health flag (a connection counts once under each of its flags)."""
     worst: tuple[Unhealthy, ...] = ()
     """Up to ``DETAIL_LIMIT`` stale, failing or braked connections, the longest lag first."""
     complete: bool = True
+
+    def by_flag(self) -> dict[str, int]:
+        """Every flag's count, zeros included, in the order of ``FLAGS``."""
+        return {flag: self.flagged[flag] for flag in FLAGS}
 
 
 def health_census(
@@ -167,15 +170,15 @@ def health_census(
     metrics) and keeps the worst few for the log (high-cardinality detail). Stops with
     ``complete=False`` when the invocation runs short of time: partial counts are not
     published (a metric that undercounts reads as a recovery)."""
-    counts = {"connections": 0, "stale": 0, "failing": 0, "braked": 0, "disabled": 0}
+    counted = 0
+    flagged: Counter[Flag] = Counter()
     worst: list[tuple[int, str, Unhealthy]] = []  # a min-heap on lag: the top N survive
     for index, fields in enumerate(connections):
         if time_left is not None and index % 1000 == 0 and time_left.short():
             return HealthCensus(complete=False)
         health = fields.health(now, period_seconds)
-        counts["connections"] += 1
-        for flag in health.flags:
-            counts[flag] += 1
+        counted += 1
+        flagged.update(health.flags)
         if not health.flags or health.flags == ("disabled",):
             continue
         entry = Unhealthy(
@@ -191,11 +194,4 @@ def health_census(
         elif key[:2] > worst[0][:2]:
             heapq.heapreplace(worst, key)
     ordered = sorted(worst, key=lambda k: (-k[0], k[1]))
-    return HealthCensus(
-        connections=counts["connections"],
-        stale=counts["stale"],
-        failing=counts["failing"],
-        braked=counts["braked"],
-        disabled=counts["disabled"],
-        worst=tuple(k[2] for k in ordered),
-    )
+    return HealthCensus(counted, flagged, tuple(k[2] for k in ordered))
