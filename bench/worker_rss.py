@@ -36,9 +36,10 @@ Two choices, both switchable. Tracing is off, as in the local runtime and cold_s
 ``BENCH_RSS_TRACING=1`` runs as in AWS (``Tracing: Active``): the X-Ray SDK loaded, a sampled
 trace header set before each invocation as the Lambda runtime does, segments sent over UDP
 to a loopback sink that counts them (``xray_datagrams``: that tracing did record). The shared
-MLS budget is off (``BUDGETS_TABLE`` empty: each process keeps its own per-token limiter, the
-template's documented fallback), because pacing at the trestle quota (~1.9 requests/s) adds
-about two minutes of waiting to the run and little memory; ``BENCH_RSS_BUDGET=1`` puts it back.
+MLS budget is on, as the template configures it (its table in moto, pacing at the trestle
+quota in real time: ~20 s more at load 3, more on a busier machine);
+``BENCH_RSS_BUDGET=0`` leaves it out (``BUDGETS_TABLE`` empty: each process keeps its own
+per-token limiter).
 
 ``BENCH_RSS_SIZE`` overrides the tracked listings (default 10,000);
 ``BENCH_RSS_TRACEMALLOC=1`` traces the worker's allocations (slower, and tracemalloc's own
@@ -67,7 +68,7 @@ from bench import cold_start, worker_cost
 SIZE = int(os.environ.get("BENCH_RSS_SIZE", "10000"))
 TRACING = os.environ.get("BENCH_RSS_TRACING") == "1"
 TRACEMALLOC = os.environ.get("BENCH_RSS_TRACEMALLOC") == "1"
-BUDGET = os.environ.get("BENCH_RSS_BUDGET") == "1"
+BUDGET = os.environ.get("BENCH_RSS_BUDGET", "1") != "0"
 GOAL_MB = 100.0
 ROOT = cold_start.ROOT
 REGION = "us-east-1"
