@@ -44,15 +44,14 @@ from collections.abc import Callable, Iterator, Sequence
 from functools import partial
 from typing import Any, TypeVar
 
-from mls_sync.models import Cursor
 from mls_sync.reso.auth import Credentials
 from mls_sync.reso.budget_limiter import PermitStats, SharedBudget, budget_key
 from mls_sync.reso.budget_plan import Grant, Hold, HoldKind, give_back, plan, raise_floor
 from mls_sync.reso.budget_policy import DAY, HOUR, BudgetPolicy, BudgetSettings, BudgetState, Lane
 from mls_sync.reso.budget_store import BudgetStore, MemoryBudgetStore
 from mls_sync.reso.budget_work import PRIORITY_REASONS, WorkClass, current_work, work_for
-from mls_sync.reso.client import ChangePage, KeyLookup, ReplicationClient, ReplicationTarget
-from mls_sync.reso.entity_events import EventAnchor, EventPage
+from mls_sync.reso.client import KeyLookup, ReplicationClient, ReplicationTarget
+from mls_sync.reso.entity_events import EventAnchor
 from mls_sync.reso.errors import DeadlineReached
 from mls_sync.reso.profiles import VendorProfile, profile_for
 
@@ -104,16 +103,6 @@ class BudgetedClient(ReplicationClient):
         super().__init__(target, credentials, **{**options, "limiter": budget})
         self.budget = budget
 
-    def changes(
-        self,
-        cursor: Cursor | None,
-        *,
-        overlap_seconds: float | None = None,
-        deadline: float | None = None,
-    ) -> Iterator[ChangePage]:
-        pages = super().changes(cursor, overlap_seconds=overlap_seconds, deadline=deadline)
-        yield from self._everyday(pages)
-
     def fetch_by_keys(self, keys: Sequence[str], *, deadline: float | None = None) -> KeyLookup:
         self.budget.bulk = not current_work().targeted
         try:
@@ -132,16 +121,10 @@ class BudgetedClient(ReplicationClient):
         self.budget.bulk = False
         return self._kept(partial(super().event_head, deadline=deadline))
 
-    def events_after(
-        self, anchor: EventAnchor, *, deadline: float | None = None
-    ) -> Iterator[EventPage]:
-        """The log is read like the feed: everyday work, and a continuation keeps the
-        place in line when the deadline stops it."""
-        yield from self._everyday(super().events_after(anchor, deadline=deadline))
-
-    def _everyday(self, pages: Iterator[_T]) -> Iterator[_T]:
-        """``pages`` read as everyday work (not bulk, even after a by-key read between two
-        pages); a deadline that stops them keeps the place in line for the continuation."""
+    def _feed(self, pages: Iterator[_T]) -> Iterator[_T]:
+        """A feed's pages (changes, the event log) read as everyday work (not bulk, even
+        after a by-key read between two pages); a deadline that stops them keeps the place
+        in line for the continuation."""
         while True:
             self.budget.bulk = False
             try:

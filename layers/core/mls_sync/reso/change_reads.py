@@ -56,10 +56,12 @@ class ChangeReads(PageReading):
         if overlap > 0:
             start = Cursor(timestamp=shift_literal(cursor.timestamp, overlap), listing_key="")
         if self.profile.paging == "keyset":
-            return self._keyset(cursor, start, deadline)
-        if self.profile.paging == "anchor" and self._degraded is None:
-            return self._anchor(cursor, start, deadline)
-        return self._traverse(cursor, start, deadline)
+            pages = self._keyset(cursor, start, deadline)
+        elif self.profile.paging == "anchor" and self._degraded is None:
+            pages = self._anchor(cursor, start, deadline)
+        else:
+            pages = self._traverse(cursor, start, deadline)
+        return self._feed(pages)
 
     def _keyset(
         self, cursor: Cursor, start: Cursor, deadline: float | None

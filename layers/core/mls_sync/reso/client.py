@@ -184,4 +184,4 @@ class ReplicationClient(ChangeReads, KeyLookups):
     ) -> Iterator[EventPage]:
         """Pages of Property events after ``anchor`` (``reso/entity_events.py``); raises
         ``EventLogBroken`` when the log was reset or expired past the anchor."""
-        return self._events.after(anchor, deadline)
+        return self._feed(self._events.after(anchor, deadline))

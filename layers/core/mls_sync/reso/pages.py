@@ -13,8 +13,9 @@ from __future__ import annotations
 import itertools
 import json
 import logging
+from collections.abc import Iterator
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar
 
 from mls_sync.models import Cursor
 from mls_sync.reso.cursor import literal_like, position, quote
@@ -34,6 +35,8 @@ logger = logging.getLogger("mls_sync.reso.client")  # the client's, as before th
 _Page = tuple[list[Any], list[MlsRecord], list[SkippedRecord], str | None]
 """A page as read: its raw values, the records, those skipped, and the next link (if any)."""
 
+_T = TypeVar("_T")
+
 
 class PageReading:
     """Queries and pages, as the client's readers share them (the client sets the state)."""
@@ -43,6 +46,12 @@ class PageReading:
     future_skew_seconds: float
     url: str
     _transport: Transport
+
+    def _feed(self, pages: Iterator[_T]) -> Iterator[_T]:
+        """The pages of a feed (changes, the event log) as this client hands them out: as
+        read. A subclass that must act between pages (the budgeted client) wraps them here
+        rather than restating each feed's signature."""
+        return pages
 
     def _filter(self, condition: str) -> str:
         parts: list[str] = []
