@@ -34,7 +34,10 @@ No child writes bytecode (``PYTHONDONTWRITEBYTECODE``, as Lambda's read-only cod
 modules are compiled in every sample, as at a Lambda cold start without a valid ``.pyc``;
 the libraries load what the venv holds (its installer wrote no ``.pyc`` for pydantic, httpx
 or Powertools, so they are compiled too, on both sides alike). ``make build`` ships
-checked-hash bytecode for all of it, which takes that cost off in Lambda.
+checked-hash bytecode for all of it, which takes that cost off in Lambda:
+``MLS_SYNC_BENCH_BYTECODE=1`` measures that case, every module a sample imports (standard
+library, libraries, our code) loaded from checked-hash bytecode in a cache of the run's own
+(``PYTHONPYCACHEPREFIX``), written by one unmeasured pass of every kind first.
 
 ``MLS_SYNC_BENCH_ROUNDS`` overrides the number of rounds (default 7).
 ``MLS_SYNC_BENCH_BEFORE=<another checkout>`` (e.g. a ``git worktree`` of an older commit)
@@ -46,10 +49,12 @@ from __future__ import annotations
 
 import json
 import os
+import py_compile
 import resource
 import statistics
 import subprocess
 import sys
+import tempfile
 import textwrap
 from pathlib import Path
 from typing import Any
@@ -59,6 +64,7 @@ from mls_sync.config import stack_environment
 ROOT = Path(__file__).resolve().parent.parent
 ROUNDS = int(os.environ.get("MLS_SYNC_BENCH_ROUNDS", "7"))
 BEFORE = os.environ.get("MLS_SYNC_BENCH_BEFORE")
+BYTECODE = os.environ.get("MLS_SYNC_BENCH_BYTECODE") == "1"
 GOAL_RATIO = 1.3
 
 # How each handler's first invocation builds its dependencies: the module-level builder it
@@ -165,17 +171,23 @@ def handlers() -> list[str]:
     return found
 
 
-def child_env(*, tracing: bool, root: Path = ROOT) -> dict[str, str]:
+def child_env(
+    *, tracing: bool, root: Path = ROOT, pycache: Path | None = None, write: bool = False
+) -> dict[str, str]:
     """A Lambda-like environment with nothing that could reach AWS: fake credentials, no
-    endpoint, no profile, no instance metadata; ``root``'s code first on the path."""
+    endpoint, no profile, no instance metadata; ``root``'s code first on the path; bytecode
+    from ``pycache`` only when given, and written there only when ``write``."""
     env = {
         k: v
         for k, v in os.environ.items()
         if not k.startswith(("AWS_", "POWERTOOLS_", "MLS_SYNC_", "LAMBDA_", "_X_AMZN"))
-        and k != "PYTHONPYCACHEPREFIX"
+        and k not in ("PYTHONPYCACHEPREFIX", "PYTHONDONTWRITEBYTECODE")
     }
-    # As Lambda's read-only code: a sample never leaves bytecode for the next one.
-    env["PYTHONDONTWRITEBYTECODE"] = "1"
+    if pycache is not None:
+        env["PYTHONPYCACHEPREFIX"] = str(pycache)
+    if not write:
+        # As Lambda's read-only code: a sample never leaves bytecode for the next one.
+        env["PYTHONDONTWRITEBYTECODE"] = "1"
     env["PYTHONPATH"] = os.pathsep.join([str(root / "layers" / "core"), str(root)])
     env["BENCH_NOT_IN_LAMBDA"] = ",".join(NOT_IN_LAMBDA)
     env.update(SETTINGS_ENV)
@@ -202,13 +214,15 @@ def child_env(*, tracing: bool, root: Path = ROOT) -> dict[str, str]:
     return env
 
 
-def sample(kind: str, *, tracing: bool, root: Path = ROOT) -> dict[str, Any]:
+def sample(
+    kind: str, *, tracing: bool, root: Path = ROOT, pycache: Path | None = None, write: bool = False
+) -> dict[str, Any]:
     builder = INIT.get(kind, "-")
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     done = subprocess.run(
         [sys.executable, "-c", CHILD, kind, builder, FIRST_USE.get(kind, ""), *WATCHED],
         cwd=root,
-        env=child_env(tracing=tracing, root=root),
+        env=child_env(tracing=tracing, root=root, pycache=pycache, write=write),
         capture_output=True,
         text=True,
         timeout=120,
@@ -222,6 +236,24 @@ def sample(kind: str, *, tracing: bool, root: Path = ROOT) -> dict[str, Any]:
         after.ru_stime - before.ru_stime
     )
     return figures
+
+
+def write_bytecode(kinds: list[tuple[str, bool, Path]], pycache: Path) -> None:
+    """Checked-hash bytecode (PEP 552, as ``make build`` ships it) in ``pycache`` for every
+    module the samples of ``kinds`` import: one unmeasured sample of each writes it (the
+    interpreter's own, by timestamp), then each file is compiled again by source hash."""
+    for kind, tracing, root in kinds:
+        sample(kind, tracing=tracing, root=root, pycache=pycache, write=True)
+    for cfile in pycache.rglob("*.pyc"):
+        name = cfile.name.split(".")[0] + ".py"
+        source = Path("/") / cfile.parent.relative_to(pycache) / name
+        if source.is_file():
+            py_compile.compile(
+                str(source),
+                cfile=str(cfile),
+                doraise=True,
+                invalidation_mode=py_compile.PycInvalidationMode.CHECKED_HASH,
+            )
 
 
 def _summary(samples: list[dict[str, Any]]) -> dict[str, Any]:
@@ -251,11 +283,16 @@ def run(out: Path) -> dict[str, Any]:
     if before is not None:
         kinds += [(name, False, before) for name in names]
     samples: dict[tuple[str, bool, Path], list[dict[str, Any]]] = {k: [] for k in kinds}
-    for round_no in range(ROUNDS):
-        shift = round_no % len(kinds)
-        for kind, tracing, root in kinds[shift:] + kinds[:shift]:
-            samples[(kind, tracing, root)].append(sample(kind, tracing=tracing, root=root))
-        print(f"round {round_no + 1}/{ROUNDS} done", flush=True)
+    with tempfile.TemporaryDirectory(prefix="cold_start-pycache-") as tmp:
+        pycache = Path(tmp) if BYTECODE else None
+        if pycache is not None:
+            write_bytecode(kinds, pycache)
+        for round_no in range(ROUNDS):
+            shift = round_no % len(kinds)
+            for kind, tracing, root in kinds[shift:] + kinds[:shift]:
+                figures = sample(kind, tracing=tracing, root=root, pycache=pycache)
+                samples[(kind, tracing, root)].append(figures)
+            print(f"round {round_no + 1}/{ROUNDS} done", flush=True)
     bare = _summary(samples[kinds[0]])
     in_use = _summary(samples[kinds[1]])
     in_use["ratio"] = round(in_use["import_init_s"] / bare["import_init_s"], 2)
@@ -292,6 +329,7 @@ def run(out: Path) -> dict[str, Any]:
     off = [r for r in rows if not r["tracing"] and r["checkout"] == "this"]
     verdict = "ok" if all(r["within_goal"] for r in off) else "OVER GOAL"
     print(f"goal: every handler <= {GOAL_RATIO}x the bare bundle, tracing off: {verdict}")
+    print("bytecode: " + ("every module, checked-hash" if BYTECODE else "none, all compiled"))
     return {
         "command": f"{Path(sys.executable).name} -m bench cold_start",
         "rounds": ROUNDS,
@@ -300,6 +338,7 @@ def run(out: Path) -> dict[str, Any]:
         "goal_ratio": GOAL_RATIO,
         "bare": bare,
         "bare_in_use": in_use,
+        "bytecode": BYTECODE,
         "handlers": rows,
         "within_goal": all(r["within_goal"] for r in off),
     }
