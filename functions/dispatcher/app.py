@@ -30,14 +30,6 @@ logger = Logger()
 metrics = Metrics()
 tracer = handler_tracer()  # the X-Ray SDK only where tracing is on
 
-_HEALTH_GAUGES = {
-    "stale": "ConnectionsStale",
-    "failing": "ConnectionsFailing",
-    "braked": "ConnectionsBraked",
-    "disabled": "ConnectionsDisabled",
-}
-"""The metric each health flag is counted in (the dashboard and the stale alarm name them)."""
-
 
 @dataclass(frozen=True)
 class DispatcherDeps:
@@ -115,10 +107,12 @@ def _report_health(deps: DispatcherDeps, context: LambdaContext) -> None:
     if not census.complete:
         logger.warning("connection health not counted: the invocation ran short of time")
         return
-    by_flag = census.by_flag()
-    for flag, count in by_flag.items():
-        metrics.add_metric(name=_HEALTH_GAUGES[flag], unit=MetricUnit.Count, value=count)
-    logger.info("connection health", extra={"connections": census.connections, **by_flag})
+    flagged = census.flagged
+    metrics.add_metric(name="ConnectionsStale", unit=MetricUnit.Count, value=flagged["stale"])
+    metrics.add_metric(name="ConnectionsFailing", unit=MetricUnit.Count, value=flagged["failing"])
+    metrics.add_metric(name="ConnectionsBraked", unit=MetricUnit.Count, value=flagged["braked"])
+    metrics.add_metric(name="ConnectionsDisabled", unit=MetricUnit.Count, value=flagged["disabled"])
+    logger.info("connection health", extra={"connections": census.connections, **census.by_flag()})
     for entry in census.worst:
         logger.warning(
             "connection unhealthy",
