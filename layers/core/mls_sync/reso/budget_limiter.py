@@ -44,11 +44,7 @@ def budget_key(vendor: str, credentials: Credentials) -> str:
 @dataclass
 class PermitStats:
     permits: int = 0
-    takes: int = 0
-    holds: int = 0
-    forfeited: int = 0
     blocked: int = 0
-    released: int = 0
     overhead_seconds: list[float] = field(default_factory=list)
     """Real time each permit spent in store calls, waiting in line included."""
     added_seconds: list[float] = field(default_factory=list)
@@ -116,7 +112,6 @@ class SharedBudget:
             if not self._held:
                 hold = self._take(now, latest)
                 if hold is not None:
-                    self.stats.holds += 1
                     until = hold.until
                     if hold.kind == "ahead" and (latest is None or now < latest):
                         # In line: look again now and then (slots given back by a worker
@@ -146,7 +141,6 @@ class SharedBudget:
                 continue
             if now - slot > tolerance:
                 self._held.pop(0)
-                self.stats.forfeited += 1
                 continue
             self._held.pop(0)
             self.stats.permits += 1
@@ -198,7 +192,6 @@ class SharedBudget:
             if new is None:
                 return
             if self._call(self.store.save, self.key, new, state.version) is None:
-                self.stats.released += sum(1 for s in slots if s > now)
                 self._state = new
                 return
 
@@ -250,7 +243,6 @@ class SharedBudget:
             current = self._call(self.store.save, self.key, decision.state, state.version)
             if current is None:
                 self._listed = any(who == self.me for who, _ in decision.state.waiters)
-                self.stats.takes += 1
                 self._state, self._checked_at = decision.state, now
                 self._held, self._held_bulk = list(decision.slots), bulk
                 self._batch = min(settings.max_batch, self._batch * 4)
