@@ -12,11 +12,11 @@ its own from the same variables, so that a caller asks for what it needs and no 
 - ``PublisherSettings`` (``mls_sync.unpublish.settings``) — what only the publisher is
   given (platform endpoints, its receive limit).
 
-Variable names are exactly those of template.yaml and ``events/env.json`` (each field's
-``validation_alias``). A missing or invalid variable raises :class:`ConfigError` naming
-every variable at fault, without the value pydantic was given (a secret pasted into the
-wrong variable stays out of the logs). There is no ``.env`` file nor secrets directory:
-the environment is the only source.
+Variable names are exactly those of template.yaml and ``events/env.json``: each field's name
+in capitals, or its ``validation_alias`` where the variable is named otherwise. A missing or
+invalid variable raises :class:`ConfigError` naming every variable at fault, without the
+value pydantic was given (a secret pasted into the wrong variable stays out of the logs).
+There is no ``.env`` file nor secrets directory: the environment is the only source.
 """
 
 from __future__ import annotations
@@ -25,7 +25,15 @@ import os
 from collections.abc import Iterator, Mapping
 from typing import Annotated, Any, TypeVar, cast
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    AliasGenerator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+)
 
 from mls_sync.container import per_container
 from mls_sync.policy import TransitionPolicy, parse_unpublish_on
@@ -36,8 +44,10 @@ from mls_sync.policy import TransitionPolicy, parse_unpublish_on
 # from its variable (docs/performance.md "Cold start").
 ENV_CONFIG = ConfigDict(
     frozen=True,
-    # Each value from its variable only (the field's validation_alias), named exactly as
-    # the template writes it: ``listings_table`` in a shell is not LISTINGS_TABLE.
+    # Each value from its variable only, named exactly as the template writes it: the
+    # field's name in capitals (``listings_table`` from LISTINGS_TABLE), or its own
+    # validation_alias where the two differ. ``listings_table`` in a shell is not read.
+    alias_generator=AliasGenerator(validation_alias=str.upper),
     validate_by_alias=True,
     validate_by_name=False,
     # A default goes through the same checks as a given value (the platform URLs).
@@ -82,7 +92,7 @@ class RuntimeSettings(EnvSettings):
     trace_disabled: bool = Field(default=False, validation_alias="POWERTOOLS_TRACE_DISABLED")
     """Powertools' switch; read with pydantic's booleans, the same words as Powertools'
     ``strtobool`` (true/false, 1/0, yes/no, on/off, t/f, y/n)."""
-    lambda_task_root: str | None = Field(default=None, validation_alias="LAMBDA_TASK_ROOT")
+    lambda_task_root: str | None = None
     """Set by the Lambda runtime; absent outside Lambda."""
     sam_local: str | None = Field(default=None, validation_alias="AWS_SAM_LOCAL")
     """Set by ``sam local``."""
@@ -102,32 +112,32 @@ class Settings(RuntimeSettings):
     """What every function is given (template.yaml Globals). Resource names are required;
     the tunables below them have documented defaults because the template leaves them out."""
 
-    connections_table: str = Field(validation_alias="CONNECTIONS_TABLE")
-    listings_table: str = Field(validation_alias="LISTINGS_TABLE")
-    listing_keys_table: str = Field(validation_alias="LISTING_KEYS_TABLE")
-    posts_table: str = Field(validation_alias="POSTS_TABLE")
-    accounts_table: str = Field(validation_alias="ACCOUNTS_TABLE")
-    history_table: str = Field(validation_alias="HISTORY_TABLE")
-    sync_runs_table: str = Field(validation_alias="SYNC_RUNS_TABLE")
-    idempotency_table: str = Field(validation_alias="IDEMPOTENCY_TABLE")
-    sync_queue_url: str = Field(validation_alias="SYNC_QUEUE_URL")
-    unpublish_queue_url: str = Field(validation_alias="UNPUBLISH_QUEUE_URL")
-    event_bus_name: str = Field(validation_alias="EVENT_BUS_NAME")
-    unpublish_on_statuses: str = Field(validation_alias="UNPUBLISH_ON_STATUSES")
+    connections_table: str
+    listings_table: str
+    listing_keys_table: str
+    posts_table: str
+    accounts_table: str
+    history_table: str
+    sync_runs_table: str
+    idempotency_table: str
+    sync_queue_url: str
+    unpublish_queue_url: str
+    event_bus_name: str
+    unpublish_on_statuses: str
     """Comma-separated statuses whose arrival takes a listing's posts down."""
-    schedule_expression: str = Field(validation_alias="SCHEDULE_EXPRESSION")
+    schedule_expression: str
     """The dispatcher's EventBridge schedule: ``rate(N minutes|hours|days)`` or ``cron()``."""
 
-    budgets_table: str | None = Field(default=None, validation_alias="BUDGETS_TABLE")
+    budgets_table: str | None = None
     """The shared MLS request budgets (issue 21); without it each process keeps its own."""
-    budget_bulk_share: float = Field(default=0.5, gt=0, le=1, validation_alias="BUDGET_BULK_SHARE")
+    budget_bulk_share: float = Field(default=0.5, gt=0, le=1)
     """Largest share of a credential's hourly and daily quota that first syncs and
     reconciliations (by-key reads) may use."""
-    sync_run_ttl_days: int = Field(default=90, gt=0, validation_alias="SYNC_RUN_TTL_DAYS")
+    sync_run_ttl_days: int = Field(default=90, gt=0)
     """How long a sync-run record is kept."""
-    reconcile_every_hours: int = Field(default=24, gt=0, validation_alias="RECONCILE_EVERY_HOURS")
+    reconcile_every_hours: int = Field(default=24, gt=0)
     """How often a connection's tracked listings are reconciled with the MLS."""
-    push_inbox_table: str | None = Field(default=None, validation_alias="PUSH_INBOX_TABLE")
+    push_inbox_table: str | None = None
     """Listing keys pushed by the MLS, waiting for the worker (issue 17); the push receiver
     refuses to start without it."""
 
@@ -207,8 +217,9 @@ def _values(cls: type[EnvSettings], environ: Mapping[str, str]) -> dict[str, Any
     values: dict[str, Any] = {}
     for name, field in cls.model_fields.items():
         group = _group(field.annotation)
-        if group is not None:
-            values[name] = _values(group, environ)
+        if group is not None:  # validated under the group field's own alias
+            alias = field.validation_alias
+            values[alias if isinstance(alias, str) else name] = _values(group, environ)
         elif isinstance(field.validation_alias, str):
             value = environ.get(field.validation_alias)
             # An empty value counts as unset: CloudFormation writes "" for an empty parameter.

@@ -41,21 +41,11 @@ class PlatformSettings(EnvSettings):
 
     # First: the URL checks below read it.
     allow_loopback: LocalMode = Field(default=False, validation_alias="MLS_SYNC_ALLOW_LOOPBACK")
-    facebook_graph_url: str = Field(
-        default="https://graph.facebook.com", validation_alias="FACEBOOK_GRAPH_URL"
-    )
-    facebook_graph_version: str = Field(
-        default="v25.0", pattern=r"^v\d+\.\d+$", validation_alias="FACEBOOK_GRAPH_VERSION"
-    )
-    linkedin_api_url: str = Field(
-        default="https://api.linkedin.com", validation_alias="LINKEDIN_API_URL"
-    )
-    linkedin_oauth_url: str = Field(
-        default="https://www.linkedin.com", validation_alias="LINKEDIN_OAUTH_URL"
-    )
-    linkedin_version: str = Field(
-        default="202608", pattern=r"^\d{6}(\.\d{2})?$", validation_alias="LINKEDIN_VERSION"
-    )
+    facebook_graph_url: str = Field(default="https://graph.facebook.com")
+    facebook_graph_version: str = Field(default="v25.0", pattern=r"^v\d+\.\d+$")
+    linkedin_api_url: str = Field(default="https://api.linkedin.com")
+    linkedin_oauth_url: str = Field(default="https://www.linkedin.com")
+    linkedin_version: str = Field(default="202608", pattern=r"^\d{6}(\.\d{2})?$")
 
     @field_validator("facebook_graph_url", "linkedin_api_url", "linkedin_oauth_url")
     @classmethod

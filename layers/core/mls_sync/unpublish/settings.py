@@ -12,13 +12,11 @@ from mls_sync.platforms.settings import PlatformSettings
 class PublisherSettings(Settings):
     """The publisher's settings: :class:`~mls_sync.config.Settings` and its own."""
 
-    unpublish_max_receives: int = Field(ge=1, validation_alias="UNPUBLISH_MAX_RECEIVES")
+    unpublish_max_receives: int = Field(ge=1)
     """UnpublishQueue's ``maxReceiveCount``: the receive on which a job that still fails
     records ``failed`` (the template sets both from one figure; tests/unit/test_template.py
     checks they agree)."""
-    linkedin_app_secret_arn: str | None = Field(
-        default=None, validation_alias="LINKEDIN_APP_SECRET_ARN"
-    )
+    linkedin_app_secret_arn: str | None = None
     """A LinkedIn partner app's ``{"clientId", "clientSecret"}``, which can refresh tokens;
     unset (the template's parameter left empty): LinkedIn tokens are not refreshed."""
     platforms: PlatformSettings = Field(default_factory=PlatformSettings)
