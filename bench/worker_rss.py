@@ -400,7 +400,13 @@ def _print(row: dict[str, Any]) -> None:
         f"  ({row['wall_s']} s)",
         flush=True,
     )
-    for top in row.get("tracemalloc", {}).get("top", []):
+    traced = row.get("tracemalloc", {})
+    if traced:
+        print(
+            f"      Python heap (tracemalloc): {traced['traced_mb']} MB held after the cycle,"
+            f" {traced['traced_peak_mb']} MB at its peak; largest held, by line:"
+        )
+    for top in traced.get("top", []):
         print(f"      {top['mb']:>7.2f} MB {top['blocks']:>8} blocks  {top['where']}")
 
 
@@ -409,6 +415,8 @@ def run(out: Path) -> dict[str, Any]:
     commit = _commit()
     figures = measure(SIZE)
     verdict = "within" if figures["sequence_peak_mb"] <= GOAL_MB else "OVER"
+    if TRACEMALLOC:
+        verdict = "tracemalloc's own memory included: not comparable with"
     print(
         f"  worker process alone: {figures['imported_mb']} MB after import, peak over the"
         f" sequence {figures['sequence_peak_mb']} MB ({verdict} the goal of {GOAL_MB:.0f} MB),"
