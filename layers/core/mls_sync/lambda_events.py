@@ -9,8 +9,6 @@ Subclass :class:`SqsRecord` with ``body: Json[YourModel]`` and pass it to
 ``mls_sync.sqs_batch.process_sqs_batch``.
 """
 
-from __future__ import annotations
-
 from datetime import datetime
 from typing import Any, Literal
 

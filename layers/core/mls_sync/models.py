@@ -4,8 +4,6 @@ Attribute names are camelCase in DynamoDB and JSON (CONTRACT section 3); Python 
 snake_case. Timestamps are ISO 8601 UTC strings with microseconds.
 """
 
-from __future__ import annotations
-
 from enum import StrEnum
 from typing import Annotated, Any, Literal
 

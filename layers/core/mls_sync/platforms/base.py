@@ -5,8 +5,6 @@
 result is a token or nothing.
 """
 
-from __future__ import annotations
-
 from typing import Annotated, Literal, Protocol, runtime_checkable
 
 from pydantic import (

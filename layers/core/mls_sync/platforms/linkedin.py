@@ -5,8 +5,6 @@ so a 204 is reported as :class:`Deleted` with ``confirmed=False``. Daily limits 
 00:00 UTC and come without headers.
 """
 
-from __future__ import annotations
-
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any

@@ -1,8 +1,6 @@
 """MLS credentials: a static bearer token, or OAuth2 client credentials with the access token
 cached until shortly before it expires and refreshed once when the server says 401."""
 
-from __future__ import annotations
-
 import threading
 from dataclasses import dataclass
 from datetime import datetime, timedelta

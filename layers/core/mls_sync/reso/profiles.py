@@ -2,8 +2,6 @@
 the client's logic (domain.md Part 2). Values marked [?] in the reference are guesses chosen
 so that being wrong costs a few extra requests, not a missed record."""
 
-from __future__ import annotations
-
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field

@@ -1,9 +1,7 @@
 """The records the client hands to the worker, validated, and the ones it had to skip."""
 
-from __future__ import annotations
-
 from datetime import date, datetime
-from typing import Any
+from typing import Any, Self
 
 from pydantic import BaseModel, ConfigDict, model_validator
 
@@ -47,7 +45,7 @@ class MlsRecord(BaseModel):
     visible: bool = True
 
     @model_validator(mode="after")
-    def _status_unless_gone(self) -> MlsRecord:
+    def _status_unless_gone(self) -> Self:
         if self.standard_status is None and self.visible:
             raise ValueError("a visible record needs a StandardStatus")
         return self

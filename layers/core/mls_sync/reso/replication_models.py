@@ -7,7 +7,7 @@ to persist once it is applied; :class:`KeyLookup` what a read by key found, and 
 MLS no longer returns.
 """
 
-from __future__ import annotations
+from typing import Self
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
@@ -31,7 +31,7 @@ class ReplicationTarget(BaseModel):
     so a large MLS's changes are narrowed to the agent's own listings."""
 
     @model_validator(mode="after")
-    def _vendor_needs(self) -> ReplicationTarget:
+    def _vendor_needs(self) -> Self:
         profile = profile_for(self.vendor)
         if profile.requires_originating_system and not self.originating_system_name:
             raise ValueError(f"vendor {self.vendor} needs originating_system_name")

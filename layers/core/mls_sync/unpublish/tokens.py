@@ -5,8 +5,6 @@ back in the secret, and releases the lease; every other worker waits and re-read
 secret instead of calling the platform. Ten concurrent refreshers make one token call.
 """
 
-from __future__ import annotations
-
 import time
 import uuid
 from collections.abc import Callable
