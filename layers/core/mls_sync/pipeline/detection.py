@@ -15,7 +15,7 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from aws_lambda_powertools import Logger
 
@@ -27,8 +27,10 @@ from mls_sync.pipeline.reader import Reader
 from mls_sync.pipeline.run_state import OutOfTime
 from mls_sync.queues import OutgoingMessage
 from mls_sync.reso.budget_work import named_reads
-from mls_sync.reso.entity_events import EventAnchor, EventLogBroken
 from mls_sync.reso.errors import MlsQueryRefused
+
+if TYPE_CHECKING:
+    from mls_sync.reso.entity_events import EventAnchor
 
 logger = Logger(child=True)
 
@@ -47,6 +49,10 @@ def mode_of(connection: Connection) -> Mode | None:
 
 
 def anchor_of(connection: Connection) -> EventAnchor | None:
+    # Here, not at the top: only EntityEvent connections read the log (a replication job's
+    # cold start does not load it).
+    from mls_sync.reso.entity_events import EventAnchor  # noqa: PLC0415
+
     if connection.event_sequence is None:
         return None
     return EventAnchor(sequence=connection.event_sequence, key=connection.event_key)
@@ -94,6 +100,8 @@ class Detector(Reader):
     # ------------------------------------------------------------------ EntityEvent
 
     def _by_events(self, connection: Connection, client: MlsClient) -> None:
+        from mls_sync.reso.entity_events import EventLogBroken  # noqa: PLC0415 - as anchor_of
+
         anchor = anchor_of(connection)
         if anchor is None:
             # Anchor first, then read what we track by key: whatever changes during the

@@ -12,11 +12,11 @@ from pydantic import SecretStr
 from mls_sync.models import Connection, Cursor
 from mls_sync.reso.auth import BearerToken, ClientCredentials, Credentials
 from mls_sync.reso.client import ChangePage, KeyLookup, ReplicationClient, ReplicationTarget
-from mls_sync.reso.entity_events import EventAnchor, EventPage
 from mls_sync.secrets import SecretStore
 
 if TYPE_CHECKING:
     from mls_sync.reso.budget import SharedBudgets
+    from mls_sync.reso.entity_events import EventAnchor, EventPage
 
 
 class MlsClient(Protocol):

@@ -42,7 +42,7 @@ import random
 import time
 from collections.abc import Callable, Iterator, Sequence
 from functools import partial
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from mls_sync.reso.auth import Credentials
 from mls_sync.reso.budget_limiter import PermitStats, SharedBudget, budget_key
@@ -51,9 +51,11 @@ from mls_sync.reso.budget_policy import DAY, HOUR, BudgetPolicy, BudgetSettings,
 from mls_sync.reso.budget_store import BudgetStore, MemoryBudgetStore
 from mls_sync.reso.budget_work import PRIORITY_REASONS, WorkClass, current_work, work_for
 from mls_sync.reso.client import KeyLookup, ReplicationClient, ReplicationTarget
-from mls_sync.reso.entity_events import EventAnchor
 from mls_sync.reso.errors import DeadlineReached
 from mls_sync.reso.profiles import VendorProfile, profile_for
+
+if TYPE_CHECKING:
+    from mls_sync.reso.entity_events import EventAnchor
 
 __all__ = [
     "DAY",

@@ -16,6 +16,7 @@ import random
 import time
 from collections.abc import Callable, Iterator
 from datetime import datetime
+from typing import TYPE_CHECKING
 
 import httpx
 
@@ -29,7 +30,6 @@ from mls_sync.reso.auth import (
 )
 from mls_sync.reso.change_reads import ChangeReads
 from mls_sync.reso.cursor import initial_cursor
-from mls_sync.reso.entity_events import EventAnchor, EventPage, EventReader
 from mls_sync.reso.key_lookup import KeyLookups
 from mls_sync.reso.limits import (
     CircuitBreaker,
@@ -44,6 +44,9 @@ from mls_sync.reso.profiles import VendorProfile, profile_for
 from mls_sync.reso.replication_models import ChangePage, KeyLookup, ReplicationTarget
 from mls_sync.reso.transport import Transport, check_url
 from mls_sync.timeutil import Clock, utc_now
+
+if TYPE_CHECKING:
+    from mls_sync.reso.entity_events import EventAnchor, EventPage, EventReader
 
 __all__ = [
     "MAX_EMPTY_PAGES",
@@ -116,15 +119,27 @@ class ReplicationClient(ChangeReads, KeyLookups):
             allow_loopback=loopback,
         )
         self._use_in = self.profile.supports_in
-        self._events = EventReader(
-            get_json=self._get,
-            get_text=lambda url, deadline: self._transport.get_text(url, deadline=deadline),
-            events_url=f"{base}/{self.profile.resource_path('EntityEvent', target.dataset)}",
-            metadata_url=f"{base}/{self.profile.resource_path('$metadata', target.dataset)}",
-            page_size=self.profile.event_page,
-            host=self._transport.host,
-            requests_made=lambda: self._transport.requests_made,
-        )
+        self._base = base
+        self._event_reader: EventReader | None = None
+
+    @property
+    def _events(self) -> EventReader:
+        # Made on first use: a connection whose detection mode is known to be replication
+        # never reads the EntityEvent log, and its module is not part of a cold start.
+        if self._event_reader is None:
+            from mls_sync.reso.entity_events import EventReader  # noqa: PLC0415
+
+            base, dataset = self._base, self.target.dataset
+            self._event_reader = EventReader(
+                get_json=self._get,
+                get_text=lambda url, deadline: self._transport.get_text(url, deadline=deadline),
+                events_url=f"{base}/{self.profile.resource_path('EntityEvent', dataset)}",
+                metadata_url=f"{base}/{self.profile.resource_path('$metadata', dataset)}",
+                page_size=self.profile.event_page,
+                host=self._transport.host,
+                requests_made=lambda: self._transport.requests_made,
+            )
+        return self._event_reader
 
     # ------------------------------------------------------------------ counters
 
@@ -140,7 +155,7 @@ class ReplicationClient(ChangeReads, KeyLookups):
     @property
     def event_requests(self) -> int:
         """Of ``requests_made``, those for EntityEvent and ``$metadata``."""
-        return self._events.requests
+        return 0 if self._event_reader is None else self._event_reader.requests
 
     def server_now(self) -> datetime:
         """The MLS's clock, as its last answer's ``Date`` header gave it (advanced by the time
