@@ -42,6 +42,7 @@ NOT_AT_INIT = {
         "aws_lambda_powertools.utilities.parameters",
         "mls_sync.pipeline.manual",
         "mls_sync.platforms",
+        "mls_sync.reso.entity_events",  # only a connection that reads the EntityEvent log
     ),
 }
 # How each handler's first invocation builds its dependencies (bench/cold_start.py INIT).

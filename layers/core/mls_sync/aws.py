@@ -69,11 +69,32 @@ def dynamodb_resource() -> DynamoDBServiceResource:
     return cast("DynamoDBServiceResource", _resource("dynamodb"))
 
 
-def sqs(*, quick: bool = False) -> SQSClient:
+class _OnFirstUse:
+    """Stands for a client that is made (or taken from the cache) when first used: making
+    one costs ~5-8 ms of a cold start, which a function that calls the service only in some
+    jobs need not pay at init."""
+
+    __slots__ = ("_quick", "_service")
+
+    def __init__(self, service: str, quick: bool) -> None:
+        self._service = service
+        self._quick = quick
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(_client(self._service, self._quick), name)
+
+
+def sqs(*, quick: bool = False, deferred: bool = False) -> SQSClient:
+    """``deferred``: made on first use (see :class:`_OnFirstUse`)."""
+    if deferred:
+        return cast("SQSClient", _OnFirstUse("sqs", quick))
     return cast("SQSClient", _client("sqs", quick))
 
 
-def events() -> EventBridgeClient:
+def events(*, deferred: bool = False) -> EventBridgeClient:
+    """``deferred``: made on first use (see :class:`_OnFirstUse`)."""
+    if deferred:
+        return cast("EventBridgeClient", _OnFirstUse("events", False))
     return cast("EventBridgeClient", _client("events", False))
 
 

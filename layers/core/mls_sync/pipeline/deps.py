@@ -38,9 +38,11 @@ def build_sync_deps(settings: Settings | None = None) -> SyncDeps:
         history=HistoryRepo(tables.history),
         posts=PostsRepo(tables.posts),
         runs=SyncRunsRepo(tables.sync_runs),
-        events=EventPublisher(aws.events(), settings.event_bus_name),
-        sync_queue=QueueSender(aws.sqs(), settings.sync_queue_url),
-        unpublish_queue=QueueSender(aws.sqs(), settings.unpublish_queue_url),
+        # Made on first use: a job calls EventBridge and SQS only when a status changes or
+        # a continuation is sent, and most scheduled jobs find nothing changed.
+        events=EventPublisher(aws.events(deferred=True), settings.event_bus_name),
+        sync_queue=QueueSender(aws.sqs(deferred=True), settings.sync_queue_url),
+        unpublish_queue=QueueSender(aws.sqs(deferred=True), settings.unpublish_queue_url),
         client_factory=replication_client_factory(
             SecretStore(aws.secrets(), max_age=SECRET_MAX_AGE_SECONDS),
             budgets=budgets_from_settings(settings),

@@ -85,7 +85,11 @@ def build(
         accounts=accounts,
         tokens=tokens,
         policy=settings.policy,
-        unpublish_queue=QueueSender(aws.sqs(), settings.unpublish_queue_url, sleep=sleep),
+        # SQS on first use: only an admin's re-authorisation sends (and a throttled job
+        # hides its message); a takedown does not.
+        unpublish_queue=QueueSender(
+            aws.sqs(deferred=True), settings.unpublish_queue_url, sleep=sleep
+        ),
         deliver=service.deliver,
         clock=clock,
     )
