@@ -8,6 +8,7 @@ import json
 import pytest
 from mls_sync import aws
 from mls_sync.models import PostStatus
+from mls_sync.secrets import SecretStore
 
 from tests.integration.publisher.conftest import Publisher, lambda_context
 
@@ -320,3 +321,33 @@ def test_a_job_that_cannot_finish_in_time_goes_back_to_the_queue_untouched(
     )
     pub.deliver()
     assert _status(pub, "p-7") is PostStatus.UNPUBLISHED
+
+
+def test_a_malformed_linkedin_app_secret_retries_linkedin_only(pub: Publisher) -> None:
+    # Given the LinkedIn app's secret replaced by one without a clientSecret (an operator's
+    # slip), a LinkedIn post whose token was revoked, and a Facebook post of the same sale
+    SecretStore(aws.secrets()).put_json(
+        "mls-sync-test/platform/linkedin-app", {"clientId": "only-the-id"}
+    )
+    pub.listing()
+    pub.sim.add_token("linkedin", LI_TOKEN, account="li-member", refresh_token=LI_REFRESH)
+    urn = "urn:li:share:7000000000000000009"
+    pub.sim.add_post("linkedin", urn, token=LI_TOKEN)
+    pub.sim.revoke(LI_TOKEN)
+    pub.sim.add_post("facebook", "111_999", token=FB_TOKEN)
+    li = pub.account("a-li", "linkedin", {"accessToken": LI_TOKEN, "refreshToken": LI_REFRESH})
+    fb = pub.account("a-fb", "facebook", {"accessToken": FB_TOKEN})
+    # When both jobs run (the publisher was built without reading the app secret)
+    pub.enqueue(pub.job(pub.post("p-li", li, urn)))
+    pub.enqueue(pub.job(pub.post("p-fb", fb, "111_999")))
+    run = pub.deliver()
+    # Then the Facebook post is down, and the LinkedIn job is left to retry: no refresh
+    # call went out, nobody is asked to reconnect (the fault is ours, not the agent's)
+    assert _status(pub, "p-fb") is PostStatus.UNPUBLISHED
+    assert len(run.failed_ids) == 1
+    assert _status(pub, "p-li") is not PostStatus.REAUTH_REQUIRED
+    stored = pub.accounts.get("a-li")
+    assert stored is not None
+    assert stored.status == "active"
+    assert pub.sim.refresh_calls == 0
+    assert ("linkedin_oauth", 200) not in [(r.route, r.status) for r in pub.sim.requests()]

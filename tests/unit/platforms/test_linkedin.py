@@ -15,7 +15,7 @@ from mls_sync.platforms.base import (
     RefreshError,
     RefreshNotSupported,
 )
-from mls_sync.platforms.linkedin import LinkedInClient, OAuthApp
+from mls_sync.platforms.linkedin import AppCredentialsError, AppSource, LinkedInClient, OAuthApp
 from pydantic import SecretStr
 
 from tests.unit.platforms.helpers import (
@@ -33,7 +33,9 @@ APP = OAuthApp(client_id="app-id", client_secret=SecretStr("app-secret-value"))
 REFRESH = SecretStr("AQX-refresh-token-value")
 
 
-def _client(rec: Recorder, *, app: OAuthApp | None = APP, attempts: int = 1) -> LinkedInClient:
+def _client(
+    rec: Recorder, *, app: OAuthApp | AppSource | None = APP, attempts: int = 1
+) -> LinkedInClient:
     return LinkedInClient(settings=SETTINGS, http=rec.http(attempts=attempts), app=app)
 
 
@@ -167,6 +169,38 @@ def test_refresh_without_app_credentials_is_not_supported() -> None:
     assert not client.supports_refresh
     with pytest.raises(RefreshNotSupported):
         client.refresh(account("linkedin"), REFRESH)
+
+
+def test_app_credentials_from_a_source_are_read_on_each_refresh_not_before() -> None:
+    reads: list[str] = []
+
+    def source() -> OAuthApp:
+        reads.append("read")
+        return APP
+
+    token = {"access_token": "AQV-new", "expires_in": 60}
+    rec = Recorder([json_response(200, token), json_response(200, token)])
+    client = _client(rec, app=source)
+    assert client.supports_refresh
+    assert reads == []  # nothing read to build the client
+    client.refresh(account("linkedin"), REFRESH)
+    client.refresh(account("linkedin"), REFRESH)
+    assert reads == ["read", "read"]  # each time (the source has its own cache)
+    form = {k: v[0] for k, v in parse_qs(rec.requests[0].content.decode()).items()}
+    assert form["client_secret"] == "app-secret-value"
+
+
+def test_unreadable_app_credentials_fail_the_refresh_as_transient_without_calling() -> None:
+    def source() -> OAuthApp:
+        raise AppCredentialsError("app secret arn:...:linkedin-app cannot be read")
+
+    rec = Recorder([])
+    with pytest.raises(RefreshError) as excinfo:
+        _client(rec, app=source).refresh(account("linkedin"), REFRESH)
+    # Ours to fix, retried, not a reason to ask the agent to reconnect
+    assert excinfo.value.outcome.kind == "transient"
+    assert "linkedin-app cannot be read" in excinfo.value.outcome.reason
+    assert rec.requests == []
 
 
 def test_transient_delete_failures_are_retried() -> None:

@@ -5,6 +5,7 @@ so a 204 is reported as :class:`Deleted` with ``confirmed=False``. Daily limits 
 00:00 UTC and come without headers.
 """
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -99,11 +100,23 @@ def _after(now: datetime, seconds: int | None) -> datetime | None:
     return now + timedelta(seconds=min(max(0, seconds), _MAX_LIFETIME_SECONDS))
 
 
+class AppCredentialsError(RuntimeError):
+    """The app's credentials could not be had (their secret unreadable or malformed). The
+    message names the secret, never a value."""
+
+
+AppSource = Callable[[], OAuthApp]
+"""Reads the app's credentials when a refresh needs them (raising AppCredentialsError)."""
+
+
 @dataclass
 class LinkedInClient:
     settings: PlatformSettings
     http: PlatformHttp = field(repr=False)
-    app: OAuthApp | None = None
+    app: OAuthApp | AppSource | None = None
+    """The app's credentials, or where to read them on each refresh (the publisher's: its
+    secret through the secrets cache, so a replaced app secret is used within its age, and
+    an unreadable one fails LinkedIn refreshes only, not the publisher)."""
     platform: str = "linkedin"
 
     @property
@@ -187,7 +200,11 @@ class LinkedInClient:
                 "linkedin: no app credentials configured for refresh (only approved partners"
                 " get refresh tokens)"
             )
-        app = self.app
+        try:
+            app = self.app() if callable(self.app) else self.app
+        except AppCredentialsError as exc:
+            # Ours to fix, not the agent's: retried (the queue's receive limit ends it).
+            raise RefreshError(Transient(reason=f"linkedin: {exc}")) from None
         secrets: list[SecretStr | None] = [refresh_token, app.client_secret, account.access_token]
         result = self.http.call(
             "POST",

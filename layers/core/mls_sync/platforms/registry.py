@@ -10,7 +10,7 @@ from mls_sync.platforms.base import PlatformClient, PlatformError
 from mls_sync.platforms.facebook import FacebookClient
 from mls_sync.platforms.http import PlatformHttp
 from mls_sync.platforms.instagram import InstagramClient
-from mls_sync.platforms.linkedin import LinkedInClient, OAuthApp
+from mls_sync.platforms.linkedin import AppSource, LinkedInClient, OAuthApp
 from mls_sync.platforms.settings import PlatformSettings
 
 
@@ -24,7 +24,7 @@ class PlatformDeps:
 
     settings: PlatformSettings
     http: PlatformHttp
-    linkedin_app: OAuthApp | None = None
+    linkedin_app: OAuthApp | AppSource | None = None
 
 
 ClientFactory = Callable[[PlatformDeps], PlatformClient]
@@ -65,7 +65,7 @@ def build_registry(
     settings: PlatformSettings | None = None,
     *,
     http: PlatformHttp | None = None,
-    linkedin_app: OAuthApp | None = None,
+    linkedin_app: OAuthApp | AppSource | None = None,
 ) -> PlatformRegistry:
     return PlatformRegistry(
         PlatformDeps(

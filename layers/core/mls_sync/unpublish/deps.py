@@ -7,6 +7,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from aws_lambda_powertools.utilities.idempotency import DynamoDBPersistenceLayer
+from pydantic import SecretStr
 
 from mls_sync import aws
 from mls_sync.config import load_settings
@@ -17,16 +18,36 @@ from mls_sync.dal.listings import ListingsRepo
 from mls_sync.dal.posts import PostsRepo
 from mls_sync.events import EventPublisher
 from mls_sync.platforms.http import PlatformHttp
-from mls_sync.platforms.linkedin import OAuthApp
+from mls_sync.platforms.linkedin import AppCredentialsError, AppSource, OAuthApp
 from mls_sync.platforms.registry import PlatformDeps, PlatformRegistry
 from mls_sync.queues import QueueSender
-from mls_sync.secrets import SECRET_MAX_AGE_SECONDS, SecretStore
+from mls_sync.secrets import SECRET_MAX_AGE_SECONDS, SecretError, SecretStore
 from mls_sync.timeutil import Clock, utc_now
 from mls_sync.unpublish.outbox import PostsDownClaims
 from mls_sync.unpublish.reauth import Reauthorization
 from mls_sync.unpublish.service import UnpublishService
 from mls_sync.unpublish.settings import PublisherSettings
 from mls_sync.unpublish.tokens import TokenService
+
+
+def linkedin_app_source(secrets: SecretStore, secret_arn: str) -> AppSource:
+    """The LinkedIn app's ``{"clientId", "clientSecret"}`` from its secret, through the
+    secrets cache (``SECRET_MAX_AGE_SECONDS``); AppCredentialsError naming the secret (never
+    a value) when it cannot be read or is not that shape."""
+
+    def read() -> OAuthApp:
+        try:
+            values = secrets.read_json(secret_arn)
+        except (SecretError, ValueError):
+            raise AppCredentialsError(f"app secret {secret_arn} cannot be read") from None
+        client_id, client_secret = values.get("clientId"), values.get("clientSecret")
+        if not isinstance(client_id, str) or not client_id or not isinstance(client_secret, str):
+            raise AppCredentialsError(
+                f"app secret {secret_arn} does not hold a clientId and a clientSecret"
+            )
+        return OAuthApp(client_id=client_id, client_secret=SecretStr(client_secret))
+
+    return read
 
 
 @dataclass(frozen=True)
@@ -51,10 +72,13 @@ def build(
     settings = settings or load_settings(PublisherSettings)
     tables = Tables.from_settings(settings)
     secrets = SecretStore(aws.secrets(), max_age=SECRET_MAX_AGE_SECONDS)
-    linkedin_app: OAuthApp | None = None
-    if settings.linkedin_app_secret_arn:
-        values = secrets.read_json(settings.linkedin_app_secret_arn)
-        linkedin_app = OAuthApp(client_id=values["clientId"], client_secret=values["clientSecret"])
+    # Read when a LinkedIn refresh needs it, not here: at init a slow or malformed app
+    # secret would stop every takedown of every platform.
+    linkedin_app = (
+        linkedin_app_source(secrets, settings.linkedin_app_secret_arn)
+        if settings.linkedin_app_secret_arn
+        else None
+    )
     platforms = PlatformRegistry(
         PlatformDeps(
             settings=settings.platforms,
