@@ -35,7 +35,7 @@ def items_schema() -> dict[str, Any]:
         by_alias=True,
         title="mls-sync DynamoDB items",
         description="One definition per table's item; bookkeeping attributes "
-        "(enabledShard, mlsModifiedKey, leases) are described in docs/data-model.md.",
+        "(enabledShard, leases, postsDownFor) are described in docs/data-model.md.",
     )
     schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
     return schema

@@ -204,6 +204,9 @@ class Listing(ItemModel):
     standard_status: str | None = None
     mls_status: str | None = None
     mls_modified_at: UtcText | None = None
+    mls_modified_key: str | None = None
+    """``mls_modified_at`` as a sortable key (``Instant.sort_key``), written by the DAL with
+    every MLS time: what its conditional writes compare, and which sale a takedown is for."""
     status_changed_at: UtcText | None = None
     synced_at: UtcText | None = None
     sync_excluded: bool = False

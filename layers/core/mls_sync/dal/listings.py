@@ -111,6 +111,7 @@ class ListingsRepo(ItemRepo[Listing], ListingMarks, ListingKeyRepair):
         """Adds a listing and its key-map entry in one transaction; a listing never read
         from the MLS (no ``syncedAt``) is marked new, so the next run looks it up by key."""
         item = listing.to_item()
+        item.pop("mlsModifiedKey", None)  # derived here from the MLS time, never taken as given
         if listing.mls_modified_at:
             item["mlsModifiedKey"] = Instant.parse(listing.mls_modified_at).sort_key()
         entry = key_item(

@@ -72,9 +72,8 @@ class Applier(Outbox):
             self._confirm([record.listing_key])
 
     def _missing(self, listing_id: str) -> None:
-        raw = self.deps.listings.get_raw(listing_id)
-        listing = Listing.model_validate(raw) if raw else None
-        if raw is None or listing is None or listing.sync_excluded:
+        listing = self.deps.listings.get(listing_id)
+        if listing is None or listing.sync_excluded:
             if listing:
                 self.counts.excluded += 1
             else:
@@ -93,7 +92,7 @@ class Applier(Outbox):
         change = self._change(listing, update)
         assert change is not None  # the listing is not deleted yet
         result = self.deps.listings.delete_by_detection(
-            listing, update, change, raw.get("mlsModifiedKey")
+            listing, update, change, listing.mls_modified_key
         )
         if result.applied:
             self.counts.status_changed(change.from_status, change.to_status)

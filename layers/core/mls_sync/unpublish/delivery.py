@@ -20,6 +20,7 @@ from mls_sync.dal.listings import ListingsRepo
 from mls_sync.dal.posts import PostsRepo, SettledPost
 from mls_sync.events import Event, EventPublisher
 from mls_sync.models import (
+    Listing,
     ListingPostsUnpublishedDetail,
     PostStatus,
     PostUnpublishOutcomeDetail,
@@ -125,7 +126,7 @@ class OutcomeDelivery:
         ]
         if any(p.status is PostStatus.PUBLISHED for p in posts):
             return  # a later one announces
-        listing = self.listings.get_raw(post.listing_id)
+        listing = self.listings.get(post.listing_id)
         if listing is None:
             return
         sale = settled.sale if settled.sale is not None else sale_of(listing)
@@ -143,7 +144,7 @@ class OutcomeDelivery:
                     "ListingPostsUnpublished",
                     ListingPostsUnpublishedDetail(
                         listing_id=post.listing_id,
-                        user_id=str(listing.get("userId")),
+                        user_id=listing.user_id,
                         outcomes={k: dict(v) for k, v in outcomes.items()},
                         at=post.updated_at or format_utc(self.clock()),
                         correlation_id=self._correlation(settled, job),
@@ -163,6 +164,6 @@ _TAKEN_DOWN = frozenset(
 )
 
 
-def sale_of(listing: dict[str, object]) -> str:
+def sale_of(listing: Listing) -> str:
     """The listing change a takedown is for: its MLS time (else when its status changed)."""
-    return str(listing.get("mlsModifiedKey") or listing.get("statusChangedAt") or "")
+    return listing.mls_modified_key or listing.status_changed_at or ""

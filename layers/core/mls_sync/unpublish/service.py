@@ -197,7 +197,7 @@ class UnpublishService:
         effects = [EFFECT_EVENT, EFFECT_ANNOUNCE]
         if status is PostStatus.REAUTH_REQUIRED:
             effects.insert(0, EFFECT_ACCOUNT)
-        listing = self.listings.get_raw(post.listing_id)
+        listing = self.listings.get(post.listing_id)
         try:
             settled = self.posts.record_outcome(
                 post.post_id,
