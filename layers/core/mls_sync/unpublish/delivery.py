@@ -86,27 +86,24 @@ class OutcomeDelivery:
     def _correlation(settled: SettledPost, job: UnpublishJob | None) -> str:
         return settled.correlation_id or (job.correlation_id if job else "") or "unknown"
 
+    def _at(self, settled: SettledPost) -> str:
+        """When the post's outcome was recorded (now, for a record without the time)."""
+        return settled.post.updated_at or format_utc(self.clock())
+
     def _send_outcome(self, settled: SettledPost, job: UnpublishJob | None) -> None:
         post = settled.post
-        self.events.publish(
-            [
-                Event(
-                    "PostUnpublishOutcome",
-                    PostUnpublishOutcomeDetail(
-                        post_id=post.post_id,
-                        listing_id=post.listing_id,
-                        platform=post.platform,
-                        outcome=post.status,
-                        reason=post.outcome_reason,
-                        at=post.updated_at or format_utc(self.clock()),
-                        correlation_id=self._correlation(settled, job),
-                        permalink=post.permalink
-                        if post.status is PostStatus.MANUAL_ACTION_REQUIRED
-                        else None,
-                    ),
-                )
-            ]
+        manual = post.status is PostStatus.MANUAL_ACTION_REQUIRED
+        detail = PostUnpublishOutcomeDetail(
+            post_id=post.post_id,
+            listing_id=post.listing_id,
+            platform=post.platform,
+            outcome=post.status,
+            reason=post.outcome_reason,
+            at=self._at(settled),
+            correlation_id=self._correlation(settled, job),
+            permalink=post.permalink if manual else None,
         )
+        self.events.publish([Event("PostUnpublishOutcome", detail)])
 
     def _announce_when_all_down(self, settled: SettledPost, job: UnpublishJob | None) -> None:
         """One ListingPostsUnpublished per sale: when no post of the listing is published.
@@ -138,20 +135,14 @@ class OutcomeDelivery:
             if p.status not in _TAKEN_DOWN:
                 continue  # drafts and scheduled posts were never up
             outcomes.setdefault(p.platform.value, Counter())[p.status.value] += 1
-        self.events.publish(
-            [
-                Event(
-                    "ListingPostsUnpublished",
-                    ListingPostsUnpublishedDetail(
-                        listing_id=post.listing_id,
-                        user_id=listing.user_id,
-                        outcomes={k: dict(v) for k, v in outcomes.items()},
-                        at=post.updated_at or format_utc(self.clock()),
-                        correlation_id=self._correlation(settled, job),
-                    ),
-                )
-            ]
+        detail = ListingPostsUnpublishedDetail(
+            listing_id=post.listing_id,
+            user_id=listing.user_id,
+            outcomes={k: dict(v) for k, v in outcomes.items()},
+            at=self._at(settled),
+            correlation_id=self._correlation(settled, job),
         )
+        self.events.publish([Event("ListingPostsUnpublished", detail)])
 
 
 _TAKEN_DOWN = frozenset(
