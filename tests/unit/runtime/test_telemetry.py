@@ -77,6 +77,9 @@ def test_powertools_output_is_captured_though_its_logger_was_made_elsewhere() ->
     elsewhere = io.StringIO()
     logger = Logger(service="telemetry-test", stream=elsewhere)
     metrics = Metrics(namespace="MlsSync", service="mls-sync")
+    # Powertools' Metrics instances share one metric set: start from an empty one, not from
+    # whatever an earlier test in this process added and never flushed
+    metrics.clear_metrics()
     capture = Capture()
     sink = io.StringIO()
     # When a handler logs and flushes metrics while the output is routed
