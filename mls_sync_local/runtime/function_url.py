@@ -39,6 +39,7 @@ from mls_sync_local.runtime.context import make_context
 from mls_sync_local.runtime.handlers import process_environment
 from mls_sync_local.runtime.local import LocalRuntime
 from mls_sync_local.runtime.stack import find_function
+from mls_sync_local.serving import Serving
 
 Invoke = Callable[[dict[str, Any]], Any]
 
@@ -166,7 +167,7 @@ class FunctionUrlFront:
         server = _Server6 if ":" in host else ThreadingHTTPServer
         self._server = server((host, port), self._handler_class())
         self._server.daemon_threads = True
-        self._thread: threading.Thread | None = None
+        self._serving = Serving(self._server, name="function-url")
 
     @property
     def url(self) -> str:
@@ -176,18 +177,11 @@ class FunctionUrlFront:
         return f"http://{shown}:{port}"
 
     def start(self) -> FunctionUrlFront:
-        self._thread = threading.Thread(
-            target=self._server.serve_forever, name="function-url", daemon=True
-        )
-        self._thread.start()
+        self._serving.start()
         return self
 
     def stop(self) -> None:
-        if self._thread is not None:  # shutdown() waits for a serve_forever that never ran
-            self._server.shutdown()
-            self._thread.join(timeout=5)
-            self._thread = None
-        self._server.server_close()
+        self._serving.stop()
 
     def __enter__(self) -> FunctionUrlFront:
         return self.start()

@@ -26,6 +26,7 @@ from urllib.parse import parse_qs, quote, unquote, unquote_plus, urlencode, urls
 
 from mls_sync.timeutil import Instant
 
+from mls_sync_local.serving import Serving
 from mls_sync_local.sim.entity_events import EventLog, PageShape, metadata_xml
 from mls_sync_local.sim.event_push import EventPusher, PushAttempt, PushStyle
 from mls_sync_local.sim.odata import (
@@ -307,7 +308,7 @@ class MlsSimulator:
         self._window: list[int] = []
         self._lock = threading.RLock()
         self._server: ThreadingHTTPServer | None = None
-        self._thread: threading.Thread | None = None
+        self._serving: Serving | None = None
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -319,26 +320,18 @@ class MlsSimulator:
 
         self._server = ThreadingHTTPServer((self.host, self._port), Handler)
         self._server.daemon_threads = True
-        self._thread = threading.Thread(
-            target=self._server.serve_forever,
-            kwargs={"poll_interval": 0.05},
-            name="mls-sim",
-            daemon=True,
-        )
-        self._thread.start()
+        self._serving = Serving(self._server, name="mls-sim", poll_interval=0.05)
+        self._serving.start()
         return self
 
     def stop(self) -> None:
         if self._pusher is not None:
             self._pusher.stop()
             self._pusher = None
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
+        if self._serving is not None:
+            self._serving.stop()
+            self._serving = None
             self._server = None
-        if self._thread is not None:
-            self._thread.join(timeout=5)
-            self._thread = None
 
     def __enter__(self) -> MlsSimulator:
         return self.start()

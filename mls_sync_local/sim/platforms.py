@@ -37,6 +37,7 @@ from urllib.parse import parse_qs, unquote, urlsplit
 
 from mls_sync.timeutil import Clock, utc_now
 
+from mls_sync_local.serving import Serving
 from mls_sync_local.sim.stack_source import StackSource
 
 Family = Literal["graph", "linkedin"]
@@ -204,7 +205,7 @@ class PlatformSimulator:
         self._stopping = threading.Event()
         self._server = ThreadingHTTPServer((host, port), _make_handler(self))
         self._server.daemon_threads = True
-        self._thread: threading.Thread | None = None
+        self._serving = Serving(self._server, name="platform-sim", poll_interval=0.02)
 
     # --- lifecycle ---------------------------------------------------------------------
 
@@ -225,24 +226,12 @@ class PlatformSimulator:
         }
 
     def start(self) -> PlatformSimulator:
-        if self._thread is None:
-            self._thread = threading.Thread(
-                # A short poll keeps shutdown (and so every test fixture) fast.
-                target=self._server.serve_forever,
-                kwargs={"poll_interval": 0.02},
-                name="platform-sim",
-                daemon=True,
-            )
-            self._thread.start()
+        self._serving.start()
         return self
 
     def stop(self) -> None:
         self._stopping.set()
-        if self._thread is not None:
-            self._server.shutdown()
-            self._thread.join(timeout=5)
-            self._thread = None
-        self._server.server_close()
+        self._serving.stop()
 
     def __enter__(self) -> PlatformSimulator:
         return self.start()
