@@ -64,6 +64,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from bench import cold_start, worker_cost
+from mls_sync_local.runtime.handlers import process_environment
 
 SIZE = int(os.environ.get("BENCH_RSS_SIZE", "10000"))
 TRACING = os.environ.get("BENCH_RSS_TRACING") == "1"
@@ -196,28 +197,6 @@ def _sim_env() -> dict[str, str]:
     return env
 
 
-@contextlib.contextmanager
-def _aws_endpoint(url: str) -> Iterator[None]:
-    from mls_sync import aws  # noqa: PLC0415 - after the endpoint is set
-
-    names = ("AWS_ENDPOINT_URL", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_DEFAULT_REGION")
-    saved = {k: os.environ.get(k) for k in names}
-    os.environ["AWS_ENDPOINT_URL"] = url
-    os.environ.setdefault("AWS_ACCESS_KEY_ID", "testing")
-    os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "testing")
-    os.environ.setdefault("AWS_DEFAULT_REGION", REGION)
-    aws.reset_clients()
-    try:
-        yield
-    finally:
-        aws.reset_clients()
-        for name, value in saved.items():
-            if value is None:
-                os.environ.pop(name, None)
-            else:
-                os.environ[name] = value
-
-
 def _seed(stack: Any, sim: dict[str, Any]) -> None:
     """The connection, its MLS credentials and its 10,000 tracked listings, never synced."""
     from mls_sync import aws  # noqa: PLC0415
@@ -345,7 +324,12 @@ def measure(size: int) -> dict[str, Any]:
     rows: list[dict[str, Any]] = []
     with (
         worker_cost._moto_process() as moto_url,
-        _aws_endpoint(moto_url),
+        process_environment(
+            {
+                "AWS_ENDPOINT_URL": moto_url,
+                "AWS_DEFAULT_REGION": os.environ.get("AWS_DEFAULT_REGION", REGION),
+            }
+        ),
         _child(["sim", str(size)], _sim_env()) as sim,
     ):
         world = sim.read(120)
