@@ -23,7 +23,15 @@ from mls_sync.reso.errors import (
 from mls_sync.reso.limits import CircuitBreaker, RateLimiter
 from mls_sync.reso.profiles import Quotas, profile_for
 from mls_sync.reso.transport import Transport
-from mls_sync.run_failure import Category, FailureText, Refusal, failure_of, read_failure
+from mls_sync.run_failure import (
+    Category,
+    CircuitWait,
+    Exhausted,
+    FailureText,
+    Refusal,
+    failure_of,
+    read_failure,
+)
 from pydantic import SecretStr
 
 NOW = datetime(2026, 12, 1, 9, 0, tzinfo=UTC)
@@ -101,6 +109,7 @@ def test_the_recorded_error_is_text_carrying_its_type() -> None:
     assert isinstance(text, FailureText)
     assert text == "CircuitOpen: circuit open for mls.example.com after repeated failures"
     assert text.failure.category is Category.CIRCUIT
+    assert text.failure.cause == CircuitWait(42.4)
     assert describe_failure([text]).cause == (
         "MLS unreachable: circuit open after repeated failures (next try in 42 s)"
     )
@@ -122,13 +131,17 @@ def test_text_recorded_before_types_reads_back_into_the_same_type() -> None:
         "Connection refused) after 5 attempts"
     )
     assert read is not None
-    assert (read.category, read.attempts) == (Category.UNAVAILABLE, 5)
-    # the problem the transport wrote the text from: its own words, kind and class
-    assert read.problem == Problem(
-        FailureKind.REFUSED,
-        "connection failed (ConnectError: [Errno 111] Connection refused)",
-        error="ConnectError",
-        detail="[Errno 111] Connection refused",
+    # the problem the transport wrote the text from (its own words, kind and class) and the
+    # attempts
+    assert read.category is Category.UNAVAILABLE
+    assert read.cause == Exhausted(
+        Problem(
+            FailureKind.REFUSED,
+            "connection failed (ConnectError: [Errno 111] Connection refused)",
+            error="ConnectError",
+            detail="[Errno 111] Connection refused",
+        ),
+        5,
     )
     assert read_failure("no type here") is None
 
@@ -136,7 +149,7 @@ def test_text_recorded_before_types_reads_back_into_the_same_type() -> None:
 def test_a_live_error_and_its_recorded_text_carry_the_same_types() -> None:
     # A transport error's failure holds the very problem the error carried
     error = _failing(httpx.MockTransport(lambda _r: httpx.Response(503, text="down")), 2)
-    assert failure_of(error).problem == error.problem
+    assert failure_of(error).cause == Exhausted(error.problem, 2)
     # and a refused credential reads back from its text to the refusal it was raised with
     refused = MlsAuthError(
         "token endpoint of auth.mls.com refused the credentials (400, invalid_client: no)",
@@ -147,7 +160,5 @@ def test_a_live_error_and_its_recorded_text_carry_the_same_types() -> None:
     read = read_failure(describe_error(refused))
     assert read is not None
     assert (
-        read.refusal
-        == failure_of(refused).refusal
-        == Refusal("token endpoint", 400, "invalid_client")
+        read.cause == failure_of(refused).cause == Refusal("token endpoint", 400, "invalid_client")
     )

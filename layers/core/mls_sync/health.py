@@ -18,7 +18,14 @@ from datetime import datetime
 from typing import Literal, get_args
 
 from mls_sync.http.failures import FailureKind
-from mls_sync.run_failure import Category, Refusal, RunFailure, typed_failure
+from mls_sync.run_failure import (
+    Category,
+    CircuitWait,
+    Exhausted,
+    Refusal,
+    RunFailure,
+    typed_failure,
+)
 from mls_sync.timeutil import TimestampError, parse_utc
 
 STALE_PERIODS = 2
@@ -59,7 +66,8 @@ _REACHED_NOT = {
 
 
 def _unavailable(failure: RunFailure) -> str:
-    problem = failure.problem
+    exhausted = failure.cause if isinstance(failure.cause, Exhausted) else Exhausted(None)
+    problem = exhausted.problem
     if problem is None:
         words = f"MLS unavailable: {failure.message}"
     elif problem.kind is FailureKind.NOT_LOOPBACK:
@@ -75,21 +83,22 @@ def _unavailable(failure: RunFailure) -> str:
         )
     else:
         words = _REACHED_NOT[problem.kind]
-    return words + (f" ({failure.attempts} attempts)" if failure.attempts else "")
+    return words + (f" ({exhausted.attempts} attempts)" if exhausted.attempts else "")
 
 
 def _cause(failure: RunFailure) -> str:
     """The on-call engineer's words for a typed failure."""
     match failure.category:
         case Category.AUTH:
-            refusal = failure.refusal or Refusal("MLS", None, None)
+            cause = failure.cause
+            refusal = cause if isinstance(cause, Refusal) else Refusal("MLS", None, None)
             said = (refusal.status, refusal.error_code)
             code = " ".join(str(part) for part in said if part is not None)
             return f"{refusal.endpoint} refused the credentials" + (f" ({code})" if code else "")
         case Category.UNAVAILABLE:
             return _unavailable(failure)
         case Category.CIRCUIT:
-            wait = failure.retry_in
+            wait = failure.cause.retry_in if isinstance(failure.cause, CircuitWait) else None
             return "MLS unreachable: circuit open after repeated failures" + (
                 f" (next try in {wait:.0f} s)" if wait is not None else ""
             )

@@ -1,6 +1,7 @@
 """Why a run failed, as a type: the error's class, its category and what the error itself
-carried (the last attempt's :class:`~mls_sync.http.failures.Problem` and the attempt count,
-the refused credential's HTTP status and OAuth error code, the breaker's wait). Health names
+carried, as one :data:`Cause` (the last attempt's :class:`~mls_sync.http.failures.Problem`
+and the attempt count, the refused credential's HTTP status and OAuth error code, or the
+breaker's wait). Health names
 the cause from these fields (``mls_sync.health``), never from the message.
 
 A run's errors are recorded as text (the SyncRun item, the worker's log); the run's own
@@ -62,21 +63,38 @@ class Refusal:
 
 
 @dataclass(frozen=True, slots=True)
+class Exhausted:
+    """A request that ran out of retries: the last attempt's problem (None when the error
+    named no kind) and how many attempts were made, as the error carried them."""
+
+    problem: Problem | None
+    attempts: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class CircuitWait:
+    """No request sent: the breaker is open; ``retry_in`` seconds until its trial request."""
+
+    retry_in: float | None
+
+
+Cause = Exhausted | Refusal | CircuitWait
+"""What the error carried besides its words: one of the three, never two."""
+
+
+@dataclass(frozen=True, slots=True)
 class RunFailure:
     error_class: str
     category: Category
     message: str
-    problem: Problem | None = None
-    """The last attempt's, for a request that ran out of retries: the error carries it."""
-    attempts: int | None = None
-    refusal: Refusal | None = None
-    """Who refused the credentials, and what they said."""
-    retry_in: float | None = None
-    """Seconds until an open circuit's trial request."""
+    cause: Cause | None = None
 
     @property
     def kind(self) -> FailureKind | None:
-        return self.problem.kind if self.problem is not None else None
+        cause = self.cause
+        if isinstance(cause, Exhausted) and cause.problem is not None:
+            return cause.problem.kind
+        return None
 
 
 def failure_of(exc: BaseException) -> RunFailure:
@@ -84,9 +102,9 @@ def failure_of(exc: BaseException) -> RunFailure:
     names = [cls.__name__ for cls in type(exc).__mro__]
     base = RunFailure(type(exc).__name__, _category(names), str(exc))
     if isinstance(exc, MlsAuthError):
-        return replace(base, refusal=Refusal(exc.endpoint, exc.status, exc.error_code))
+        return replace(base, cause=Refusal(exc.endpoint, exc.status, exc.error_code))
     if isinstance(exc, CircuitOpen):
-        return replace(base, retry_in=exc.retry_in)
+        return replace(base, cause=CircuitWait(exc.retry_in))
     if not isinstance(exc, MlsError):
         return base
     problem = exc.problem
@@ -95,7 +113,7 @@ def failure_of(exc: BaseException) -> RunFailure:
         # its class says the kind, its message the words
         kind = next((_KIND_OF_CLASS[n] for n in names if n in _KIND_OF_CLASS), None)
         problem = Problem(kind, str(exc)) if kind is not None else None
-    return replace(base, problem=problem, attempts=exc.attempts)
+    return replace(base, cause=Exhausted(problem, exc.attempts))
 
 
 class FailureText(str):
@@ -143,22 +161,26 @@ def _read_unavailable(failure: RunFailure) -> RunFailure:
     attempts = _ATTEMPTS.search(failure.message)
     text = failure.message[: attempts.start()] if attempts else failure.message
     text = _HOST_PREFIX.sub("", text, count=1)
-    read = replace(failure, attempts=int(attempts.group(1)) if attempts else None)
+    count = int(attempts.group(1)) if attempts else None
     connect = _CONNECT.search(text)
+    problem: Problem | None = None
     if connect:
         detail = connect.group(2)
         kind = _connect_kind(detail or "")
-        return replace(read, problem=Problem(kind, text, error=connect.group(1), detail=detail))
-    if text.startswith("timed out") or "slow server" in text:
-        return replace(read, problem=Problem(FailureKind.TIMED_OUT, text))
-    if text.startswith(("HTTP 5", "HTTP 429")):
+        problem = Problem(kind, text, error=connect.group(1), detail=detail)
+    elif text.startswith("timed out") or "slow server" in text:
+        problem = Problem(FailureKind.TIMED_OUT, text)
+    elif text.startswith(("HTTP 5", "HTTP 429")):
         status = int(text[5:8])
         kind = FailureKind.RATE_LIMITED if status == 429 else FailureKind.SERVER_ERROR
-        return replace(read, problem=Problem(kind, text, status=status))
-    if "JSON" in text:
-        return replace(read, problem=Problem(FailureKind.UNREADABLE, text))
-    # No kind to read: the words, less the host and the count the cause states itself
-    return replace(read, message=text)
+        problem = Problem(kind, text, status=status)
+    elif "JSON" in text:
+        problem = Problem(FailureKind.UNREADABLE, text)
+    if problem is None:
+        # No kind to read: the words, less the host and the count the cause states itself
+        cause = Exhausted(None, count) if count is not None else None
+        return replace(failure, message=text, cause=cause)
+    return replace(failure, cause=Exhausted(problem, count))
 
 
 def read_failure(text: str) -> RunFailure | None:
@@ -173,10 +195,11 @@ def read_failure(text: str) -> RunFailure | None:
         refused = _REFUSED_BY.search(message)
         status, code = refused.groups() if refused else (None, None)
         endpoint = "token endpoint" if message.startswith("token endpoint") else "MLS"
-        return replace(failure, refusal=Refusal(endpoint, int(status) if status else None, code))
+        refusal = Refusal(endpoint, int(status) if status else None, code)
+        return replace(failure, cause=refusal)
     if failure.category is Category.CIRCUIT:
         wait = _NEXT_TRY.search(message)
-        return replace(failure, retry_in=float(wait.group(1)) if wait else None)
+        return replace(failure, cause=CircuitWait(float(wait.group(1)) if wait else None))
     if failure.category is Category.UNAVAILABLE:
         return _read_unavailable(failure)
     return failure
@@ -189,6 +212,9 @@ def typed_failure(text: str) -> RunFailure | None:
 
 __all__ = [
     "Category",
+    "Cause",
+    "CircuitWait",
+    "Exhausted",
     "FailureText",
     "Refusal",
     "RunFailure",
