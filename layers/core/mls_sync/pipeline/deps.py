@@ -81,7 +81,8 @@ def build_manual_deps(settings: Settings | None = None) -> ManualDeps:
                 PostsRepo(tables.posts),
                 QueueSender(aws.sqs(), settings.unpublish_queue_url),
             ),
-            events=EventPublisher(aws.events(), settings.event_bus_name),
+            # Made on first use: only a brake action publishes; a sync request never does.
+            events=EventPublisher(aws.events(deferred=True), settings.event_bus_name),
             sync_queue=sync_queue,
         ),
     )
