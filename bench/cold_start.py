@@ -18,12 +18,22 @@ handler of this stack needs at the least: ``import boto3, pydantic, httpx``, Pow
 ``Logger`` and ``Metrics`` created, and one boto3 client (the goal is against it). Two of
 its imports load only a shell: ``import pydantic`` is lazy (``BaseModel`` and the schema
 machinery load on first use, ~0.15-0.2 s here) and ``import httpx`` leaves out its transport
-(``httpcore``, loaded when a client is made). The row "bare bundle in use" also defines and
-validates one pydantic model and opens one ``httpx.Client``: what the libraries cost once
-used, the floor for a handler that parses events and calls an HTTP API; each handler's ratio
-to it is reported too. Samples alternate (bare, every handler, in a rotating order) for
-``ROUNDS`` rounds so that the machine's noise falls on all of them alike; the figures are
-medians and the ratio is handler ÷ bare of the medians of import + init CPU.
+(``httpcore``, loaded when a client is made). The row "bare bundle + pydantic" also defines
+and validates one pydantic model: the floor for a handler that validates anything with
+pydantic. The row "bare bundle in use" opens one ``httpx.Client`` as well: what the
+libraries cost once used, the floor for a handler that parses events and calls an HTTP API;
+each handler's ratio to it is reported too. Samples alternate (the bare rows, every handler,
+in a rotating order) for ``ROUNDS`` rounds so that the machine's noise falls on all of them
+alike; the figures are medians and the ratio is handler ÷ bare of the medians of import +
+init CPU.
+
+After the rounds, a pass of ``CLASS_ROUNDS`` samples a handler (tracing off) clocks the
+building of classes inside its import (pydantic's ``ModelMetaclass.__new__`` and
+``dataclasses._process_class``, each at its outermost call), with pydantic's schema
+machinery loaded first and left out of the import's time (the row "bare bundle + pydantic"
+shows it): how much of a handler's own import is defining its models and dataclasses. It
+is a pass of its own because the clocks cost a little; the rows above are measured without
+them.
 
 Goal (issue 16): every handler's import + init <= 1.3x the bare bundle, tracing off
 (``POWERTOOLS_TRACE_DISABLED=true``, as in the local runtime and the tests). The same
@@ -66,6 +76,7 @@ ROUNDS = int(os.environ.get("MLS_SYNC_BENCH_ROUNDS", "7"))
 BEFORE = os.environ.get("MLS_SYNC_BENCH_BEFORE")
 BYTECODE = os.environ.get("MLS_SYNC_BENCH_BYTECODE") == "1"
 GOAL_RATIO = 1.3
+CLASS_ROUNDS = 3
 
 # How each handler's first invocation builds its dependencies: the module-level builder it
 # calls (cached per process). A handler missing here is an error, not a silent skip.
@@ -112,13 +123,14 @@ CHILD = textwrap.dedent(
     sys.modules.update(dict.fromkeys(os.environ["BENCH_NOT_IN_LAMBDA"].split(","), None))
     kind, builder, first_use = sys.argv[1], sys.argv[2], sys.argv[3]
     watched = sys.argv[4:]
+    classes = {}
     t0 = time.process_time()
-    if kind in ("bare", "bare-in-use"):
+    if kind in ("bare", "bare-pydantic", "bare-in-use"):
         import boto3, httpx, pydantic
         from aws_lambda_powertools import Logger, Metrics
         Logger()
         Metrics()
-        if kind == "bare-in-use":
+        if kind in ("bare-pydantic", "bare-in-use"):
             class Job(pydantic.BaseModel):
                 job_id: str
             Job.model_validate({"job_id": "j-1"})
@@ -127,6 +139,45 @@ CHILD = textwrap.dedent(
         if kind == "bare-in-use":
             httpx.Client().close()
     else:
+        if os.environ.get("BENCH_CLASS_CLOCK") == "1":
+            # What building classes costs of the import: pydantic models and dataclasses,
+            # each clocked at its outermost call (a separate pass: the clocks cost a little).
+            import dataclasses
+            import pydantic
+            from pydantic._internal import _model_construction as construction
+            # pydantic's schema machinery loads with the first model (the row "bare bundle +
+            # pydantic" pays it): loaded here first, unclocked, so the figures are our
+            # classes' own, and the import is timed from here.
+            class Warm(pydantic.BaseModel):
+                warm: int
+            Warm.model_validate({"warm": 1})
+            t0 = time.process_time()
+            def clocked(what, build, module_of):
+                # [count, seconds] for all classes, and for ours (mls_sync, functions) alone
+                classes[what] = [0, 0.0, 0, 0.0]
+                depth = [0]
+                def wrapper(*args, **kwargs):
+                    depth[0] += 1
+                    start = time.process_time()
+                    try:
+                        return build(*args, **kwargs)
+                    finally:
+                        depth[0] -= 1
+                        if depth[0] == 0:
+                            spent = time.process_time() - start
+                            tally = classes[what]
+                            tally[0] += 1
+                            tally[1] += spent
+                            if str(module_of(args)).startswith(("mls_sync", "functions")):
+                                tally[2] += 1
+                                tally[3] += spent
+                return wrapper
+            meta = construction.ModelMetaclass
+            # ModelMetaclass.__new__(mcs, name, bases, namespace, ...); _process_class(cls, ...)
+            meta.__new__ = clocked("models", meta.__new__, lambda a: a[3].get("__module__"))
+            dataclasses._process_class = clocked(
+                "dataclasses", dataclasses._process_class, lambda a: a[0].__module__
+            )
         module = importlib.import_module(f"functions.{kind}.app")
         t1 = time.process_time()
         getattr(module, builder)()
@@ -143,6 +194,7 @@ CHILD = textwrap.dedent(
         peak_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     print(json.dumps({
         "import_s": t1 - t0,
+        "classes": classes,
         "init_s": t2 - t1,
         "first_use_s": t3 - t2,
         "maxrss_kb": peak_kb,
@@ -215,14 +267,23 @@ def child_env(
 
 
 def sample(
-    kind: str, *, tracing: bool, root: Path = ROOT, pycache: Path | None = None, write: bool = False
+    kind: str,
+    *,
+    tracing: bool,
+    root: Path = ROOT,
+    pycache: Path | None = None,
+    write: bool = False,
+    class_clock: bool = False,
 ) -> dict[str, Any]:
     builder = INIT.get(kind, "-")
+    env = child_env(tracing=tracing, root=root, pycache=pycache, write=write)
+    if class_clock:
+        env["BENCH_CLASS_CLOCK"] = "1"
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     done = subprocess.run(
         [sys.executable, "-c", CHILD, kind, builder, FIRST_USE.get(kind, ""), *WATCHED],
         cwd=root,
-        env=child_env(tracing=tracing, root=root, pycache=pycache, write=write),
+        env=env,
         capture_output=True,
         text=True,
         timeout=120,
@@ -271,13 +332,41 @@ def _summary(samples: list[dict[str, Any]]) -> dict[str, Any]:
     }
 
 
+def _classes(samples: list[dict[str, Any]]) -> dict[str, Any]:
+    """Medians of a handler's class-clock samples: its import, and how many pydantic models and
+    dataclasses it built and in how long (ours: those of ``mls_sync`` and ``functions``), with
+    the share of the import that building ours took."""
+
+    def median(what: str, i: int) -> float:
+        return float(statistics.median(s["classes"][what][i] for s in samples))
+
+    import_s = statistics.median(s["import_s"] for s in samples)
+    ours_s = median("models", 3) + median("dataclasses", 3)
+    return {
+        "import_s": round(import_s, 4),
+        "models": int(median("models", 0)),
+        "models_ms": round(median("models", 1) * 1000, 1),
+        "our_models": int(median("models", 2)),
+        "our_models_ms": round(median("models", 3) * 1000, 1),
+        "dataclasses": int(median("dataclasses", 0)),
+        "dataclasses_ms": round(median("dataclasses", 1) * 1000, 1),
+        "our_dataclasses": int(median("dataclasses", 2)),
+        "our_dataclasses_ms": round(median("dataclasses", 3) * 1000, 1),
+        "our_share": round(ours_s / import_s, 2),
+    }
+
+
 def run(out: Path) -> dict[str, Any]:
     del out  # bench/__main__ writes the returned figures
     names = handlers()
     here, before = ROOT, Path(BEFORE).resolve() if BEFORE else None
     # (name, tracing, root): the bare bundles, every handler tracing off and on, and the
     # handlers of the BEFORE checkout (tracing off) when one is named.
-    kinds: list[tuple[str, bool, Path]] = [("bare", False, here), ("bare-in-use", False, here)]
+    kinds: list[tuple[str, bool, Path]] = [
+        ("bare", False, here),
+        ("bare-pydantic", False, here),
+        ("bare-in-use", False, here),
+    ]
     kinds += [(name, False, here) for name in names]
     kinds += [(name, True, here) for name in names]
     if before is not None:
@@ -293,11 +382,18 @@ def run(out: Path) -> dict[str, Any]:
                 figures = sample(kind, tracing=tracing, root=root, pycache=pycache)
                 samples[(kind, tracing, root)].append(figures)
             print(f"round {round_no + 1}/{ROUNDS} done", flush=True)
+        # Where a handler's import goes: a pass of its own, with the class clocks on.
+        clocked: dict[str, list[dict[str, Any]]] = {name: [] for name in names}
+        for _ in range(CLASS_ROUNDS):
+            for name in names:
+                clocked[name].append(sample(name, tracing=False, pycache=pycache, class_clock=True))
     bare = _summary(samples[kinds[0]])
-    in_use = _summary(samples[kinds[1]])
+    with_pydantic = _summary(samples[kinds[1]])
+    with_pydantic["ratio"] = round(with_pydantic["import_init_s"] / bare["import_init_s"], 2)
+    in_use = _summary(samples[kinds[2]])
     in_use["ratio"] = round(in_use["import_init_s"] / bare["import_init_s"], 2)
     rows: list[dict[str, Any]] = []
-    for name, tracing, root in kinds[2:]:
+    for name, tracing, root in kinds[3:]:
         row = {
             "handler": name,
             "tracing": tracing,
@@ -321,11 +417,26 @@ def run(out: Path) -> dict[str, Any]:
         )
 
     line("bare bundle", bare, "1.00", "")
+    line("bare bundle + pydantic", with_pydantic, f"{with_pydantic['ratio']:.2f}", "")
     line("bare bundle in use", in_use, f"{in_use['ratio']:.2f}", "1.00")
     for row in rows:
         label = row["handler"] + (" (tracing on)" if row["tracing"] else "")
         label += " (before)" if row["checkout"] != "this" else ""
         line(label, row, f"{row['ratio']:.2f}", f"{row['ratio_in_use']:.2f}")
+    classes = {name: _classes(clocked[name]) for name in names}
+    print(
+        f"\nclass building inside the import, tracing off ({CLASS_ROUNDS} samples, medians;"
+        " all classes / ours):\n"
+        f"{'':<26}{'import':>8}{'models':>10}{'ms':>12}{'dataclasses':>13}{'ms':>12}"
+        f"{'ours':>7}"
+    )
+    for name, c in classes.items():
+        print(
+            f"{name:<26}{c['import_s']:>8.3f}{c['models']:>5} / {c['our_models']:<3}"
+            f"{c['models_ms']:>6.1f} / {c['our_models_ms']:<4.1f}"
+            f"{c['dataclasses']:>8} / {c['our_dataclasses']:<3}"
+            f"{c['dataclasses_ms']:>6.1f} / {c['our_dataclasses_ms']:<4.1f}{c['our_share']:>6.0%}"
+        )
     off = [r for r in rows if not r["tracing"] and r["checkout"] == "this"]
     verdict = "ok" if all(r["within_goal"] for r in off) else "OVER GOAL"
     print(f"goal: every handler <= {GOAL_RATIO}x the bare bundle, tracing off: {verdict}")
@@ -337,8 +448,10 @@ def run(out: Path) -> dict[str, Any]:
         "load_average": os.getloadavg(),
         "goal_ratio": GOAL_RATIO,
         "bare": bare,
+        "bare_with_pydantic": with_pydantic,
         "bare_in_use": in_use,
         "bytecode": BYTECODE,
         "handlers": rows,
+        "class_building": classes,
         "within_goal": all(r["within_goal"] for r in off),
     }
