@@ -1,8 +1,8 @@
 """Why a run failed, as a type: the error's class, its category and what the error itself
 carried, as one :data:`Cause` (the last attempt's :class:`~mls_sync.http.failures.Problem`
 and the attempt count, the refused credential's HTTP status and OAuth error code, or the
-breaker's wait). Health names
-the cause from these fields (``mls_sync.health``), never from the message.
+breaker's wait). Health names the cause from it (``mls_sync.health``), never from the
+message.
 
 A run's errors are recorded as text (the SyncRun item, the worker's log); the run's own
 error is a :class:`FailureText`, a ``str`` that also carries its :class:`RunFailure`, so
