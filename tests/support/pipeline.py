@@ -41,6 +41,7 @@ from mls_sync.timeutil import format_utc
 
 from mls_sync_local.runtime.context import LambdaContext, make_context
 from mls_sync_local.sim.mls import MlsSimulator
+from tests.support.clock import FakeMonotonic
 from tests.support.stack import STACK, LocalStack
 
 EVENTS = Path(__file__).resolve().parents[2] / "events"
@@ -51,19 +52,6 @@ USER = "u-ben"
 def load_event(name: str) -> dict[str, Any]:
     loaded: dict[str, Any] = json.loads((EVENTS / name).read_text(encoding="utf-8"))
     return loaded
-
-
-class FakeMonotonic:
-    """A monotonic clock the test moves (the simulator's request hook can move it too)."""
-
-    def __init__(self) -> None:
-        self.now = 1_000.0
-
-    def __call__(self) -> float:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += seconds
 
 
 def sqs_event(jobs: list[SyncJob], *, receive_count: int = 1) -> dict[str, Any]:

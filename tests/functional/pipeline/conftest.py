@@ -5,7 +5,8 @@ from collections.abc import Iterator
 import pytest
 
 from mls_sync_local.sim.mls import MlsSimulator
-from tests.support.pipeline import FakeMonotonic, World, event_tap
+from tests.support.clock import FakeMonotonic
+from tests.support.pipeline import World, event_tap
 from tests.support.stack import LocalStack
 
 

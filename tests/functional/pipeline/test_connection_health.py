@@ -14,7 +14,8 @@ from mls_sync.queues import QueueSender
 
 from functions.dispatcher import app as dispatcher
 from mls_sync_local.runtime.context import make_context
-from tests.support.pipeline import FakeMonotonic, load_event
+from tests.support.clock import FakeMonotonic
+from tests.support.pipeline import load_event
 from tests.support.stack import LocalStack
 
 T0 = datetime(2026, 11, 28, 18, 0, tzinfo=UTC)

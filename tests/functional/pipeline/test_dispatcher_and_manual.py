@@ -18,7 +18,8 @@ from mls_sync.status import Status
 from functions.dispatcher import app as dispatcher
 from functions.manual_sync import app as manual_sync
 from mls_sync_local.runtime.context import make_context
-from tests.support.pipeline import FakeMonotonic, load_event
+from tests.support.clock import FakeMonotonic
+from tests.support.pipeline import load_event
 from tests.support.stack import LocalStack
 
 NOW = datetime(2026, 11, 28, 17, 4, 5, tzinfo=UTC)

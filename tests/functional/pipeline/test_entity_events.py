@@ -17,7 +17,8 @@ from mls_sync.status import Status
 
 from mls_sync_local.sim.mls import MlsSimulator
 from tests.functional.pipeline.test_worker_robustness import FailingFor
-from tests.support.pipeline import CONNECTION, FakeMonotonic, World, event_tap
+from tests.support.clock import FakeMonotonic
+from tests.support.pipeline import CONNECTION, World, event_tap
 from tests.support.stack import LocalStack
 
 VARIANTS: dict[str, dict[str, Any]] = {

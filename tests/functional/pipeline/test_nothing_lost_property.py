@@ -73,7 +73,8 @@ from mls_sync.reso.cursor import position
 from mls_sync.status import Status, parse_standard_status
 
 from mls_sync_local.sim.mls import MlsSimulator
-from tests.support.pipeline import CONNECTION, USER, FakeMonotonic, World, event_tap
+from tests.support.clock import FakeMonotonic
+from tests.support.pipeline import CONNECTION, USER, World, event_tap
 from tests.support.stack import create_stack_resources
 
 PERIOD = 300  # seconds between schedule firings

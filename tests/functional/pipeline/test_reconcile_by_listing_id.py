@@ -12,7 +12,8 @@ from mls_sync.run_counts import RunCounts
 from mls_sync.status import Status
 
 from mls_sync_local.sim.mls import MlsSimulator
-from tests.support.pipeline import CONNECTION, FakeMonotonic, World, event_tap, transitions
+from tests.support.clock import FakeMonotonic
+from tests.support.pipeline import CONNECTION, World, event_tap, transitions
 from tests.support.stack import LocalStack
 
 

@@ -20,7 +20,8 @@ from functions.dispatcher import app as dispatcher
 from functions.worker import app as worker
 from mls_sync_local.runtime.moto_server import moto_server
 from mls_sync_local.sim.mls import MlsSimulator
-from tests.support.pipeline import CONNECTION, FakeMonotonic, World, event_tap, load_event
+from tests.support.clock import FakeMonotonic
+from tests.support.pipeline import CONNECTION, World, event_tap, load_event
 from tests.support.stack import create_stack_resources
 
 

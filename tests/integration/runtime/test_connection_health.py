@@ -44,7 +44,7 @@ from mls_sync_local.runtime.moto_server import moto_server
 from mls_sync_local.runtime.tick import TickSummary, run_tick
 from mls_sync_local.seed import Seeder, stack_tables
 from mls_sync_local.sim.mls import MlsSimulator
-from tests.support.pipeline import FakeMonotonic
+from tests.support.clock import FakeMonotonic
 
 STACK = "mls-sync-health-test"
 PERIOD = timedelta(minutes=15)

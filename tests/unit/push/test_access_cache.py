@@ -5,14 +5,16 @@ from __future__ import annotations
 from mls_sync.dal.push_access import PushAccess
 from mls_sync.push.access_cache import CachedAccess
 
+from tests.support.clock import FakeMonotonic
+
 ARN = "arn:aws:secretsmanager:us-east-1:123456789012:secret:stack/push/c-1"
 
 
 class Source:
     """The Connections table as the receiver reads it, counting reads."""
 
-    def __init__(self) -> None:
-        self.rows: dict[str, PushAccess] = {}
+    def __init__(self, rows: dict[str, PushAccess]) -> None:
+        self.rows = dict(rows)
         self.reads = 0
 
     def get(self, connection_id: str) -> PushAccess | None:
@@ -20,34 +22,30 @@ class Source:
         return self.rows.get(connection_id)
 
 
-class Clock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
+def _given(
+    rows: dict[str, PushAccess], **limits: int
+) -> tuple[Source, FakeMonotonic, CachedAccess]:
+    """A receiver's cache (30 s) over a table holding ``rows``, on a clock the test moves."""
+    source, clock = Source(rows), FakeMonotonic()
+    return source, clock, CachedAccess(source, max_age=30, monotonic=clock, **limits)
 
 
 def test_a_granting_answer_is_read_once_while_fresh_then_read_again() -> None:
-    source, clock = Source(), Clock()
-    source.rows["c-1"] = PushAccess(enabled=True, push_secret_arn=ARN)
-    cache = CachedAccess(source, max_age=30, monotonic=clock)
+    source, clock, cache = _given({"c-1": PushAccess(enabled=True, push_secret_arn=ARN)})
     for _ in range(50):  # a flood within the age: one read
         assert cache.get("c-1") == PushAccess(enabled=True, push_secret_arn=ARN)
     assert source.reads == 1
     # When the connection is disabled, the change shows once the answer is older than 30 s
     source.rows["c-1"] = PushAccess(enabled=False, push_secret_arn=ARN)
-    clock.now += 29.9
+    clock.advance(29.9)
     assert cache.get("c-1").enabled is True  # type: ignore[union-attr]
-    clock.now += 0.1
+    clock.advance(0.1)
     assert cache.get("c-1") == PushAccess(enabled=False, push_secret_arn=ARN)
     assert source.reads == 2
 
 
 def test_unknown_connections_and_unset_tokens_are_read_every_time() -> None:
-    source, clock = Source(), Clock()
-    source.rows["c-2"] = PushAccess(enabled=True, push_secret_arn=None)
-    cache = CachedAccess(source, max_age=30, monotonic=clock)
+    source, _, cache = _given({"c-2": PushAccess(enabled=True, push_secret_arn=None)})
     assert cache.get("c-nobody") is None
     assert cache.get("c-nobody") is None
     assert cache.get("c-2") == PushAccess(enabled=True, push_secret_arn=None)
@@ -58,12 +56,10 @@ def test_unknown_connections_and_unset_tokens_are_read_every_time() -> None:
 
 
 def test_a_connection_removed_is_forgotten_when_next_read() -> None:
-    source, clock = Source(), Clock()
-    source.rows["c-1"] = PushAccess(enabled=True, push_secret_arn=ARN)
-    cache = CachedAccess(source, max_age=30, monotonic=clock)
+    source, clock, cache = _given({"c-1": PushAccess(enabled=True, push_secret_arn=ARN)})
     cache.get("c-1")
     del source.rows["c-1"]
-    clock.now += 31
+    clock.advance(31)
     assert cache.get("c-1") is None
     source.rows["c-1"] = PushAccess(enabled=True, push_secret_arn=ARN)
     assert cache.get("c-1") is not None  # read again, not a stale None or a stale grant
@@ -71,10 +67,8 @@ def test_a_connection_removed_is_forgotten_when_next_read() -> None:
 
 
 def test_the_cache_holds_at_most_max_entries_dropping_the_oldest() -> None:
-    source, clock = Source(), Clock()
-    for n in range(5):
-        source.rows[f"c-{n}"] = PushAccess(enabled=True, push_secret_arn=ARN)
-    cache = CachedAccess(source, max_age=30, monotonic=clock, max_entries=3)
+    rows = {f"c-{n}": PushAccess(enabled=True, push_secret_arn=ARN) for n in range(5)}
+    source, _, cache = _given(rows, max_entries=3)
     for n in range(5):
         cache.get(f"c-{n}")
     assert source.reads == 5

@@ -3,30 +3,23 @@
 from __future__ import annotations
 
 from mls_sync_local.runtime.context import make_context
-
-
-class FakeClock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
+from tests.support.clock import FakeMonotonic
 
 
 def test_remaining_time_counts_down_and_stops_at_zero() -> None:
     # Given a worker context (300 s timeout) on a fake clock
-    clock = FakeClock()
+    clock = FakeMonotonic()
     context = make_context(
         "mls-sync-dev-worker", timeout_seconds=300, memory_mb=1024, region="us-east-1", clock=clock
     )
     # Then it starts with the full timeout
     assert context.get_remaining_time_in_millis() == 300_000
     # When 299.5 s pass
-    clock.now += 299.5
+    clock.advance(299.5)
     assert context.get_remaining_time_in_millis() == 500
     assert not context.timed_out
     # And past the timeout it reads zero, never negative
-    clock.now += 10
+    clock.advance(10)
     assert context.get_remaining_time_in_millis() == 0
     assert context.timed_out
 
